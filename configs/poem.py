@@ -1,0 +1,55 @@
+"""English verse with a character-level GPT: the embedded `poem` model.
+
+Train (about 25 min on 2 CPU cores):
+    python train.py --config configs/poem.py --workdir runs/poem
+Result: see README "Results" (validation loss in nats/char and bits/char).
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.model_name = "poem"
+    c.data = "verse-en"
+    c.val_fraction = 0.05
+    c.tokenizer = "char"  # or "bpe" (byte-level, vocab_size tokens)
+    c.vocab_size = 0  # only used by bpe
+
+    c.model = ml_collections.ConfigDict()
+    c.model.num_layers = 4
+    c.model.num_heads = 4
+    c.model.embed_dim = 256
+    c.model.context_length = 256
+    c.model.dropout = 0.1
+
+    c.seed = 0
+    c.train_steps = 3000
+    c.batch_size = 32  # global, over all devices of all processes
+    c.learning_rate = 2e-3
+    c.lr_schedule = "cosine"
+    c.warmup_steps = 100
+    c.min_learning_rate_ratio = 0.1
+    c.weight_decay = 0.1
+    c.grad_clip_norm = 1.0
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.99
+    c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU
+    c.fsdp = False
+
+    c.log_every = 50
+    c.eval_every = 500
+    c.eval_batches = 16
+    c.checkpoint_every = 500
+    c.max_to_keep = 3
+    c.async_checkpoints = True
+    c.init_from = ""  # "pretrained:poem", an export dir or a finished workdir: fine-tune from it
+    c.export_dtype = "bfloat16"
+
+    # Sampling defaults (sample.py reads them from the exported config.json).
+    c.sample = ml_collections.ConfigDict()
+    c.sample.max_new_tokens = 240
+    c.sample.temperature = 0.8
+    c.sample.top_k = 0
+    c.sample.top_p = 0.95
+    return c

@@ -1,0 +1,58 @@
+"""Train any zoo model with the one shared loop.
+
+    python train.py --config configs/poem.py --workdir runs/poem [--config.KEY=VALUE ...]
+
+Running the same command again resumes from the newest valid checkpoint in the workdir. Multi-host: on
+Cloud TPU pods just run it on every host; elsewhere add --coordinator_address HOST:PORT --num_processes N
+--process_id I on each process.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from zoo import cli
+from zoo import config as config_lib
+from zoo.errors import UsageError
+
+
+def main(argv: list[str]) -> int:
+    parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="a configs/*.py file")
+    parser.add_argument("--workdir", required=True, help="checkpoints, metrics and the export go here")
+    parser.add_argument("--coordinator_address", default=None)
+    parser.add_argument("--num_processes", type=int, default=None)
+    parser.add_argument("--process_id", type=int, default=None)
+    args, overrides = parser.parse_known_args(argv)
+    config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
+    if (args.coordinator_address is None) != (args.num_processes is None) or (
+            args.num_processes is not None and args.process_id is None):
+        raise UsageError("multi-process runs need --coordinator_address, --num_processes and --process_id")
+    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every"):
+        if config[key] <= 0:
+            raise UsageError(f"--config.{key} must be positive, got {config[key]}")
+
+    from zoo import registry
+    entry = registry.get(config.get("model_name", ""))
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("absl", "jax._src", "orbax", "orbax.checkpoint"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from zoo.train import loop, mesh
+
+    mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+    task = registry.resolve(entry.task)(config, args.workdir)
+    try:
+        metrics = loop.train(config, args.workdir, task)
+    except loop.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("eval/"))
+    print(f"done: {args.workdir}  {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,102 @@
+"""Config files (`get_config()` returning an `ml_collections.ConfigDict`) and `--config.KEY=VALUE` overrides.
+
+We parse overrides ourselves instead of using absl's `config_flags`: a bad override must give one clear line
+and exit code 2 (absl prints a usage dump and exits 1), and we want the same behaviour in train.py, in tests
+and in notebooks.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import pathlib
+import sys
+from typing import Any
+
+import ml_collections
+
+from zoo.errors import UsageError
+
+OVERRIDE_PREFIX = "--config."
+
+
+def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """Imports `path` as a module and returns its `get_config()`."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"zoo_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    # Configs may build on each other (`from configs import poem`): make their package importable.
+    sys.path.insert(0, str(path.resolve().parent.parent))
+    try:
+        spec.loader.exec_module(module)
+        config = module.get_config()
+    except Exception as e:  # a broken user config is bad input, not a crash of ours
+        raise UsageError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
+    finally:
+        sys.path.pop(0)
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UsageError(f"{path}: get_config() must return an ml_collections.ConfigDict")
+    return config
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    """Converts `text` to the type of the value it replaces, so `--config.seed=abc` fails loudly."""
+    try:
+        if isinstance(current, bool):
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return lowered in ("true", "1")
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, str):
+            return text
+        if isinstance(current, (tuple, list)):
+            value = ast.literal_eval(text)
+            if not isinstance(value, (tuple, list)):
+                raise ValueError(text)
+            return type(current)(value)
+        if current is None:
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return text
+    except (ValueError, SyntaxError):
+        raise UsageError(
+            f"bad override --config.{key}={text}: expected a {type(current).__name__}"
+        ) from None
+    raise UsageError(f"--config.{key} cannot be overridden from the command line")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
+    """Applies `--config.a.b=value` strings to a copy of `config`; unknown keys are errors."""
+    config = ml_collections.ConfigDict(config.to_dict())  # unlocked copy; keep the caller's intact
+    for item in overrides:
+        if not item.startswith(OVERRIDE_PREFIX) or "=" not in item:
+            raise UsageError(f"bad argument {item!r}: expected --config.KEY=VALUE")
+        key, text = item[len(OVERRIDE_PREFIX):].split("=", 1)
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                raise UsageError(f"unknown config key --config.{key}")
+            node = node[part]
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise UsageError(f"unknown config key --config.{key}")
+        if isinstance(node[leaf], ml_collections.ConfigDict):
+            raise UsageError(f"--config.{key} is a group; set one of its keys instead")
+        node[leaf] = _parse_value(text, node[leaf], key)
+    return config
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(json.loads(text))

@@ -1,0 +1,46 @@
+"""Batches for language modelling: random windows of a token stream, a pure function of (seed, step).
+
+Statelessness is what makes resume exact and multi-host feeding trivial: the global batch of step s is
+drawn from `default_rng([seed, s])`, and process p keeps rows [p*B/n, (p+1)*B/n). The data position saved in
+a checkpoint is simply the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def _rows(global_batch: int, process_index: int, process_count: int) -> slice:
+    local = global_batch // process_count
+    return slice(process_index * local, (process_index + 1) * local)
+
+
+class TokenWindows:
+    """Windows of `context_length + 1` tokens (inputs and shifted targets) from a 1-D token array."""
+
+    def __init__(self, tokens: np.ndarray, context_length: int, global_batch: int, seed: int):
+        if len(tokens) < context_length + 2:
+            raise ValueError(f"only {len(tokens)} tokens: too few for windows of {context_length + 1}")
+        self.tokens = np.asarray(tokens, np.int32)
+        self.window = context_length + 1
+        self.global_batch = global_batch
+        self.seed = seed
+
+    def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, step])
+        starts = rng.integers(0, len(self.tokens) - self.window + 1, size=self.global_batch)
+        starts = starts[_rows(self.global_batch, process_index, process_count)]
+        return {"tokens": self.tokens[starts[:, None] + np.arange(self.window)]}
+
+    def eval_batches(self, max_batches: int, process_index: int = 0,
+                     process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+        """Fixed, evenly spaced windows covering the stream: the same every time."""
+        n_windows = max(1, min(max_batches * self.global_batch, len(self.tokens) // self.window))
+        n_batches = max(1, n_windows // self.global_batch)
+        starts = np.linspace(0, len(self.tokens) - self.window, n_batches * self.global_batch).astype(np.int64)
+        rows = _rows(self.global_batch, process_index, process_count)
+        for b in range(n_batches):
+            chunk = starts[b * self.global_batch:(b + 1) * self.global_batch][rows]
+            yield {"tokens": self.tokens[chunk[:, None] + np.arange(self.window)]}

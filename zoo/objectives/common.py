@@ -1,0 +1,30 @@
+"""Pieces every single-model objective shares: the state layout and the gradient step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+from flax import nnx
+
+PyTree = Any
+
+
+def init_model_state(model: nnx.Module, tx: optax.GradientTransformation) -> dict[str, PyTree]:
+    """{"params", "opt_state"} with params as a plain dict tree: Orbax- and optax-friendly, and what
+    `nnx.merge(graphdef, params)` takes back."""
+    params = nnx.state(model, nnx.Param).to_pure_dict()
+    return {"params": params, "opt_state": tx.init(params)}
+
+
+def gradient_step(state: dict[str, PyTree], tx: optax.GradientTransformation,
+                  loss_fn: Callable[[PyTree], tuple[jax.Array, dict[str, jax.Array]]],
+                  ) -> tuple[dict[str, PyTree], dict[str, jax.Array]]:
+    """One optimiser step on `loss_fn(params) -> (loss, aux metrics)`; adds loss and grad_norm."""
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+    return {"params": params, "opt_state": opt_state}, metrics

@@ -1,0 +1,58 @@
+"""Model name -> where its config, model, objective (training task) and sampler live.
+
+Entries are import strings so that `sample.py --model nonsense` answers instantly, without importing JAX.
+Adding a model family means one file in models/, one in objectives/, one config and one entry here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pathlib
+from typing import Any
+
+from zoo.errors import UsageError
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    config: str  # file under configs/
+    model: str  # "module:Class", an NNX module
+    task: str  # "module:factory(config, workdir) -> Task": loss, steps and data for the training loop
+    sampler: str  # "module:factory(export_dir) -> Sampler"
+    output: str  # what the sampler writes: "txt", "png", "mid"
+
+    @property
+    def config_path(self) -> pathlib.Path:
+        return REPO_ROOT / "configs" / self.config
+
+    @property
+    def pretrained_dir(self) -> pathlib.Path:
+        return PRETRAINED_DIR / self.name
+
+
+MODELS: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        Entry("poem", "poem.py", "zoo.models.gpt:GPT", "zoo.objectives.lm:build_task",
+              "zoo.sample.poem:PoemSampler", "txt"),
+        Entry("poem-zh", "poem_zh.py", "zoo.models.gpt:GPT", "zoo.objectives.lm:build_task",
+              "zoo.sample.poem:PoemSampler", "txt"),
+    ]
+}
+
+
+def get(name: str) -> Entry:
+    if name not in MODELS:
+        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def resolve(target: str) -> Any:
+    """Imports "package.module:attribute"."""
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)

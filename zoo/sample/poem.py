@@ -1,0 +1,60 @@
+"""Poems from a language model: the prompt opens the poem (priming, like nanoGPT's --start).
+
+The prompt is encoded after an end-of-text token, which is how every poem starts in training, so the
+model continues it as the opening of a new poem. The output is the prompt verbatim followed by the
+sampled continuation, up to the model's end-of-text token or, failing that, the last complete line.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import numpy as np
+from flax import nnx
+
+from zoo.errors import UsageError
+from zoo.objectives.lm import TOKENIZER_DIR, build_model
+from zoo.sample.decoding import generate
+from zoo.text import tokenizer as tokenizer_lib
+from zoo.train import export as export_lib
+
+
+class PoemSampler:
+    extension = "txt"
+
+    def __init__(self, export_dir: pathlib.Path):
+        self.config = export_lib.load_config(export_dir)
+        self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / TOKENIZER_DIR)
+        abstract = nnx.eval_shape(lambda: build_model(self.config, len(self.tokenizer), nnx.Rngs(0)))
+        self.graphdef, expected = nnx.split(abstract)
+        expected = expected.to_pure_dict()
+        params = export_lib.load_params(export_dir)
+        export_lib.check_same_structure(expected, params, f"checkpoint {export_dir}")
+        self.params = jax.tree.map(lambda e, p: jax.numpy.asarray(p, e.dtype), expected, params)
+        self.context_length = self.config.model.context_length
+
+    def sample(self, prompt: str, num: int, seed: int, temperature: float | None = None,
+               top_k: int | None = None, top_p: float | None = None,
+               max_new_tokens: int | None = None) -> list[str]:
+        defaults = self.config.sample
+        eos = self.tokenizer.eos_token_id
+        ids = [eos] + self.tokenizer.encode(prompt, add_special_tokens=False)
+        room = self.context_length - len(ids)
+        if room < 8:
+            raise UsageError(f"prompt too long for this model: {len(ids) - 1} tokens, at most "
+                             f"{self.context_length - 9} fit its context of {self.context_length}")
+        new = min(max_new_tokens or defaults.max_new_tokens, room)
+        tokens = generate(self.graphdef, self.params, np.tile(np.asarray(ids, np.int32), (num, 1)),
+                          max_new_tokens=new, key=jax.random.PRNGKey(seed),
+                          temperature=defaults.temperature if temperature is None else temperature,
+                          top_k=defaults.top_k if top_k is None else top_k,
+                          top_p=defaults.top_p if top_p is None else top_p, eos_id=eos)
+        return [prompt + self._continuation(row, eos) for row in np.asarray(tokens)]
+
+    def _continuation(self, row: np.ndarray, eos: int) -> str:
+        ended = np.nonzero(row == eos)[0]
+        text = self.tokenizer.decode(row[: ended[0]] if len(ended) else row, skip_special_tokens=True)
+        if not len(ended) and "\n" in text:  # ran out of room: end on the last whole line
+            text = text[: text.rindex("\n")]
+        return text.rstrip()

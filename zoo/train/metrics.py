@@ -1,0 +1,82 @@
+"""Where training metrics go: WORKDIR/metrics.jsonl, TensorBoard event files, and the terminal.
+
+Only process 0 writes. On resume, records newer than the restored step are dropped from metrics.jsonl,
+so the file always describes one consistent run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+from typing import Any
+
+import jax
+
+
+class MetricsWriter:
+    def __init__(self, workdir: pathlib.Path, total_steps: int, resume_step: int):
+        self.enabled = jax.process_index() == 0
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self.total_steps = total_steps
+        self._tb = None
+        self._bar = None
+        if not self.enabled:
+            return
+        self._truncate(resume_step)
+        try:
+            from tensorboardX import SummaryWriter
+            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+        except ImportError:  # TensorBoard is optional; metrics.jsonl is the record of truth
+            self._tb = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self._bar = tqdm(total=total_steps, initial=resume_step, dynamic_ncols=True, unit="step")
+
+    def _truncate(self, resume_step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= resume_step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, step)
+        summary = "  ".join(f"{k}={_short(v)}" for k, v in record.items() if k != "step")
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
+            self._bar.set_postfix_str(summary, refresh=True)
+        else:
+            print(f"step {step}/{self.total_steps}  {summary}", flush=True)
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            (self._bar.write if self._bar is not None else print)(text)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)

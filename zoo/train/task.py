@@ -1,0 +1,49 @@
+"""The contract between the one training loop and a model family.
+
+The loop (zoo/train/loop.py) owns devices, sharding, checkpoints, metrics and preemption; a Task owns
+everything family-specific: the state it trains (one or several models and optimizers), its jittable
+train/eval steps, where its batches come from, and what sampling needs from the state. The loop never
+learns which family it runs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+
+PyTree = Any
+Batch = dict[str, np.ndarray]
+Metrics = dict[str, jax.Array]
+
+
+class Task(Protocol):
+    """What a family provides to the loop. All step functions are pure and are jitted by the loop."""
+
+    def init_state(self, key: jax.Array) -> PyTree:
+        """Fresh trainable state (params, optimizer states ...) from a PRNG key. Traced under jit."""
+
+    def train_step(self, state: PyTree, batch: Batch, key: jax.Array) -> tuple[PyTree, Metrics]:
+        """One optimisation step on a GLOBAL batch; `key` is unique to the step. Metrics are scalars."""
+
+    def eval_step(self, state: PyTree, batch: Batch) -> Metrics:
+        """Scalar metrics (means over the batch) of a held-out batch."""
+
+    def train_batch(self, step: int, process_index: int, process_count: int) -> Batch:
+        """This process's rows of the global batch of `step`. A pure function of (seed, step), so a
+        resumed run sees exactly the batches an uninterrupted run would have seen."""
+
+    def eval_batches(self, process_index: int, process_count: int) -> Iterator[Batch]:
+        """This process's rows of each fixed validation batch."""
+
+    def export_params(self, state: PyTree) -> PyTree:
+        """What sampling needs from the state (e.g. a GAN's generator only), as a pure dict tree."""
+
+    def load_params(self, state: PyTree, params: PyTree) -> PyTree:
+        """`state` with its sampling params replaced by `params` (fine-tuning with `init_from`)."""
+
+    def save_assets(self, directory: pathlib.Path) -> None:
+        """Writes the non-array files sampling needs (tokenizer ...) into `directory`."""
