@@ -9,7 +9,6 @@ Cloud TPU pods just run it on every host; elsewhere add --coordinator_address HO
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from zoo import cli
@@ -36,9 +35,7 @@ def main(argv: list[str]) -> int:
     from zoo import registry
     entry = registry.get(config.get("model_name", ""))
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("absl", "jax._src", "orbax", "orbax.checkpoint"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cli.setup_logging()
 
     from zoo.train import loop, mesh
 

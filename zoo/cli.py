@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -15,6 +16,21 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def setup_logging() -> None:
+    """Progress (INFO) to stdout, problems (WARNING and up) to stderr: so that a bad-input run's stderr is
+    exactly its one error line, and warnings such as a corrupt checkpoint still stand out."""
+    fmt = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    info = logging.StreamHandler(sys.stdout)
+    info.setFormatter(fmt)
+    info.addFilter(lambda record: record.levelno < logging.WARNING)
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setFormatter(fmt)
+    problems.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, handlers=[info, problems], force=True)
+    for noisy in ("absl", "jax._src", "orbax", "orbax.checkpoint", "tensorboardX"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> NoReturn:

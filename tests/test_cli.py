@@ -1,0 +1,79 @@
+"""Bad input to either CLI: exit code 2 and ONE clear line on stderr, never a traceback, and no file of the
+user's is touched."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, env, run_sample
+
+
+def _train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], env=env(), capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def assert_usage_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "nope", "--prompt", "hi"], "unknown model 'nope'"),
+    (["--model", "poem", "--prompt", ""], "prompt is empty"),
+    (["--model", "poem", "--prompt", "  \n "], "prompt is empty"),
+    (["--model", "poem", "--prompt", "x" * 100_000], "at most 2000"),
+    (["--model", "poem", "--prompt", "hi", "--num", "0"], "--num"),
+    (["--model", "poem", "--prompt", "hi", "--top_p", "2"], "--top_p"),
+    (["--model", "poem", "--prompt", "hi", "--bogus"], "unrecognized arguments"),
+    (["--prompt", "hi"], "--model"),
+    (["--model", "poem", "--prompt", "hi", "--checkpoint", "/nonexistent/dir"], "does not exist"),
+])
+def test_sample_rejects_bad_input(args: list[str], fragment: str) -> None:
+    assert_usage_error(run_sample(*args), fragment)
+
+
+def test_sample_rejects_a_directory_without_a_model(tmp_path: pathlib.Path) -> None:
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "hi", "--checkpoint", str(tmp_path)),
+                       "holds no exported model")
+
+
+def test_sample_rejects_a_checkpoint_of_another_model(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "params").mkdir()
+    (tmp_path / "config.json").write_text('{"model_name": "dcgan-of-the-future"}')
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "hi", "--checkpoint", str(tmp_path)),
+                       "not a poem model")
+
+
+def test_sample_never_overwrites_a_users_file(tmp_path: pathlib.Path) -> None:
+    precious = tmp_path / "poem.txt"
+    precious.write_text("my own poem")
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "hi", "--out", str(precious)), "--overwrite")
+    assert precious.read_text() == "my own poem"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.nope=1"], "unknown config key --config.nope"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.model.num_layers=two"], "expected a int"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.train_steps=0"], "must be positive"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.model=3"], "is a group"),
+    (["--config", "configs/missing.py", "--workdir", "W"], "config file not found"),
+    (["--config", "configs/poem.py"], "--workdir"),
+    (["--config", "configs/poem.py", "--workdir", "W", "stray"], "expected --config.KEY=VALUE"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--num_processes", "2"], "multi-process runs need"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.data=text:/nonexistent/corpus.txt"],
+     "/nonexistent/corpus.txt"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.data=nonsense"], "nonsense"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.init_from=/nonexistent/run"], "does not exist"),
+])
+def test_train_rejects_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
+    args = [str(tmp_path / "w") if a == "W" else a for a in args]
+    assert_usage_error(_train(*args), fragment)

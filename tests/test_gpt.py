@@ -1,0 +1,186 @@
+"""GPT decoder, its KV cache, and the generic samplers in zoo.sample.decoding (tiny model, CPU).
+
+Compiles dominate the run time here, so model calls go through one jitted helper and the generate
+tests share shape buckets (prompt bucket 8, total bucket 32) and sampling settings.
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from zoo.models.gpt import GPT, num_params
+from zoo.sample import decoding
+from zoo.sample.decoding import generate, generate_reference, sample_logits
+
+VOCAB, CTX, T = 50, 64, 12
+TOPK_TOPP = {"temperature": 1.0, "top_k": 10, "top_p": 0.9}
+
+
+def make_model(**kw) -> GPT:
+    cfg = {"vocab_size": VOCAB, "context_length": CTX, "num_layers": 2, "num_heads": 4, "embed_dim": 32,
+           "rngs": nnx.Rngs(0)}
+    return GPT(**(cfg | kw))
+
+
+@partial(jax.jit, static_argnames=("graphdef",))
+def _apply(graphdef, params, x, key):
+    rngs = None if key is None else nnx.Rngs(dropout=key)
+    return nnx.merge(graphdef, params)(x, deterministic=key is None, rngs=rngs)
+
+
+def forward(model: GPT, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """model(x), jitted; with a key, in training mode with dropout drawn from it."""
+    return _apply(*nnx.split(model), x, key)
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT:
+    return make_model()
+
+
+def tokens(b: int, t: int, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, VOCAB, (b, t)).astype(np.int32)
+
+
+def param_variables(model: GPT) -> list:
+    _, state = nnx.split(model)
+    return jax.tree.leaves(state, is_leaf=lambda v: isinstance(v, nnx.Variable))
+
+
+def test_shapes_and_params(model):
+    logits = forward(model, tokens(2, T))
+    assert logits.shape == (2, T, VOCAB) and logits.dtype == jnp.float32
+    assert all(type(v) is nnx.Param for v in param_variables(model))
+    # wte + wpe + per layer (ln, qkv, proj, ln, fc, proj) + ln_f; no separate output head (tied).
+    d = 32
+    per_layer = 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d)
+    assert num_params(model) == VOCAB * d + CTX * d + 2 * per_layer + 2 * d
+
+
+def test_causal(model):
+    x = tokens(2, T)
+    y = x.copy()
+    y[:, 7] = (y[:, 7] + 1) % VOCAB
+    a, b = forward(model, x), forward(model, y)
+    np.testing.assert_allclose(a[:, :7], b[:, :7], atol=1e-6)
+    assert not np.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_bf16_close_to_fp32(model):
+    bf16 = make_model(dtype=jnp.bfloat16)
+    x = tokens(2, T)
+    lo, hi = forward(bf16, x), forward(model, x)
+    assert lo.dtype == jnp.float32
+    assert all(v.dtype == jnp.float32 for v in param_variables(bf16))
+    np.testing.assert_allclose(lo, hi, atol=5e-2)
+
+
+def test_dropout():
+    m = make_model(dropout=0.2)
+    x = tokens(2, T)
+    np.testing.assert_array_equal(forward(m, x), forward(m, x))
+    t1 = forward(m, x, jax.random.key(1))
+    np.testing.assert_array_equal(t1, forward(m, x, jax.random.key(1)))
+    assert not np.allclose(t1, forward(m, x, jax.random.key(2)))
+    assert not np.allclose(t1, forward(m, x))
+    with pytest.raises(ValueError, match="rngs"):
+        m(jnp.asarray(x), deterministic=False)
+    assert all(type(v) is nnx.Param for v in param_variables(m))
+
+
+def test_decode_matches_forward(model):
+    graphdef, params = nnx.split(model)
+    decode = jax.jit(lambda p, x, c, i: nnx.merge(graphdef, p).decode(x, c, i))
+    x = tokens(2, T)
+    full = forward(model, x)
+    logits, _ = decode(params, x, model.init_cache(2, 16), 0)
+    np.testing.assert_allclose(logits, full, atol=1e-5)
+    # Prefill 5 tokens then one token at a time.
+    logits, cache = decode(params, x[:, :5], model.init_cache(2, 16), 0)
+    steps = [logits]
+    for t in range(5, T):
+        logits, cache = decode(params, x[:, t:t + 1], cache, jnp.int32(t))
+        steps.append(logits)
+    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("plen", [3, 11])
+@pytest.mark.parametrize("kw", [TOPK_TOPP, {"temperature": 0.0}], ids=["topk_topp", "greedy"])
+def test_generate_matches_reference(model, plen, kw):
+    g, p = nnx.split(model)
+    prompt = tokens(3, plen, seed=plen)
+    key = jax.random.key(7)
+    fast = generate(g, p, prompt, max_new_tokens=15, key=key, **kw)
+    slow = generate_reference(g, p, prompt, max_new_tokens=15, key=key, **kw)
+    assert fast.shape == (3, 15) and fast.dtype == np.int32
+    np.testing.assert_array_equal(fast, slow)
+
+
+def assert_eos_filled(out: np.ndarray, free: np.ndarray, eos: int) -> None:
+    """out == free up to each row's first eos, eos after it."""
+    for row_free, row in zip(free, out, strict=True):
+        hits = np.flatnonzero(row_free == eos)
+        first = hits[0] if hits.size else len(row)
+        np.testing.assert_array_equal(row[:first], row_free[:first])
+        assert (row[first:] == eos).all()
+
+
+def test_generate_eos_and_bucket_reuse(model):
+    g, p = nnx.split(model)
+    key = jax.random.key(3)
+    prompt = tokens(3, 5, seed=1)
+    free = generate(g, p, prompt, max_new_tokens=20, key=key, **TOPK_TOPP)
+    eos = int(free[0, 4])
+    out = generate(g, p, prompt, max_new_tokens=20, key=key, eos_id=eos, **TOPK_TOPP)
+    np.testing.assert_array_equal(
+        out, generate_reference(g, p, prompt, max_new_tokens=20, key=key, eos_id=eos, **TOPK_TOPP))
+    assert_eos_filled(out, free, eos)
+    # Greedy on identical rows: every row emits eos at the same step, so the while_loop stops early.
+    same = np.repeat(prompt[:1], 3, axis=0)
+    greedy = generate(g, p, same, max_new_tokens=20, key=key, temperature=0.0)
+    eos = int(greedy[0, 3])
+    out = generate(g, p, same, max_new_tokens=20, key=key, temperature=0.0, eos_id=eos)
+    assert_eos_filled(out, greedy, eos)
+    # Other prompt/output lengths in the same buckets reuse the compiled sampler.
+    before = decoding._generate_jit._cache_size()
+    generate(g, p, tokens(3, 7, seed=2), max_new_tokens=17, key=key, **TOPK_TOPP)
+    assert decoding._generate_jit._cache_size() == before
+    with pytest.raises(ValueError, match="context_length"):
+        generate(g, p, prompt, max_new_tokens=CTX, key=key)
+
+
+@jax.jit
+def _sample_checks(logits: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+    keys = jax.random.split(key, 500)
+    many = partial(jax.vmap, in_axes=(None, 0))
+    return {
+        "greedy": sample_logits(logits, key, 0.0),
+        "top1": sample_logits(logits, key, 1.0, top_k=1),
+        "tiny_p": sample_logits(logits, key, 1.0, top_p=1e-6),
+        "top5": many(partial(sample_logits, temperature=1.0, top_k=5))(logits, keys),
+        "plain": many(partial(sample_logits, temperature=1.0))(logits, keys),
+        "p08": many(partial(sample_logits, temperature=1.0, top_p=0.8))(logits, keys),
+    }
+
+
+def test_sample_logits():
+    logits = np.random.RandomState(0).randn(4, VOCAB).astype(np.float32) * 3
+    r = {k: np.asarray(v) for k, v in _sample_checks(logits, jax.random.key(1)).items()}
+    argmax = logits.argmax(-1)
+    for name in ("greedy", "top1", "tiny_p"):
+        np.testing.assert_array_equal(r[name], argmax)
+    top5 = np.argsort(-logits, axis=-1)[:, :5]
+    assert (r["top5"][:, :, None] == top5[None]).any(-1).all()
+    assert not (r["plain"][:, :, None] == top5[None]).any(-1).all()  # the filter did something
+    # top-p keeps the smallest set of most likely tokens holding >= top_p of the mass.
+    for row in range(4):
+        probs = np.exp(logits[row] - logits[row].max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)
+        n_keep = int(np.searchsorted(np.cumsum(probs[order]), 0.8)) + 1
+        assert set(r["p08"][:, row].tolist()) <= set(order[:n_keep].tolist())
+        assert len(set(r["p08"][:, row].tolist())) > 1 or n_keep == 1

@@ -1,0 +1,152 @@
+"""The shared loop end to end on real verse: learning, fine-tuning, determinism across device layouts,
+crash/preemption/corruption recovery and NaN handling. Every run is the real train.py in a subprocess."""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers import ROOT, checkpoint_steps, env, free_port, losses, metrics, run_sample, run_train, train_cmd
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A tiny model trained for 150 steps: the base for the learning, export and fine-tuning tests."""
+    workdir = tmp_path_factory.mktemp("trained")
+    run_train(workdir, "--config.train_steps=150", "--config.log_every=10", "--config.eval_every=75",
+              "--config.checkpoint_every=75")
+    return workdir
+
+
+def test_loss_decreases_on_verse(trained: pathlib.Path) -> None:
+    records = metrics(trained)
+    train = [r["train/loss"] for r in records if "train/loss" in r]
+    evals = [r["eval/loss"] for r in records if "eval/loss" in r]
+    vocab_entropy = math.log(100)  # ~ the char vocab: an untrained model's loss
+    assert train[0] > 3.5
+    assert train[-1] < train[0] - 1.0, train
+    assert len(evals) == 2 and evals[-1] < 3.2 and evals[-1] < vocab_entropy - 1.0, evals
+    assert all(r["steps_per_sec"] > 0 for r in records)
+    assert checkpoint_steps(trained) == [75, 150]
+    assert (trained / "export" / "config.json").is_file() and (trained / "export" / "tokenizer").is_dir()
+    assert any((trained / "tensorboard").iterdir())
+
+
+def test_sample_from_trained_workdir(trained: pathlib.Path) -> None:
+    result = run_sample("--model", "poem", "--prompt", "The moon", "--checkpoint", str(trained), "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("The moon") and len(result.stdout) > len("The moon") + 10
+
+
+def test_init_from_starts_at_the_pretrained_loss(trained: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    run_train(tmp_path, f"--config.init_from={trained}", "--config.train_steps=3", "--config.log_every=1",
+              "--config.eval_every=0", "--config.learning_rate=1e-4")
+    pretrained_final = [r["train/loss"] for r in metrics(trained) if "train/loss" in r][-1]
+    first = losses(tmp_path)[1]
+    assert abs(first - pretrained_final) < 0.35, (first, pretrained_final)
+    scratch_first = [r["train/loss"] for r in metrics(trained) if "train/loss" in r][0]
+    assert first < scratch_first - 1.0
+
+
+def test_same_losses_on_1_device_8_devices_and_2_processes(tmp_path: pathlib.Path) -> None:
+    common = ["--config.train_steps=3", "--config.log_every=1", "--config.eval_every=0",
+              "--config.checkpoint_every=100"]
+    run_train(tmp_path / "one", *common, devices=1)
+    run_train(tmp_path / "eight", *common, devices=8)
+    port = free_port()
+    procs = [subprocess.Popen(train_cmd(tmp_path / "two", *common) + [
+        "--coordinator_address", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)],
+        env=env(4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    one, eight, two = (losses(tmp_path / name) for name in ("one", "eight", "two"))
+    assert sorted(one) == [1, 2, 3] and one.keys() == eight.keys() == two.keys()
+    for step in one:
+        assert abs(one[step] - eight[step]) < 1e-5 and abs(one[step] - two[step]) < 1e-5, (one, eight, two)
+    assert one[3] != one[1]  # the runs did train
+
+
+RESUME = ["--config.train_steps=300", "--config.log_every=1", "--config.eval_every=0",
+          "--config.checkpoint_every=25", "--config.max_to_keep=3"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
+    """Losses of the uninterrupted run that the interrupted ones must reproduce."""
+    workdir = tmp_path_factory.mktemp("reference")
+    run_train(workdir, *RESUME)
+    return losses(workdir)
+
+
+def _start_and_wait(workdir: pathlib.Path, min_step: int) -> subprocess.Popen:
+    proc = subprocess.Popen(train_cmd(workdir, *RESUME), env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be interrupted: {proc.stderr.read()}")
+        if max(losses(workdir), default=0) >= min_step and checkpoint_steps(workdir):
+            return proc
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("run made no progress")
+
+
+def _assert_matches(workdir: pathlib.Path, reference: dict[int, float]) -> None:
+    resumed = losses(workdir)
+    assert sorted(resumed) == sorted(reference)
+    for step, loss in reference.items():
+        assert abs(resumed[step] - loss) < 1e-6, (step, resumed[step], loss)
+
+
+def test_kill_9_then_same_command_resumes_the_same_run(tmp_path: pathlib.Path, reference: dict) -> None:
+    proc = _start_and_wait(tmp_path, 60)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = max(losses(tmp_path))
+    assert killed_at < 300
+    result = run_train(tmp_path, *RESUME)
+    assert "resumed from step" in result.stdout
+    _assert_matches(tmp_path, reference)
+
+
+def test_sigterm_saves_and_exits_0_then_corrupt_newest_falls_back(tmp_path: pathlib.Path, reference: dict) -> None:
+    proc = _start_and_wait(tmp_path, 60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    stopped = int(out.split("SIGTERM: saved step ")[1].split(";")[0])
+    steps = checkpoint_steps(tmp_path)
+    assert steps[-1] == stopped and stopped < 300 and len(steps) >= 2
+
+    # Flip bytes in the newest checkpoint's largest file: Orbax would restore it silently.
+    newest = tmp_path / "checkpoints" / str(stopped)
+    victim = max((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+    result = run_train(tmp_path, *RESUME)
+    assert f"checkpoint step {stopped}" in result.stderr and "unusable" in result.stderr
+    assert f"resumed from step {steps[-2]}" in result.stdout
+    assert (tmp_path / "corrupt_checkpoints").is_dir()  # kept aside, not deleted
+    _assert_matches(tmp_path, reference)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoints(tmp_path: pathlib.Path) -> None:
+    result = run_train(tmp_path, "--config.train_steps=50", "--config.log_every=1", "--config.eval_every=0",
+                       "--config.checkpoint_every=1", "--config.learning_rate=1e30", "--config.warmup_steps=0",
+                       "--config.grad_clip_norm=0", "--config.lr_schedule=constant", check=False)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "became" in line and "stopped. Last good checkpoint: step" in line, result.stderr
+    good = int(line.split("Last good checkpoint: step ")[1].split()[0])
+    assert checkpoint_steps(tmp_path)[-1] == good
+    assert all(math.isfinite(loss) for loss in losses(tmp_path).values())
