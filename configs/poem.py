@@ -20,11 +20,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.num_layers = 4
     c.model.num_heads = 4
     c.model.embed_dim = 256
-    c.model.context_length = 256
+    c.model.context_length = 128  # the sampler slides this window for longer poems
     c.model.dropout = 0.1
 
     c.seed = 0
-    c.train_steps = 3000
+    c.train_steps = 1200
     c.batch_size = 32  # global, over all devices of all processes
     c.learning_rate = 2e-3
     c.lr_schedule = "cosine"
@@ -38,9 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.fsdp = False
 
     c.log_every = 50
-    c.eval_every = 500
+    c.eval_every = 200
     c.eval_batches = 16
-    c.checkpoint_every = 500
+    c.checkpoint_every = 200
     c.max_to_keep = 3
     c.async_checkpoints = True
     c.init_from = ""  # "pretrained:poem", an export dir or a finished workdir: fine-tune from it

@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = poem.get_config()
     c.model_name = "poem-zh"
     c.data = "tang"
-    c.model.context_length = 128  # a regulated verse is 20-64 characters with punctuation
+    c.model.context_length = 96  # a regulated verse is 24-71 characters with punctuation and newlines
+    c.batch_size = 48
     c.sample.max_new_tokens = 100
     return c

@@ -38,17 +38,30 @@ class PoemSampler:
         defaults = self.config.sample
         eos = self.tokenizer.eos_token_id
         ids = [eos] + self.tokenizer.encode(prompt, add_special_tokens=False)
-        room = self.context_length - len(ids)
-        if room < 8:
+        if len(ids) > self.context_length - 8:
             raise UsageError(f"prompt too long for this model: {len(ids) - 1} tokens, at most "
                              f"{self.context_length - 9} fit its context of {self.context_length}")
-        new = min(max_new_tokens or defaults.max_new_tokens, room)
-        tokens = generate(self.graphdef, self.params, np.tile(np.asarray(ids, np.int32), (num, 1)),
-                          max_new_tokens=new, key=jax.random.PRNGKey(seed),
-                          temperature=defaults.temperature if temperature is None else temperature,
-                          top_k=defaults.top_k if top_k is None else top_k,
-                          top_p=defaults.top_p if top_p is None else top_p, eos_id=eos)
-        return [prompt + self._continuation(row, eos) for row in np.asarray(tokens)]
+        options = dict(temperature=defaults.temperature if temperature is None else temperature,
+                       top_k=defaults.top_k if top_k is None else top_k,
+                       top_p=defaults.top_p if top_p is None else top_p, eos_id=eos)
+        rows = self._generate(np.tile(np.asarray(ids, np.int32), (num, 1)),
+                              max_new_tokens or defaults.max_new_tokens, jax.random.PRNGKey(seed), options)
+        return [prompt + self._continuation(row, eos) for row in rows]
+
+    def _generate(self, prompt: np.ndarray, total: int, key: jax.Array, options: dict) -> np.ndarray:
+        """KV-cached sampling that slides the context window: once a chunk fills the model's context,
+        the next chunk is primed with the newest half of it, so a poem may outgrow the context."""
+        new = np.zeros((prompt.shape[0], 0), np.int32)
+        window = prompt
+        for chunk in range(total):  # never reached: each pass adds at least context/2 tokens
+            room = min(self.context_length - window.shape[1], total - new.shape[1])
+            out = generate(self.graphdef, self.params, window, max_new_tokens=room,
+                           key=jax.random.fold_in(key, chunk), **options)
+            new = np.concatenate([new, np.asarray(out)], axis=1)
+            if new.shape[1] >= total or (new == options["eos_id"]).any(axis=1).all():
+                return new
+            window = np.concatenate([prompt, new], axis=1)[:, -(self.context_length // 2):]
+        return new
 
     def _continuation(self, row: np.ndarray, eos: int) -> str:
         ended = np.nonzero(row == eos)[0]
