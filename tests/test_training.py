@@ -54,21 +54,24 @@ def test_init_from_starts_at_the_pretrained_loss(trained: pathlib.Path, tmp_path
     assert first < scratch_first - 1.0
 
 
-def test_same_losses_on_1_device_8_devices_and_2_processes(tmp_path: pathlib.Path) -> None:
+def test_same_losses_on_1_device_8_devices_fsdp_and_2_processes(tmp_path: pathlib.Path) -> None:
     common = ["--config.train_steps=3", "--config.log_every=1", "--config.eval_every=0",
-              "--config.checkpoint_every=100"]
+              "--config.checkpoint_every=100", "--config.model.embed_dim=64"]  # MLP big enough for FSDP
     run_train(tmp_path / "one", *common, devices=1)
     run_train(tmp_path / "eight", *common, devices=8)
+    fsdp = run_train(tmp_path / "fsdp", *common, "--config.fsdp=true", devices=8)
+    assert "fsdp: 6 of" in fsdp.stdout, fsdp.stdout  # the two MLP matrices and their two Adam moments
     port = free_port()
     procs = [subprocess.Popen(train_cmd(tmp_path / "two", *common) + [
         "--coordinator_address", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)],
         env=env(4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) for i in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    one, eight, two = (losses(tmp_path / name) for name in ("one", "eight", "two"))
-    assert sorted(one) == [1, 2, 3] and one.keys() == eight.keys() == two.keys()
+    one, eight, fsdp, two = (losses(tmp_path / name) for name in ("one", "eight", "fsdp", "two"))
+    assert sorted(one) == [1, 2, 3] and one.keys() == eight.keys() == fsdp.keys() == two.keys()
     for step in one:
-        assert abs(one[step] - eight[step]) < 1e-5 and abs(one[step] - two[step]) < 1e-5, (one, eight, two)
+        for other in (eight, fsdp, two):
+            assert abs(one[step] - other[step]) < 1e-5, (one, eight, fsdp, two)
     assert one[3] != one[1]  # the runs did train
 
 

@@ -75,6 +75,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
 
     abstract = jax.eval_shape(init_state)
     shardings = mesh_lib.state_shardings(abstract, mesh, config.get("fsdp", False))
+    if config.get("fsdp", False):
+        split = [a.size for a, s in zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings), strict=True)
+                 if not s.is_fully_replicated]
+        log.info("fsdp: %d of %d arrays (%.0f%% of the state) split over %d devices", len(split),
+                 len(jax.tree.leaves(abstract)), 100 * sum(split) / sum(a.size for a in jax.tree.leaves(abstract)),
+                 mesh.size)
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
     batch_sharding = mesh_lib.batch_sharding(mesh)
     replicated = mesh_lib.replicated(mesh)
