@@ -49,6 +49,8 @@ def main(argv: list[str]) -> int:
 
     entry = registry.get(args.model)
     prompt = check_prompt(args.prompt)
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 1 <= args.num <= 1024:
         raise UsageError(f"--num must be between 1 and 1024, got {args.num}")
     if args.temperature is not None and args.temperature < 0:

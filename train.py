@@ -9,6 +9,9 @@ Cloud TPU pods just run it on every host; elsewhere add --coordinator_address HO
 
 from __future__ import annotations
 
+import logging
+import pathlib
+import signal
 import sys
 
 from zoo import cli
@@ -28,18 +31,30 @@ def main(argv: list[str]) -> int:
     if (args.coordinator_address is None) != (args.num_processes is None) or (
             args.num_processes is not None and args.process_id is None):
         raise UsageError("multi-process runs need --coordinator_address, --num_processes and --process_id")
-    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every"):
+    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
         if config[key] <= 0:
             raise UsageError(f"--config.{key} must be positive, got {config[key]}")
+    if not 0 <= config.seed < 2**32:
+        raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")
+    if "://" in args.workdir:
+        raise UsageError("--workdir must be a local or mounted path (e.g. a gcsfuse mount), not a URL")
+    if pathlib.Path(args.workdir).exists() and not pathlib.Path(args.workdir).is_dir():
+        raise UsageError(f"--workdir {args.workdir} is a file, not a directory")
 
     from zoo import registry
     entry = registry.get(config.get("model_name", ""))
 
     cli.setup_logging()
+    # Preempted before the loop (which installs its own handler) has anything to save: a clean exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+
+    import jax
 
     from zoo.train import loop, mesh
 
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+    if jax.process_index() > 0:  # one process reports progress; every process still reports problems
+        logging.getLogger().setLevel(logging.WARNING)
     task = registry.resolve(entry.task)(config, args.workdir)
     try:
         metrics = loop.train(config, args.workdir, task)

@@ -14,12 +14,12 @@ import time
 
 import jax
 import numpy as np
-import optax
 from flax import nnx
 
 from zoo import config as config_lib
 from zoo.objectives.common import gradient_step, init_model_state
-from zoo.objectives.lm import build_model
+from zoo.objectives.lm import lm_loss
+from zoo.registry import build_model
 from zoo.sample.decoding import generate
 from zoo.train.optim import make_optimizer
 
@@ -31,16 +31,13 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=96)
     args, overrides = parser.parse_known_args()
     config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
-    model = build_model(config, args.vocab, nnx.Rngs(0))
+    model = build_model(config, nnx.Rngs(0), vocab_size=args.vocab)
     graphdef = nnx.graphdef(model)
     tx = make_optimizer(config)
     state = init_model_state(model, tx)
 
     def step(state, tokens, key):
-        def loss_fn(params):
-            logits = nnx.merge(graphdef, params)(tokens[:, :-1], deterministic=False, rngs=nnx.Rngs(dropout=key))
-            return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean(), {}
-        return gradient_step(state, tx, loss_fn)
+        return gradient_step(state, tx, lambda params: lm_loss(graphdef, params, tokens, key))
 
     step = jax.jit(step, donate_argnums=0)
     rng = np.random.default_rng(0)

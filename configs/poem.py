@@ -14,7 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = "verse-en"
     c.val_fraction = 0.05
     c.tokenizer = "char"  # or "bpe" (byte-level, vocab_size tokens)
-    c.vocab_size = 0  # only used by bpe
+    c.vocab_size = 0  # bpe: number of tokens (0 = 4096); char: a cap on the alphabet (0 = none)
 
     c.model = ml_collections.ConfigDict()
     c.model.num_layers = 4

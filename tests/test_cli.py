@@ -9,21 +9,12 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, env, run_sample
+from tests.helpers import ROOT, assert_usage_error, env, run_sample
 
 
 def _train(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], env=env(), capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
-
-
-def assert_usage_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -34,6 +25,7 @@ def assert_usage_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     (["--model", "poem", "--prompt", "hi", "--num", "0"], "--num"),
     (["--model", "poem", "--prompt", "hi", "--top_p", "2"], "--top_p"),
     (["--model", "poem", "--prompt", "hi", "--bogus"], "unrecognized arguments"),
+    (["--model", "poem", "--prompt", "hi", "--seed", str(2**64)], "--seed"),
     (["--prompt", "hi"], "--model"),
     (["--model", "poem", "--prompt", "hi", "--checkpoint", "/nonexistent/dir"], "does not exist"),
 ])
@@ -73,6 +65,10 @@ def test_sample_never_overwrites_a_users_file(tmp_path: pathlib.Path) -> None:
      "/nonexistent/corpus.txt"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.data=nonsense"], "nonsense"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.init_from=/nonexistent/run"], "does not exist"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.model.num_heads=3"], "bad model config"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.compute_dtype=float77"], "compute_dtype"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.seed=-1"], "seed"),
+    (["--config", "configs/poem.py", "--workdir", "gs://bucket/run"], "not a URL"),
 ])
 def test_train_rejects_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
     args = [str(tmp_path / "w") if a == "W" else a for a in args]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pathlib
 
-from tests.helpers import run_sample
-from tests.test_cli import assert_usage_error
+from tests.helpers import assert_usage_error, run_sample
 
 
 def _ok(*args: str) -> str:

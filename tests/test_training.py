@@ -12,7 +12,18 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, checkpoint_steps, env, free_port, losses, metrics, run_sample, run_train, train_cmd
+from tests.helpers import (
+    ROOT,
+    assert_usage_error,
+    checkpoint_steps,
+    env,
+    free_port,
+    losses,
+    metrics,
+    run_sample,
+    run_train,
+    train_cmd,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +63,21 @@ def test_init_from_starts_at_the_pretrained_loss(trained: pathlib.Path, tmp_path
     assert abs(first - pretrained_final) < 0.35, (first, pretrained_final)
     scratch_first = [r["train/loss"] for r in metrics(trained) if "train/loss" in r][0]
     assert first < scratch_first - 1.0
+
+
+def test_rerun_with_another_config_is_refused_and_moves_nothing(trained: pathlib.Path) -> None:
+    before = checkpoint_steps(trained)
+    result = run_train(trained, "--config.train_steps=150", "--config.model.embed_dim=64", check=False)
+    assert_usage_error(result, "holds a run of another model or config")
+    assert checkpoint_steps(trained) == before and not (trained / "corrupt_checkpoints").exists()
+
+
+def test_rerun_of_a_finished_run_changes_nothing(trained: pathlib.Path) -> None:
+    info = (trained / "export" / "info.json").read_text()
+    result = run_train(trained, "--config.train_steps=150", "--config.log_every=10", "--config.eval_every=75",
+                       "--config.checkpoint_every=75")
+    assert "already finished" in result.stdout
+    assert (trained / "export" / "info.json").read_text() == info and '"eval/loss"' in info
 
 
 def test_same_losses_on_1_device_8_devices_fsdp_and_2_processes(tmp_path: pathlib.Path) -> None:

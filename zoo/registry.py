@@ -52,6 +52,22 @@ def get(name: str) -> Entry:
     return MODELS[name]
 
 
+def build_model(config: Any, rngs: Any, **dims: Any) -> Any:
+    """The NNX model a training config describes: its entry's model class called with `config.model`,
+    the compute dtype and `dims` known only from the data (e.g. vocab_size). Shared by training and
+    sampling, so both always build the same architecture. Impossible shapes are a UsageError."""
+    import jax.numpy as jnp
+
+    try:
+        dtype = jnp.dtype(config.get("compute_dtype", "float32"))
+    except TypeError:
+        raise UsageError(f"unknown compute_dtype {config.compute_dtype!r}: use float32 or bfloat16") from None
+    try:
+        return resolve(get(config.model_name).model)(dtype=dtype, rngs=rngs, **config.model.to_dict(), **dims)
+    except (ValueError, TypeError) as e:  # e.g. embed_dim not divisible by num_heads, an unknown key
+        raise UsageError(f"bad model config: {e}") from None
+
+
 def resolve(target: str) -> Any:
     """Imports "package.module:attribute"."""
     module_name, attribute = target.split(":")

@@ -20,21 +20,27 @@ from flax import nnx
 from zoo import registry
 from zoo.data import sources
 from zoo.data.lm import TokenWindows
+from zoo.errors import UsageError
 from zoo.objectives.common import gradient_step, init_model_state
 from zoo.text import tokenizer as tokenizer_lib
+from zoo.train import export as export_lib
+from zoo.train import mesh as mesh_lib
 from zoo.train.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_DIR = "tokenizer"
+TOKENIZER_DIR = tokenizer_lib.DIRECTORY
 
 
-def build_model(config: ml_collections.ConfigDict, vocab_size: int, rngs: nnx.Rngs) -> nnx.Module:
-    """The model a config describes (also used by the sampler)."""
-    import jax.numpy as jnp
-    model_class = registry.resolve(registry.get(config.model_name).model)
-    return model_class(vocab_size=vocab_size, dtype=jnp.dtype(config.get("compute_dtype", "float32")),
-                       rngs=rngs, **config.model.to_dict())
+def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
+            key: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Mean next-token cross-entropy (nats) of windows `tokens` [B, T+1]; dropout on iff `key` is given."""
+    model = nnx.merge(graphdef, params)
+    rngs = None if key is None else nnx.Rngs(dropout=key)
+    logits = model(tokens[:, :-1], deterministic=key is None, rngs=rngs)
+    targets = tokens[:, 1:]
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+    return loss, {"accuracy": (logits.argmax(-1) == targets).mean()}
 
 
 def _tokenizer_for(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_docs: list[str]):
@@ -42,8 +48,7 @@ def _tokenizer_for(config: ml_collections.ConfigDict, workdir: pathlib.Path, tra
     if (workdir / TOKENIZER_DIR).is_dir():
         return tokenizer_lib.load_tokenizer(workdir / TOKENIZER_DIR)
     if config.get("init_from"):
-        from zoo.train.loop import resolve_init_from
-        return tokenizer_lib.load_tokenizer(resolve_init_from(config.init_from) / TOKENIZER_DIR)
+        return tokenizer_lib.load_tokenizer(export_lib.resolve_init_from(config.init_from) / TOKENIZER_DIR)
     return tokenizer_lib.train_tokenizer(train_docs, config.tokenizer, config.get("vocab_size", 0))
 
 
@@ -55,44 +60,41 @@ class LMTask:
         docs = sources.load_documents(config.data)
         train_docs, val_docs = sources.split_documents(docs, config.get("val_fraction", 0.05))
         self.tokenizer = _tokenizer_for(config, workdir, train_docs)
-        if jax.process_count() > 1:  # every process has decided before process 0 writes the directory
-            from jax.experimental import multihost_utils
-            multihost_utils.sync_global_devices("tokenizer")
+        mesh_lib.sync("tokenizer")  # every process has decided before process 0 writes the directory
         if jax.process_index() == 0:
             tokenizer_lib.save_tokenizer(self.tokenizer, workdir / TOKENIZER_DIR)
         self.vocab_size = len(self.tokenizer)
+        if not val_docs:
+            log.warning("%s has too few documents for a validation split: evaluating on training text",
+                        config.data)
+            val_docs = train_docs[-50:]
         train_tokens = tokenizer_lib.encode_documents(self.tokenizer, train_docs)
-        val_tokens = tokenizer_lib.encode_documents(self.tokenizer, val_docs or train_docs[-50:])
+        val_tokens = tokenizer_lib.encode_documents(self.tokenizer, val_docs)
         # Each document also contributes one end-of-text "character" so char and BPE runs compare fairly.
-        val_chars = sum(len(d) + 1 for d in (val_docs or train_docs[-50:]))
-        self.tokens_per_char = len(val_tokens) / val_chars
+        self.tokens_per_char = len(val_tokens) / sum(len(d) + 1 for d in val_docs)
         context = config.model.context_length
-        self.train_data = TokenWindows(train_tokens, context, config.batch_size, config.seed)
-        self.val_data = TokenWindows(val_tokens, context, config.batch_size, config.seed)
+        try:
+            self.train_data = TokenWindows(train_tokens, context, config.batch_size, config.seed)
+            self.val_data = TokenWindows(val_tokens, context, config.batch_size, config.seed)
+        except ValueError as e:
+            raise UsageError(f"{config.data}: {e}; use a larger corpus or a smaller context_length") from None
         self.eval_batch_count = config.get("eval_batches", 8)
         self.tx = make_optimizer(config)
         self.config = config
-        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(config, self.vocab_size, nnx.Rngs(0))))
+        self.graphdef = nnx.graphdef(nnx.eval_shape(
+            lambda: registry.build_model(config, nnx.Rngs(0), vocab_size=self.vocab_size)))
         log.info("%s: %d train / %d val tokens, vocab %d", config.data, len(train_tokens), len(val_tokens),
                  self.vocab_size)
 
     def init_state(self, key: jax.Array) -> dict:
-        return init_model_state(build_model(self.config, self.vocab_size, nnx.Rngs(params=key)), self.tx)
-
-    def _loss(self, params, tokens: jax.Array, key: jax.Array | None) -> tuple[jax.Array, dict]:
-        model = nnx.merge(self.graphdef, params)
-        rngs = None if key is None else nnx.Rngs(dropout=key)
-        logits = model(tokens[:, :-1], deterministic=key is None, rngs=rngs)
-        targets = tokens[:, 1:]
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
-        accuracy = (logits.argmax(-1) == targets).mean()
-        return loss, {"accuracy": accuracy}
+        model = registry.build_model(self.config, nnx.Rngs(params=key), vocab_size=self.vocab_size)
+        return init_model_state(model, self.tx)
 
     def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
-        return gradient_step(state, self.tx, lambda p: self._loss(p, batch["tokens"], key))
+        return gradient_step(state, self.tx, lambda p: lm_loss(self.graphdef, p, batch["tokens"], key))
 
     def eval_step(self, state: dict, batch: dict) -> dict:
-        loss, metrics = self._loss(state["params"], batch["tokens"], None)
+        loss, metrics = lm_loss(self.graphdef, state["params"], batch["tokens"], None)
         return {"loss": loss, "bits_per_char": loss * self.tokens_per_char / math.log(2), **metrics}
 
     def train_batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+from zoo import registry
 from zoo.errors import UsageError
-from zoo.objectives.lm import TOKENIZER_DIR, build_model
 from zoo.sample.decoding import generate
 from zoo.text import tokenizer as tokenizer_lib
 from zoo.train import export as export_lib
@@ -25,8 +25,9 @@ class PoemSampler:
 
     def __init__(self, export_dir: pathlib.Path):
         self.config = export_lib.load_config(export_dir)
-        self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / TOKENIZER_DIR)
-        abstract = nnx.eval_shape(lambda: build_model(self.config, len(self.tokenizer), nnx.Rngs(0)))
+        self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / tokenizer_lib.DIRECTORY)
+        abstract = nnx.eval_shape(
+            lambda: registry.build_model(self.config, nnx.Rngs(0), vocab_size=len(self.tokenizer)))
         self.graphdef, expected = nnx.split(abstract)
         params = export_lib.load_params(export_dir, expected.to_pure_dict(), f"checkpoint {export_dir}")
         self.params = jax.tree.map(jax.numpy.asarray, params)
@@ -52,15 +53,14 @@ class PoemSampler:
         """KV-cached sampling that slides the context window: once a chunk fills the model's context,
         the next chunk is primed with the newest half of it, so a poem may outgrow the context."""
         new = np.zeros((prompt.shape[0], 0), np.int32)
-        window = prompt
-        for chunk in range(total):  # never reached: each pass adds at least context/2 tokens
+        window, chunk = prompt, 0
+        while new.shape[1] < total and not (new == options["eos_id"]).any(axis=1).all():
             room = min(self.context_length - window.shape[1], total - new.shape[1])
             out = generate(self.graphdef, self.params, window, max_new_tokens=room,
                            key=jax.random.fold_in(key, chunk), **options)
             new = np.concatenate([new, np.asarray(out)], axis=1)
-            if new.shape[1] >= total or (new == options["eos_id"]).any(axis=1).all():
-                return new
             window = np.concatenate([prompt, new], axis=1)[:, -(self.context_length // 2):]
+            chunk += 1
         return new
 
     def _continuation(self, row: np.ndarray, eos: int) -> str:

@@ -34,6 +34,7 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 from zoo.errors import UsageError
 
 EOS = "<|endoftext|>"
+DIRECTORY = "tokenizer"  # where a checkpoint or export keeps its tokenizer
 UNK = "<unk>"
 KINDS = ("char", "bpe")
 DEFAULT_MIN_COUNT = 2  # a character seen once is as likely a typo or lacuna as a real character

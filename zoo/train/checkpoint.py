@@ -1,9 +1,11 @@
 """Orbax checkpoints that can be trusted on resume.
 
 Orbax restores a byte-flipped array without complaint and fails in several ways on truncated or
-half-written steps (TOOLCHAIN.md). So every checkpoint's metadata carries a fingerprint of the state
-computed on device, and `restore_latest` walks back from the newest step until one restores AND matches
-its fingerprint, moving each bad step aside (never deleting it) with a warning.
+half-written steps. So every checkpoint's metadata carries a fingerprint of the state computed on device,
+and `restore_latest` walks back from the newest step until one restores AND matches its fingerprint,
+moving each bad step aside (never deleting it) with a warning. A checkpoint that is intact but holds
+another model (the run was restarted with a different config) is not damage: that is a UsageError, and
+nothing is moved.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import orbax.checkpoint as ocp
 
+from zoo.errors import UsageError
+from zoo.train import mesh as mesh_lib
 from zoo.train.task import PyTree
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,6 @@ log = logging.getLogger(__name__)
 
 def _leaf_hash(x: jax.Array) -> jax.Array:
     """Position-weighted sum of the raw bits mod 2**32: any single changed bit changes it."""
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
     width = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32}[x.dtype.itemsize]
     bits = jax.lax.bitcast_convert_type(x, width).astype(jnp.uint32).ravel()
     weights = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
@@ -35,12 +36,24 @@ def _leaf_hash(x: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def fingerprint(state: PyTree) -> jax.Array:
-    leaves = jax.tree.leaves(state)
+def inspect_state(state: PyTree) -> tuple[jax.Array, jax.Array]:
+    """(fingerprint, all floats finite) in one pass over the state, on device, with one host sync."""
     total = jnp.uint32(0)
-    for i, leaf in enumerate(leaves):
-        total = total + _leaf_hash(jnp.asarray(leaf)) * jnp.uint32(2 * i + 1)
-    return total
+    finite = jnp.bool_(True)
+    for i, leaf in enumerate(jax.tree.leaves(state)):
+        total = total + _leaf_hash(leaf) * jnp.uint32(2 * i + 1)
+        if jnp.issubdtype(leaf.dtype, jnp.inexact):
+            finite = finite & jnp.all(jnp.isfinite(leaf))
+    return total, finite
+
+
+def _path(keys: tuple) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)
+
+
+def shapes_by_path(tree: PyTree) -> dict[str, tuple[int, ...]]:
+    """Leaf shapes keyed by "a/b/0/c" paths: Orbax hands lists and tuples back as dicts keyed "0", "1"..."""
+    return {_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 class Checkpointer:
@@ -49,18 +62,13 @@ class Checkpointer:
     def __init__(self, directory: pathlib.Path, max_to_keep: int, async_save: bool = True):
         self.directory = pathlib.Path(directory).absolute()
         self.quarantine = self.directory.parent / "corrupt_checkpoints"
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep,
-            enable_async_checkpointing=async_save,
-            create=True,
-        )
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save)
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "meta"),
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 
-    def latest_step(self) -> int | None:
-        return self.manager.latest_step()
-
-    def save(self, step: int, state: PyTree, meta: dict[str, Any]) -> None:
-        meta = dict(meta, step=step, fingerprint=int(fingerprint(state)))
+    def save(self, step: int, state: PyTree, meta: dict[str, Any], fingerprint: int) -> None:
+        meta = dict(meta, step=step, fingerprint=fingerprint)
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                         meta=ocp.args.JsonSave(meta)), force=True)
 
@@ -68,19 +76,36 @@ class Checkpointer:
         """Newest step that restores and verifies, or None when there is none at all."""
         self.manager.reload()
         for step in sorted(self.manager.all_steps(), reverse=True):
+            self._check_same_model(step, abstract_state)
+            problem = ""
             try:
                 restored = self.manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
                 state, meta = restored["state"], restored["meta"]
-                found = int(fingerprint(state))
+                found = int(inspect_state(state)[0])
                 if found != meta["fingerprint"]:
-                    raise ValueError(f"fingerprint {found} != recorded {meta['fingerprint']}")
+                    problem = f"fingerprint {found} != recorded {meta['fingerprint']}"
             except Exception as e:  # Orbax raises bare Exception, ValueError, KeyError ... for damage
-                reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-                self._quarantine(step, reason)
+                problem = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            if _any_process(bool(problem)):  # all processes must take the same checkpoint
+                self._quarantine(step, problem or "damaged on another process")
                 continue
             return state, meta
         return None
+
+    def _check_same_model(self, step: int, abstract_state: PyTree) -> None:
+        """Refuses (UsageError) a readable checkpoint whose arrays differ from the configured model's."""
+        try:
+            stored = shapes_by_path(self.manager.item_metadata(step)["state"])
+        except Exception:  # unreadable metadata is damage; restore will find and quarantine it
+            return
+        wanted = shapes_by_path(abstract_state)
+        if stored and stored != wanted:
+            differing = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
+            raise UsageError(
+                f"{self.directory} holds a run of another model or config ({differing[0]}: "
+                f"{stored.get(differing[0])} in the checkpoint, {wanted.get(differing[0])} now); "
+                "use the config it was trained with, or another --workdir")
 
     def _quarantine(self, step: int, reason: str) -> None:
         target = self.quarantine / f"{step}-{int(time.time())}"
@@ -91,7 +116,7 @@ class Checkpointer:
             source = self.directory / str(step)
             if source.exists():
                 shutil.move(str(source), str(target))
-        _sync(f"quarantine-{step}")
+        mesh_lib.sync(f"quarantine-{step}")
         self.manager.reload()
 
     def wait(self) -> None:
@@ -101,15 +126,8 @@ class Checkpointer:
         self.manager.close()
 
 
-def _sync(name: str) -> None:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
-
-
-def to_global(tree: PyTree, shardings: PyTree) -> PyTree:
-    """Host (numpy) arrays -> global arrays with `shardings`, valid on one or many processes."""
-    def put(x: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-    return jax.tree.map(put, tree, shardings)
+def _any_process(flag: bool) -> bool:
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.process_allgather(jnp.array(flag)).any())

@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 
 from zoo import config as config_lib
 from zoo.errors import UsageError
+from zoo.train.checkpoint import shapes_by_path
 from zoo.train.task import PyTree
 
 
@@ -57,6 +58,21 @@ def find_export(path: str | pathlib.Path) -> pathlib.Path:
                      "workdir whose run finished and wrote export/)")
 
 
+def load_info(directory: pathlib.Path) -> dict[str, Any]:
+    try:
+        return json.loads((pathlib.Path(directory) / "info.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_init_from(source: str) -> pathlib.Path:
+    """`pretrained:NAME` -> the embedded model; otherwise an export dir or a finished workdir."""
+    if source.startswith("pretrained:"):
+        from zoo import registry
+        return find_export(registry.get(source.split(":", 1)[1]).pretrained_dir)
+    return find_export(source)
+
+
 def load_config(directory: pathlib.Path) -> ml_collections.ConfigDict:
     try:
         return config_lib.from_json((pathlib.Path(directory) / "config.json").read_text())
@@ -75,18 +91,12 @@ def load_params(directory: pathlib.Path, like: PyTree, source: str = "") -> PyTr
         restored = ocp.StandardCheckpointer().restore(pathlib.Path(directory).absolute() / "params")
     except Exception as e:  # Orbax's errors for damaged files are of many types
         raise UsageError(f"cannot restore params from {directory}: {type(e).__name__}: {e}") from None
-    have = {_path(k): v for k, v in jax.tree_util.tree_leaves_with_path(restored)}
-    want = {_path(k): v for k, v in jax.tree_util.tree_leaves_with_path(like)}
-    if want.keys() != have.keys():
-        differing = sorted(want.keys() ^ have.keys())
-        raise UsageError(f"{source} does not match this model: parameter {differing[0]} differs")
-    wrong = [f"{k} is {tuple(np.shape(have[k]))}, expected {tuple(want[k].shape)}" for k in want
-             if tuple(np.shape(have[k])) != tuple(want[k].shape)]
-    if wrong:
-        raise UsageError(f"{source} does not match this model: {wrong[0]} ({len(wrong)} mismatched)")
-    leaves = [np.asarray(have[_path(k)]).astype(v.dtype) for k, v in jax.tree_util.tree_leaves_with_path(like)]
+    have_shapes, want_shapes = shapes_by_path(restored), shapes_by_path(like)
+    if have_shapes != want_shapes:
+        differing = sorted(k for k in have_shapes.keys() | want_shapes.keys()
+                           if have_shapes.get(k) != want_shapes.get(k))
+        raise UsageError(f"{source} does not match this model: {differing[0]} is "
+                         f"{have_shapes.get(differing[0])}, expected {want_shapes.get(differing[0])}")
+    have = dict(zip(have_shapes, jax.tree.leaves(restored), strict=True))
+    leaves = [np.asarray(have[k]).astype(v.dtype) for k, v in zip(want_shapes, jax.tree.leaves(like), strict=True)]
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
-
-
-def _path(keys: tuple) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)

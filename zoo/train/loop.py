@@ -24,7 +24,7 @@ from zoo import config as config_lib
 from zoo.errors import UsageError
 from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
-from zoo.train.checkpoint import Checkpointer, to_global
+from zoo.train.checkpoint import Checkpointer, inspect_state
 from zoo.train.metrics import MetricsWriter
 from zoo.train.task import PyTree, Task
 
@@ -32,41 +32,47 @@ log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
-    """A non-finite loss; the checkpoints on disk all predate it."""
+    """A non-finite loss or state; the checkpoints on disk all predate it."""
 
 
 class _Preemption:
-    """SIGTERM (how Cloud TPU and most schedulers preempt) => finish the step, checkpoint, exit 0."""
+    """SIGTERM (how Cloud TPU and most schedulers preempt) => finish the step, checkpoint, exit 0.
+
+    With several processes JAX's coordination service owns SIGTERM and `reached_preemption_sync_point`
+    makes every process stop at the same step; a Python handler would replace the service's and let the
+    processes stop at different steps. So the local handler is only installed in single-process runs.
+    """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self._previous = None
+        if jax.process_count() == 1:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
 
     def reached(self, step: int) -> bool:
-        if jax.process_count() > 1:  # every process must agree on the step it stops at
+        if jax.process_count() > 1:
             from jax.experimental import multihost_utils
-            try:
-                return multihost_utils.reached_preemption_sync_point(step) or self.requested
-            except RuntimeError:  # no preemption service: fall back to the local signal
-                return self.requested
+            return multihost_utils.reached_preemption_sync_point(step)
         return self.requested
 
     def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: Task) -> dict[str, float]:
     """Trains `task` for `config.train_steps`, resuming from `workdir` when it holds checkpoints.
 
-    Returns the last logged metrics. Raises TrainingDiverged on a NaN/inf loss.
+    Returns the last logged metrics. Raises TrainingDiverged on a NaN/inf loss or state.
     """
     workdir = pathlib.Path(workdir).absolute()
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(config.batch_size, mesh)
     pid, nproc = jax.process_index(), jax.process_count()
+    total = config.train_steps
 
     init_key, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
 
@@ -98,93 +104,103 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
     if pid == 0:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config_lib.to_json(config))
-    checkpointer = Checkpointer(workdir / "checkpoints", config.get("max_to_keep", 3),
+    checkpointer = Checkpointer(workdir / "checkpoints", config.max_to_keep,
                                 async_save=config.get("async_checkpoints", True))
     restored = checkpointer.restore_latest(abstract)
     if restored is not None:
         state, meta = restored
-        start = int(meta["step"])
+        if meta.get("seed", config.seed) != config.seed:
+            raise UsageError(f"{workdir} holds a run with seed {meta['seed']}, not {config.seed}; "
+                             "use that seed to resume it, or another --workdir")
+        start = int(meta["data_position"])  # the step, since batches are a pure function of (seed, step)
         log.info("resumed from step %d of %s", start, checkpointer.directory)
     else:
         state = jax.jit(init_state, out_shardings=shardings)()
         start = 0
         if config.get("init_from"):
-            state = _init_from(config.init_from, state, task, shardings)
+            state = _init_from(config.init_from, state, task, shardings, mesh)
+    if start >= total and export_lib.is_export(workdir / "export"):
+        checkpointer.close()
+        print(f"{workdir} already finished its {total} steps; nothing to do")
+        return export_lib.load_info(workdir / "export")
 
-    total = config.train_steps
     writer = MetricsWriter(workdir, total, start)
     if restored is not None:
         writer.message(f"resumed from step {start}")
     preemption = _Preemption()
-    pending: list[tuple[int, dict[str, jax.Array]]] = []
+    pending: list[tuple[int, dict[str, jax.Array]]] = []  # step metrics not yet logged
+    checked = 0  # how many of `pending` are known to be finite
     last_good = restored[1]["step"] if restored is not None else None
     logged: dict[str, float] = {}
-    interval_start, interval_steps = time.perf_counter(), 0
-
-    def run_eval() -> dict[str, float]:
-        sums: dict[str, float] = {}
-        count = 0
-        for local in task.eval_batches(pid, nproc):
-            metrics = jax.device_get(eval_step(state, mesh_lib.global_batch(local, mesh)))
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-            count += 1
-        return {f"eval/{k}": v / count for k, v in sums.items()} if count else {}
-
-    def flush() -> dict[str, float]:
-        """Reads back the pending step metrics; stops the run on the first non-finite loss."""
-        values = jax.device_get([m for _, m in pending])
-        for (step, _), metrics in zip(pending, values, strict=True):
-            bad = [k for k, v in metrics.items() if "loss" in k and not math.isfinite(float(v))]
-            if bad:
-                raise TrainingDiverged(f"{bad[0]} became {float(metrics[bad[0]])} at step {step + 1}; "
-                                       f"stopped. Last good checkpoint: {where_good()}")
-        means = {f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[-1]} if values else {}
-        pending.clear()
-        return means
+    train_seconds, steps_in_interval = 0.0, 0
 
     def where_good() -> str:
         if last_good is None:
             return "none (no checkpoint was written yet)"
         return f"step {last_good} in {checkpointer.directory}"
 
+    def check_finite() -> None:
+        """Reads back the unchecked step metrics; stops the run at the first non-finite loss."""
+        nonlocal checked
+        for step, metrics in pending[checked:]:
+            values = jax.device_get(metrics)
+            bad = [k for k, v in values.items() if "loss" in k and not math.isfinite(float(v))]
+            if bad:
+                raise TrainingDiverged(f"{bad[0]} became {float(values[bad[0]])} at step {step + 1}; "
+                                       f"stopped. Last good checkpoint: {where_good()}")
+        checked = len(pending)
+
+    def run_eval() -> dict[str, float]:
+        sums, count = None, 0
+        for local in task.eval_batches(pid, nproc):
+            metrics = eval_step(state, mesh_lib.global_batch(local, mesh))
+            sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)  # stays on device
+            count += 1
+        return {f"eval/{k}": float(v) / count for k, v in jax.device_get(sums or {}).items()}
+
     def save(step: int) -> None:
         nonlocal last_good
-        if not bool(_all_finite(state)):  # a finite loss can still be followed by a NaN update
+        fingerprint, finite = jax.device_get(inspect_state(state))
+        if not finite:  # a finite loss can still be followed by a NaN update
             raise TrainingDiverged(f"parameters became non-finite at step {step}; stopped. "
                                    f"Last good checkpoint: {where_good()}")
-        checkpointer.save(step, state, {"data_position": step, "seed": config.seed})
+        checkpointer.save(step, state, {"data_position": step, "seed": config.seed}, int(fingerprint))
         last_good = step
 
     step = start
+    mark = time.perf_counter()
     try:
         while step < total:
             batch = mesh_lib.global_batch(task.train_batch(step, pid, nproc), mesh)
             state, metrics = train_step(state, batch)
             pending.append((step, metrics))
             step += 1
-            interval_steps += 1
+            steps_in_interval += 1
             preempted = preemption.reached(step)
             is_log = step % config.log_every == 0 or step == total
             is_eval = config.eval_every > 0 and (step % config.eval_every == 0 or step == total)
             is_ckpt = step % config.checkpoint_every == 0 or step == total or preempted
             if not (is_log or is_eval or is_ckpt):
                 continue
-            record = flush()  # waits for the device, so the interval below times training steps only
-            elapsed = time.perf_counter() - interval_start
+            check_finite()  # waits for the device: the time so far is training time
+            train_seconds += time.perf_counter() - mark
             if is_ckpt:
                 save(step)
+            record: dict[str, float] = {}
             if is_eval:
                 record.update(run_eval())
             if is_log or is_eval:
-                record["steps_per_sec"] = interval_steps / elapsed if elapsed > 0 else float("nan")
+                values = jax.device_get([m for _, m in pending])
+                record = {**{f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[-1]}, **record}
+                record["steps_per_sec"] = steps_in_interval / train_seconds if train_seconds > 0 else math.nan
                 writer.write(step, record)
                 logged.update(record)
-                interval_steps = 0
-            interval_start = time.perf_counter()
+                pending.clear()
+                checked, train_seconds, steps_in_interval = 0, 0.0, 0
             if preempted:
                 writer.message(f"SIGTERM: saved step {step}; exiting")
                 break
+            mark = time.perf_counter()
         checkpointer.wait()
         if step == total:
             info = {"step": step, **{k: v for k, v in logged.items() if k.startswith("eval/")}}
@@ -198,29 +214,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
     return logged
 
 
-@jax.jit
-def _all_finite(state: PyTree) -> jax.Array:
-    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def _init_from(source: str, state: PyTree, task: Task, shardings: PyTree) -> PyTree:
+def _init_from(source: str, state: PyTree, task: Task, shardings: PyTree, mesh: jax.sharding.Mesh) -> PyTree:
     """Fine-tuning: replace the freshly initialised sampling params with an exported model's."""
-    directory = resolve_init_from(source)
+    directory = export_lib.resolve_init_from(source)
     expected = task.export_params(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state["task"]))
     params = export_lib.load_params(directory, expected, f"init_from {source}")
     load = jax.jit(lambda s, p: {**s, "task": task.load_params(s["task"], p)}, out_shardings=shardings,
                    donate_argnums=0)
-    replicated = jax.tree.map(lambda _: mesh_lib.replicated(jax.tree.leaves(shardings)[0].mesh), params)
-    return load(state, to_global(params, replicated))
-
-
-def resolve_init_from(source: str) -> pathlib.Path:
-    """`pretrained:NAME` -> the embedded model; otherwise an export dir or a finished workdir."""
-    if source.startswith("pretrained:"):
-        from zoo import registry
-        return export_lib.find_export(registry.get(source.split(":", 1)[1]).pretrained_dir)
-    return export_lib.find_export(source)
-
-
-__all__ = ["train", "TrainingDiverged", "resolve_init_from", "UsageError"]
+    return load(state, mesh_lib.to_global(params, mesh_lib.replicated(mesh)))

@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from zoo.errors import UsageError
 from zoo.train.task import Batch, PyTree
 
 DATA_AXIS = "data"
@@ -81,7 +82,21 @@ def global_batch(local: Batch, mesh: Mesh) -> dict[str, jax.Array]:
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
-    from zoo.errors import UsageError
     n = mesh.shape[DATA_AXIS]
     if global_batch_size % n:
         raise UsageError(f"batch_size {global_batch_size} must be divisible by the {n} devices")
+
+
+def to_global(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
+    """Host (numpy) arrays -> global arrays laid out by `sharding`, valid on one or many processes."""
+    def put(x: np.ndarray) -> jax.Array:
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.tree.map(put, tree)
+
+
+def sync(name: str) -> None:
+    """A barrier across processes (a no-op in a single-process run)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)

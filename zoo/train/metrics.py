@@ -37,8 +37,13 @@ class MetricsWriter:
     def _truncate(self, resume_step: int) -> None:
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= resume_step]
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= resume_step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):  # e.g. a line half-written when the run was killed
+                continue
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
