@@ -14,6 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
     c = poem.get_config()
     c.model_name = "poem-zh"
     c.data = "tang"
+    c.tokenizer = "char"  # BPE cannot compress Tang verse (0.96 tokens/char): each Han character is a token
+    c.vocab_size = 0
     c.model.context_length = 96  # a regulated verse is 24-71 characters with punctuation and newlines
     c.batch_size = 48
     c.sample.max_new_tokens = 100
