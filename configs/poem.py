@@ -13,8 +13,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.model_name = "poem"
     c.data = "verse-en"
     c.val_fraction = 0.05
-    c.tokenizer = "char"  # or "bpe" (byte-level, vocab_size tokens)
-    c.vocab_size = 0  # bpe: number of tokens (0 = 4096); char: a cap on the alphabet (0 = none)
+    # Byte-level BPE: at equal steps and model size it reached 2.69 bits/char against char-level's 3.47
+    # (2 layers x 128, 400 steps; README "Tokenizers"): each step sees ~2.5x more text.
+    c.tokenizer = "bpe"  # or "char"
+    c.vocab_size = 1024  # bpe: number of tokens (0 = 4096); char: a cap on the alphabet (0 = none)
 
     c.model = ml_collections.ConfigDict()
     c.model.num_layers = 4

@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = [
     "--config.model.num_layers=1", "--config.model.embed_dim=32", "--config.model.num_heads=2",
     "--config.model.context_length=32", "--config.batch_size=8", "--config.eval_batches=2",
-    "--config.warmup_steps=5", "--config.learning_rate=3e-3",
+    "--config.warmup_steps=5", "--config.learning_rate=3e-3", "--config.tokenizer=char", "--config.vocab_size=0",
 ]
 
 
