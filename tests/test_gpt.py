@@ -184,3 +184,17 @@ def test_sample_logits():
         n_keep = int(np.searchsorted(np.cumsum(probs[order]), 0.8)) + 1
         assert set(r["p08"][:, row].tolist()) <= set(order[:n_keep].tolist())
         assert len(set(r["p08"][:, row].tolist())) > 1 or n_keep == 1
+
+
+def test_first_token_bias_constrains_only_the_first_token(model):
+    g, p = nnx.split(model)
+    prompt = tokens(3, 4, seed=5)
+    key = jax.random.key(11)
+    vocab = model.vocab_size
+    bias = np.full((vocab,), -np.inf, np.float32)
+    bias[[3, 7]] = 0.0  # only tokens 3 and 7 may come first
+    out = generate(g, p, prompt, max_new_tokens=12, key=key, first_token_bias=bias, **TOPK_TOPP)
+    assert set(out[:, 0].tolist()) <= {3, 7}
+    assert not set(out[:, 1:].ravel().tolist()) <= {3, 7}  # later tokens are free
+    np.testing.assert_array_equal(
+        out, generate_reference(g, p, prompt, max_new_tokens=12, key=key, first_token_bias=bias, **TOPK_TOPP))

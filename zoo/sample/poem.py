@@ -1,12 +1,16 @@
 """Poems from a language model: the prompt opens the poem (priming, like nanoGPT's --start).
 
 The prompt is encoded after an end-of-text token, which is how every poem starts in training, so the
-model continues it as the opening of a new poem. The output is the prompt verbatim followed by the
-sampled continuation, up to the model's end-of-text token or, failing that, the last complete line.
+model continues it as the opening of a new poem. A prompt ending in a letter is read as whole words: the
+first sampled token may not glue more letters onto its last word (a BPE model would otherwise happily turn
+"summer beach" into "summer beachies", since " beach" is not where its tokens end). The output is the
+prompt verbatim followed by the sampled continuation, up to the model's end-of-text token or, failing
+that, the last complete line.
 """
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import jax
@@ -45,11 +49,21 @@ class PoemSampler:
         options = dict(temperature=defaults.temperature if temperature is None else temperature,
                        top_k=defaults.top_k if top_k is None else top_k,
                        top_p=defaults.top_p if top_p is None else top_p, eos_id=eos)
+        first_bias = self._word_boundary_bias if _ends_mid_word(prompt) else None
         rows = self._generate(np.tile(np.asarray(ids, np.int32), (num, 1)),
-                              max_new_tokens or defaults.max_new_tokens, jax.random.PRNGKey(seed), options)
+                              max_new_tokens or defaults.max_new_tokens, jax.random.PRNGKey(seed), options,
+                              first_bias)
         return [prompt + self._continuation(row, eos) for row in rows]
 
-    def _generate(self, prompt: np.ndarray, total: int, key: jax.Array, options: dict) -> np.ndarray:
+    @functools.cached_property
+    def _word_boundary_bias(self) -> np.ndarray:
+        """-inf for every token whose text starts with a letter or digit, 0 for the rest."""
+        vocab = len(self.tokenizer)
+        starts = [self.tokenizer.decode([i])[:1] for i in range(vocab)]
+        return np.where([_is_word_char(c) for c in starts], -np.inf, 0.0).astype(np.float32)
+
+    def _generate(self, prompt: np.ndarray, total: int, key: jax.Array, options: dict,
+                  first_bias: np.ndarray | None) -> np.ndarray:
         """KV-cached sampling that slides the context window: once a chunk fills the model's context,
         the next chunk is primed with the newest half of it, so a poem may outgrow the context."""
         new = np.zeros((prompt.shape[0], 0), np.int32)
@@ -57,7 +71,8 @@ class PoemSampler:
         while new.shape[1] < total and not (new == options["eos_id"]).any(axis=1).all():
             room = min(self.context_length - window.shape[1], total - new.shape[1])
             out = generate(self.graphdef, self.params, window, max_new_tokens=room,
-                           key=jax.random.fold_in(key, chunk), **options)
+                           key=jax.random.fold_in(key, chunk), first_token_bias=first_bias if chunk == 0 else None,
+                           **options)
             new = np.concatenate([new, np.asarray(out)], axis=1)
             window = np.concatenate([prompt, new], axis=1)[:, -(self.context_length // 2):]
             chunk += 1
@@ -69,3 +84,12 @@ class PoemSampler:
         if not len(ended) and "\n" in text:  # ran out of room: end on the last whole line
             text = text[: text.rindex("\n")]
         return text.rstrip()
+
+
+def _is_word_char(char: str) -> bool:
+    """A letter or digit of a script that separates words with spaces (not Han, kana, hangul ...)."""
+    return char.isalnum() and ord(char) < 0x2E80
+
+
+def _ends_mid_word(prompt: str) -> bool:
+    return _is_word_char(prompt.rstrip("\n")[-1:] or " ") and not prompt.endswith((" ", "\n"))
