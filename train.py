@@ -34,6 +34,8 @@ def main(argv: list[str]) -> int:
     for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
         if config[key] <= 0:
             raise UsageError(f"--config.{key} must be positive, got {config[key]}")
+    if config.get("export_dtype", "bfloat16") not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--config.export_dtype must be bfloat16, float16 or float32, got {config.export_dtype}")
     if not 0 <= config.seed < 2**32:
         raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")
     if "://" in args.workdir:

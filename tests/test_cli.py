@@ -69,6 +69,7 @@ def test_sample_never_overwrites_a_users_file(tmp_path: pathlib.Path) -> None:
     (["--config", "configs/poem.py", "--workdir", "W", "--config.compute_dtype=float77"], "compute_dtype"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.seed=-1"], "seed"),
     (["--config", "configs/poem.py", "--workdir", "gs://bucket/run"], "not a URL"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.export_dtype=int3"], "export_dtype"),
 ])
 def test_train_rejects_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
     args = [str(tmp_path / "w") if a == "W" else a for a in args]

@@ -66,10 +66,11 @@ def test_init_from_starts_at_the_pretrained_loss(trained: pathlib.Path, tmp_path
 
 
 def test_rerun_with_another_config_is_refused_and_moves_nothing(trained: pathlib.Path) -> None:
-    before = checkpoint_steps(trained)
+    before, config = checkpoint_steps(trained), (trained / "config.json").read_text()
     result = run_train(trained, "--config.train_steps=150", "--config.model.embed_dim=64", check=False)
     assert_usage_error(result, "holds a run of another model or config")
     assert checkpoint_steps(trained) == before and not (trained / "corrupt_checkpoints").exists()
+    assert (trained / "config.json").read_text() == config
 
 
 def test_rerun_of_a_finished_run_changes_nothing(trained: pathlib.Path) -> None:

@@ -103,7 +103,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
 
     if pid == 0:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config_lib.to_json(config))
     checkpointer = Checkpointer(workdir / "checkpoints", config.max_to_keep,
                                 async_save=config.get("async_checkpoints", True))
     restored = checkpointer.restore_latest(abstract)
@@ -124,6 +123,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
         print(f"{workdir} already finished its {total} steps; nothing to do")
         return export_lib.load_info(workdir / "export")
 
+    if pid == 0:  # only now: a refused rerun (another config) must not overwrite the run's record
+        (workdir / "config.json").write_text(config_lib.to_json(config))
     writer = MetricsWriter(workdir, total, start)
     if restored is not None:
         writer.message(f"resumed from step {start}")
