@@ -64,12 +64,13 @@ def main(argv: list[str]) -> int:
     if args.out is not None:
         writers.check_writable(writers.planned_paths(args.out, args.num, entry.output), args.overwrite)
 
+    sampler_factory = registry.load_sampler(entry)
     export_dir = export_lib.find_export(args.checkpoint or entry.pretrained_dir)
     trained_as = export_lib.load_config(export_dir).get("model_name", "")
     if trained_as not in registry.MODELS or registry.MODELS[trained_as].sampler != entry.sampler:
         raise UsageError(f"{export_dir} holds a {trained_as or 'unknown'!s} model, not a {args.model} model")
 
-    sampler = registry.resolve(entry.sampler)(export_dir)
+    sampler = sampler_factory(export_dir)
     samples = sampler.sample(prompt, args.num, args.seed, temperature=args.temperature, top_k=args.top_k,
                              top_p=args.top_p, max_new_tokens=args.max_tokens)
     for path in writers.write_texts(samples, args.out, args.overwrite):

@@ -7,7 +7,7 @@ Adding a model family means one file in models/, one in objectives/, one config 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import importlib.util
 import pathlib
 from typing import Any
 
@@ -42,6 +42,8 @@ MODELS: dict[str, Entry] = {
               "zoo.sample.poem:PoemSampler", "txt"),
         Entry("poem-zh", "poem_zh.py", "zoo.models.gpt:GPT", "zoo.objectives.lm:build_task",
               "zoo.sample.poem:PoemSampler", "txt"),
+        Entry("music", "music.py", "zoo.models.melody_rnn:MelodyRNN", "zoo.objectives.music:build_task",
+              "zoo.sample.music:MelodySampler", "mid"),
     ]
 }
 
@@ -50,6 +52,13 @@ def get(name: str) -> Entry:
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def load_sampler(entry: Entry) -> Any:
+    """The sampler factory of `entry`; a UsageError (not an ImportError) while its family has none yet."""
+    if importlib.util.find_spec(entry.sampler.split(":")[0]) is None:
+        raise UsageError(f"sampling for {entry.name} is not available yet")
+    return resolve(entry.sampler)
 
 
 def build_model(config: Any, rngs: Any, **dims: Any) -> Any:

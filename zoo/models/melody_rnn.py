@@ -1,0 +1,129 @@
+"""A caption-conditioned multi-layer LSTM over melody events (the `music` model), in Flax NNX.
+
+    tokens [B, T] --embed--> x_t ; cond [B, 384] (a sentence embedding of the tune's caption)
+    layer l:  gates_t = x_t W_x + h_{t-1} W_h + b  (+ cond W_c on layer 0)   -> i, f, g, o -> (h_t, c_t)
+    logits_t = Linear(dropout(h_t of the last layer))  (float32)
+
+The caption embedding enters twice: it sets every layer's initial (h, c) (through one tanh projection),
+and it is added to layer 0's gate pre-activations at every step (the same as concatenating it to each
+input), so the model cannot forget the prompt over a long tune.
+
+Each layer is one `jax.lax.scan` over time. The input part of the gates (x W_x + b, and the caption's
+part) does not depend on the recurrence, so it is one big matmul over all steps before the scan; inside
+the scan each step does one fused [H, 4H] matmul. `step` runs the same cells for a single token, so a
+sampler can carry the state in a `lax.while_loop`; `__call__` equals running `step` token by token.
+
+Like zoo/models/gpt.py the model holds no RNG state: dropout draws from an `nnx.Rngs` given at call time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# {"cells": one (h, c) pair per layer, each [B, hidden_dim]; "cond_gates": [B, 4 * hidden_dim]}, in the
+# compute dtype: a plain pytree, so a sampler can carry it through a lax.while_loop.
+MelodyState = dict[str, Any]
+
+
+def _cell(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """LSTM update from fused pre-activations [B, 4H] (order i, f, g, o). The cell runs in float32."""
+    i, f, g, o = jnp.split(gates.astype(jnp.float32), 4, axis=-1)
+    c_new = jax.nn.sigmoid(f) * c.astype(jnp.float32) + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+    return h_new.astype(gates.dtype), c_new.astype(gates.dtype)
+
+
+def _forget_bias_one(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    """Fused-gate bias (i, f, g, o) with the forget gate at 1: remember by default early in training."""
+    del key
+    hidden = shape[-1] // 4
+    return jnp.zeros(shape, dtype).at[..., hidden:2 * hidden].set(1.0)
+
+
+class LSTMLayer(nnx.Module):
+    """One LSTM layer: input projection (with bias) and recurrent projection, both to 4H fused gates."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, dtype: Any, *, rngs: nnx.Rngs):
+        self.hidden_dim = hidden_dim
+        self.w_x = nnx.Linear(in_dim, 4 * hidden_dim, dtype=dtype, rngs=rngs,
+                              kernel_init=nnx.initializers.glorot_uniform(), bias_init=_forget_bias_one)
+        self.w_h = nnx.Linear(hidden_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs,
+                              kernel_init=nnx.initializers.orthogonal())
+
+    def scan(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]
+             ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """xg: input gate pre-activations [B, T, 4H] -> (h for every step [B, T, H], final (h, c))."""
+        kernel = self.w_h.kernel[...].astype(xg.dtype)
+
+        def body(carry, xg_t):
+            h, c = carry
+            h, c = _cell(xg_t + h @ kernel, c)
+            return (h, c), h
+
+        state, hs = jax.lax.scan(body, state, jnp.swapaxes(xg, 0, 1))
+        return jnp.swapaxes(hs, 0, 1), state
+
+    def step(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        h, c = state
+        return _cell(xg + self.w_h(h), c)
+
+
+class MelodyRNN(nnx.Module):
+    """Multi-layer LSTM language model over melody events, conditioned on a caption embedding."""
+
+    def __init__(self, *, vocab_size: int, embed_dim: int, hidden_dim: int, num_layers: int,
+                 cond_dim: int = 384, dropout: float = 0.0, dtype: Any = jnp.float32, rngs: nnx.Rngs):
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.vocab_size, self.embed_dim, self.hidden_dim = vocab_size, embed_dim, hidden_dim
+        self.num_layers, self.cond_dim, self.dropout, self.dtype = num_layers, cond_dim, dropout, dtype
+        self.embed = nnx.Embed(vocab_size, embed_dim, dtype=dtype, rngs=rngs,
+                               embedding_init=nnx.initializers.normal(stddev=0.1))
+        self.cond_init = nnx.Linear(cond_dim, 2 * num_layers * hidden_dim, dtype=dtype, rngs=rngs)
+        self.cond_gates = nnx.Linear(cond_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs)
+        self.layers = nnx.List([LSTMLayer(embed_dim if i == 0 else hidden_dim, hidden_dim, dtype, rngs=rngs)
+                                for i in range(num_layers)])
+        self.drop = nnx.Dropout(dropout)
+        self.head = nnx.Linear(hidden_dim, vocab_size, dtype=dtype, rngs=rngs)
+
+    def init_state(self, cond: jax.Array) -> MelodyState:
+        """The state before the first token, a function of the caption embedding cond [B, cond_dim]:
+        {"cells": ((h, c) per layer, each [B, hidden_dim]), "cond_gates": [B, 4 * hidden_dim]}."""
+        cond = cond.astype(self.dtype)
+        z = jnp.tanh(self.cond_init(cond)).reshape(cond.shape[0], self.num_layers, 2, self.hidden_dim)
+        cells = tuple((z[:, i, 0], z[:, i, 1]) for i in range(self.num_layers))
+        return {"cells": cells, "cond_gates": self.cond_gates(cond)}
+
+    def _drop(self, x: jax.Array, deterministic: bool, rngs: nnx.Rngs | None) -> jax.Array:
+        return self.drop(x, deterministic=deterministic, rngs=rngs)
+
+    def __call__(self, tokens: jax.Array, cond: jax.Array, *, deterministic: bool = True,
+                 rngs: nnx.Rngs | None = None) -> jax.Array:
+        """tokens int[B, T], cond [B, cond_dim] -> float32 logits [B, T, vocab_size]."""
+        state = self.init_state(cond)
+        x = self._drop(self.embed(tokens), deterministic, rngs)
+        for i, layer in enumerate(self.layers):
+            xg = layer.w_x(x)
+            if i == 0:
+                xg = xg + state["cond_gates"][:, None, :]
+            x, _ = layer.scan(xg, state["cells"][i])
+            x = self._drop(x, deterministic, rngs)
+        return self.head(x).astype(jnp.float32)
+
+    def step(self, token: jax.Array, state: MelodyState) -> tuple[jax.Array, MelodyState]:
+        """One token int[B] -> (float32 logits [B, vocab_size], next state); no dropout. Feeding a tune
+        token by token from `init_state(cond)` gives `__call__(tokens, cond)`'s logits."""
+        x = self.embed(token)
+        cells = []
+        for i, layer in enumerate(self.layers):
+            xg = layer.w_x(x)
+            if i == 0:
+                xg = xg + state["cond_gates"]
+            h, c = layer.step(xg, state["cells"][i])
+            cells.append((h, c))
+            x = h
+        return self.head(x).astype(jnp.float32), {"cells": tuple(cells), "cond_gates": state["cond_gates"]}

@@ -1,0 +1,201 @@
+"""Caption-conditioned next-event modelling: the objective of the `music` model (zoo.models.melody_rnn).
+
+Data: the folk-tune corpus of zoo.data.music, split by tune hash, encoded as melody events, randomly
+transposed per batch row (with a caption naming the transposed key). Every unique caption is embedded
+once with the pretrained text encoder (all-MiniLM-L6-v2); the [N, 384] table is cached under
+`data_dir()/cache/` keyed by a hash of the caption list, so a rerun does not run the encoder again.
+Batches carry the rows of that table their captions pick (`cond`, gathered on the host: the table can
+hold tens of thousands of captions and would be a needlessly large constant inside the jitted step).
+
+Loss is the masked mean cross-entropy per event (nats), over real tokens only (the batch's `mask`
+minus its first column: position 0, BOS, is never a target). Eval also reports accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import tempfile
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from zoo import registry
+from zoo.data import music as music_data
+from zoo.data.sources import data_dir
+from zoo.errors import UsageError
+from zoo.objectives.common import gradient_step, init_model_state
+from zoo.train.optim import make_optimizer
+
+log = logging.getLogger(__name__)
+
+ENCODING_VERSION = 1  # bump when zoo.data.music's event encoding changes meaning
+ASSETS_FILE = "music.json"
+CAPTIONS_FILE = "captions.json"
+EMBEDDINGS_FILE = "caption_embeddings.npy"
+DATA_SPECS = {"folk": music_data.DEFAULT_COLLECTIONS}
+
+
+def collections_for(spec: str) -> tuple[str, ...]:
+    """`config.data` -> music21 collections: "folk" (the default four), or names joined by "," or "+"."""
+    if spec in DATA_SPECS:
+        return DATA_SPECS[spec]
+    names = tuple(n.strip() for n in spec.replace("+", ",").split(",") if n.strip())
+    if not names:
+        raise UsageError(f"empty music data spec {spec!r}; use 'folk' or collection names")
+    return names  # load_tunes names the valid ones if any is unknown
+
+
+def masked_loss(graphdef: nnx.GraphDef, params: dict, batch: dict, key: jax.Array | None
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Masked mean next-event cross-entropy (nats/event); dropout on iff `key` is given."""
+    model = nnx.merge(graphdef, params)
+    tokens = batch["tokens"]
+    rngs = None if key is None else nnx.Rngs(dropout=key)
+    logits = model(tokens[:, :-1], batch["cond"], deterministic=key is None, rngs=rngs)
+    targets = tokens[:, 1:]
+    mask = batch["mask"][:, 1:].astype(jnp.float32)
+    count = jnp.maximum(mask.sum(), 1.0)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    loss = (nll * mask).sum() / count
+    accuracy = ((logits.argmax(-1) == targets) * mask).sum() / count
+    return loss, {"accuracy": accuracy}
+
+
+def embed_captions(captions: Sequence[str]) -> np.ndarray:
+    """float16 [len(captions), 384] sentence embeddings, cached on disk by a hash of the caption list."""
+    digest = hashlib.sha256(json.dumps(list(captions), ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    path = data_dir() / "cache" / f"music-captions-{digest}.npy"
+    if path.is_file():
+        try:
+            table = np.load(path)
+            if table.shape[0] == len(captions):
+                return table
+        except (OSError, ValueError) as e:
+            log.warning("ignoring unreadable caption cache %s: %s", path, e)
+    from zoo.text.encoder import TextEncoder  # deferred: loads the encoder weights
+
+    log.info("embedding %d captions with the text encoder (cached afterwards in %s)", len(captions), path)
+    encoder = TextEncoder.load(cache_size=0)
+    chunk = 4096
+    parts = []
+    for start in range(0, len(captions), chunk):
+        parts.append(encoder.embed(list(captions[start:start + chunk])).astype(np.float16))
+        if len(captions) > chunk:
+            log.info("embedded %d/%d captions", min(start + chunk, len(captions)), len(captions))
+    table = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as f:
+        np.save(f, table)
+    os.replace(f.name, path)  # atomic: concurrent processes never see half a file
+    return table
+
+
+class _WithCond:
+    """A MelodyBatches whose batches also carry `cond` float32 [B, 384], the rows of the caption table."""
+
+    def __init__(self, batches: music_data.MelodyBatches, table: np.ndarray):
+        self.batches, self.table = batches, table
+
+    def _add(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch["cond"] = self.table[batch["caption_id"]].astype(np.float32)
+        return batch
+
+    def batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
+        return self._add(self.batches.batch(step, process_index, process_count))
+
+    def eval_batches(self, n: int, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
+        return (self._add(b) for b in self.batches.eval_batches(n, process_index, process_count))
+
+
+class MusicTask:
+    """Data, state and steps of the caption-conditioned melody LSTM for the shared loop."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+        self.config = config
+        corpus = music_data.load_tunes(collections_for(config.data), limit=config.get("max_tunes", 0) or None,
+                                       progress=jax.process_index() == 0)
+        tunes, encoded, bad = [], [], 0
+        for tune in corpus.tunes:
+            try:
+                encoded.append(music_data.encode(tune))
+                tunes.append(tune)
+            except ValueError:
+                bad += 1
+        if config.get("max_tunes", 0):
+            tunes, encoded = tunes[:config.max_tunes], encoded[:config.max_tunes]
+        if not tunes:
+            raise UsageError(f"music data {config.data!r} holds no usable tunes")
+        train, val = music_data.split_tunes(tunes, config.get("val_fraction", 0.05))
+        if not val:
+            log.warning("%s has too few tunes for a validation split: evaluating on training tunes", config.data)
+            val = train[-8:]
+        position = {id(t): i for i, t in enumerate(tunes)}
+        self.captions, index = music_data.caption_table(tunes)
+        self.embeddings = embed_captions(self.captions)
+        rows = lambda part: [position[id(t)] for t in part]  # noqa: E731
+        train_rows, val_rows = rows(train), rows(val)
+        max_len = config.get("max_len", 384)
+        try:
+            self.train_data = _WithCond(music_data.MelodyBatches(
+                [encoded[i] for i in train_rows], index[train_rows], max_len, config.batch_size, config.seed,
+                tuple(config.get("transpose_range", (-5, 6)))), self.embeddings)
+            self.val_data = _WithCond(music_data.MelodyBatches(
+                [encoded[i] for i in val_rows], index[val_rows], max_len, config.batch_size, config.seed,
+                (0, 0)), self.embeddings)
+        except ValueError as e:
+            raise UsageError(f"music data {config.data!r}: {e}") from None
+        self.eval_batch_count = config.get("eval_batches", 8)
+        self.tx = make_optimizer(config)
+        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self._build(nnx.Rngs(0))))
+        log.info("%s: %d train / %d val tunes (%d not encodable, %d skipped by the parser), %d captions",
+                 config.data, len(train), len(val), bad, sum(corpus.skipped.values()), len(self.captions))
+
+    def _build(self, rngs: nnx.Rngs) -> nnx.Module:
+        return registry.build_model(self.config, rngs, vocab_size=music_data.VOCAB,
+                                    cond_dim=int(self.embeddings.shape[1]))
+
+    def init_state(self, key: jax.Array) -> dict:
+        return init_model_state(self._build(nnx.Rngs(params=key)), self.tx)
+
+    def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
+        return gradient_step(state, self.tx, lambda p: masked_loss(self.graphdef, p, batch, key))
+
+    def eval_step(self, state: dict, batch: dict) -> dict:
+        loss, metrics = masked_loss(self.graphdef, state["params"], batch, None)
+        return {"loss": loss, **metrics}
+
+    def train_batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
+        return self.train_data.batch(step, process_index, process_count)
+
+    def eval_batches(self, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
+        return self.val_data.eval_batches(self.eval_batch_count, process_index, process_count)
+
+    def export_params(self, state: dict) -> dict:
+        return state["params"]
+
+    def load_params(self, state: dict, params: dict) -> dict:
+        return {"params": params, "opt_state": self.tx.init(params)}
+
+    def save_assets(self, directory: pathlib.Path) -> None:
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        info = {"encoding_version": ENCODING_VERSION, "vocab_size": music_data.VOCAB,
+                "ticks_per_quarter": music_data.TICKS_PER_QUARTER, "token_names": list(music_data.TOKEN_NAMES),
+                "data": self.config.data, "num_captions": len(self.captions)}
+        (directory / ASSETS_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        (directory / CAPTIONS_FILE).write_text(json.dumps(self.captions, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
+        np.save(directory / EMBEDDINGS_FILE, self.embeddings.astype(np.float16))
+
+
+def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> MusicTask:
+    return MusicTask(config, workdir)
