@@ -34,8 +34,8 @@ def test_step_by_step_equals_full_forward():
         stepped.append(logits)
     np.testing.assert_allclose(np.stack(stepped, axis=1), full, atol=1e-5)
     # the model holds only parameters; dropout is drawn from call-time rngs
-    assert jax.tree.structure(nnx.state(model).to_pure_dict()) == \
-        jax.tree.structure(nnx.state(model, nnx.Param).to_pure_dict())
+    assert jax.tree.structure(nnx.to_pure_dict(nnx.state(model))) == \
+        jax.tree.structure(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     dropped = model(tokens, cond, deterministic=False, rngs=nnx.Rngs(dropout=0))
     assert not np.allclose(dropped, full)
 

@@ -15,7 +15,7 @@ PyTree = Any
 def init_model_state(model: nnx.Module, tx: optax.GradientTransformation) -> dict[str, PyTree]:
     """{"params", "opt_state"} with params as a plain dict tree: Orbax- and optax-friendly, and what
     `nnx.merge(graphdef, params)` takes back."""
-    params = nnx.state(model, nnx.Param).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     return {"params": params, "opt_state": tx.init(params)}
 
 

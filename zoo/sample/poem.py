@@ -33,7 +33,7 @@ class PoemSampler:
         abstract = nnx.eval_shape(
             lambda: registry.build_model(self.config, nnx.Rngs(0), vocab_size=len(self.tokenizer)))
         self.graphdef, expected = nnx.split(abstract)
-        params = export_lib.load_params(export_dir, expected.to_pure_dict(), f"checkpoint {export_dir}")
+        params = export_lib.load_params(export_dir, nnx.to_pure_dict(expected), f"checkpoint {export_dir}")
         self.params = jax.tree.map(jax.numpy.asarray, params)
         self.context_length = self.config.model.context_length
 
