@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -28,3 +28,24 @@ def gradient_step(state: dict[str, PyTree], tx: optax.GradientTransformation,
     params = optax.apply_updates(state["params"], updates)
     metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
     return {"params": params, "opt_state": opt_state}, metrics
+
+
+class SingleModelTask:
+    """The Task methods every one-model, one-optimizer family shares. Subclasses set `tx`, `train_data`
+    and `val_data` (objects with `batch(step, pi, pc)` and `eval_batches(n, pi, pc)`, stateless in the
+    step) and `eval_batch_count`, and write init_state, train_step, eval_step and save_assets."""
+
+    tx: optax.GradientTransformation
+    eval_batch_count: int
+
+    def train_batch(self, step: int, process_index: int, process_count: int) -> dict[str, Any]:
+        return self.train_data.batch(step, process_index, process_count)
+
+    def eval_batches(self, process_index: int, process_count: int) -> Iterator[dict[str, Any]]:
+        return self.val_data.eval_batches(self.eval_batch_count, process_index, process_count)
+
+    def export_params(self, state: dict[str, PyTree]) -> PyTree:
+        return state["params"]
+
+    def load_params(self, state: dict[str, PyTree], params: PyTree) -> dict[str, PyTree]:
+        return {"params": params, "opt_state": self.tx.init(params)}

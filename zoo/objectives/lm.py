@@ -9,11 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import pathlib
-from collections.abc import Iterator
 
 import jax
 import ml_collections
-import numpy as np
 import optax
 from flax import nnx
 
@@ -21,7 +19,7 @@ from zoo import registry
 from zoo.data import sources
 from zoo.data.lm import TokenWindows
 from zoo.errors import UsageError
-from zoo.objectives.common import gradient_step, init_model_state
+from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state
 from zoo.text import tokenizer as tokenizer_lib
 from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
@@ -52,7 +50,7 @@ def _tokenizer_for(config: ml_collections.ConfigDict, workdir: pathlib.Path, tra
     return tokenizer_lib.train_tokenizer(train_docs, config.tokenizer, config.get("vocab_size", 0))
 
 
-class LMTask:
+class LMTask(SingleModelTask):
     """Data, state and steps of a decoder-only LM for the shared loop."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
@@ -96,18 +94,6 @@ class LMTask:
     def eval_step(self, state: dict, batch: dict) -> dict:
         loss, metrics = lm_loss(self.graphdef, state["params"], batch["tokens"], None)
         return {"loss": loss, "bits_per_char": loss * self.tokens_per_char / math.log(2), **metrics}
-
-    def train_batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
-        return self.train_data.batch(step, process_index, process_count)
-
-    def eval_batches(self, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
-        return self.val_data.eval_batches(self.eval_batch_count, process_index, process_count)
-
-    def export_params(self, state: dict) -> dict:
-        return state["params"]
-
-    def load_params(self, state: dict, params: dict) -> dict:
-        return {"params": params, "opt_state": self.tx.init(params)}
 
     def save_assets(self, directory: pathlib.Path) -> None:
         tokenizer_lib.save_tokenizer(self.tokenizer, pathlib.Path(directory) / TOKENIZER_DIR)

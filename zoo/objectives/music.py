@@ -32,7 +32,7 @@ from zoo import registry
 from zoo.data import music as music_data
 from zoo.data.sources import data_dir
 from zoo.errors import UsageError
-from zoo.objectives.common import gradient_step, init_model_state
+from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state
 from zoo.train.optim import make_optimizer
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class _WithCond:
         return (self._add(b) for b in self.batches.eval_batches(n, process_index, process_count))
 
 
-class MusicTask:
+class MusicTask(SingleModelTask):
     """Data, state and steps of the caption-conditioned melody LSTM for the shared loop."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
@@ -172,18 +172,6 @@ class MusicTask:
     def eval_step(self, state: dict, batch: dict) -> dict:
         loss, metrics = masked_loss(self.graphdef, state["params"], batch, None)
         return {"loss": loss, **metrics}
-
-    def train_batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
-        return self.train_data.batch(step, process_index, process_count)
-
-    def eval_batches(self, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
-        return self.val_data.eval_batches(self.eval_batch_count, process_index, process_count)
-
-    def export_params(self, state: dict) -> dict:
-        return state["params"]
-
-    def load_params(self, state: dict, params: dict) -> dict:
-        return {"params": params, "opt_state": self.tx.init(params)}
 
     def save_assets(self, directory: pathlib.Path) -> None:
         directory = pathlib.Path(directory)
