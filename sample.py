@@ -1,12 +1,15 @@
-"""Turn a text prompt into a poem (and, as families land, an image or a MIDI file).
+"""Turn a text prompt into a poem or a melody (and, as families land, an image).
 
     python sample.py --model poem --prompt "summer beach"
     python sample.py --model poem-zh --prompt "春江" --num 4 --out poems/
+    python sample.py --model music --prompt "summer beach" --out beach.mid --wav --png
 
 Without --checkpoint the embedded model in zoo/pretrained/MODEL is used. Same --seed => same output.
 """
 
 from __future__ import annotations
+
+import pathlib
 
 from zoo import cli
 from zoo.errors import UsageError
@@ -28,6 +31,11 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
+# CLI flag -> the sampler option it sets; a sampler lists the options it takes in `options`.
+SAMPLER_OPTIONS = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
+                   "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer"}
+
+
 def main(argv: list[str]) -> int:
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
@@ -39,13 +47,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top_k", type=int, default=None)
     parser.add_argument("--top_p", type=float, default=None)
-    parser.add_argument("--max_tokens", type=int, default=None, help="most tokens to add to the prompt")
+    parser.add_argument("--max_tokens", type=int, default=None, help="text: most tokens to add to the prompt")
+    parser.add_argument("--bars", type=int, default=None, help="music: length of each melody in bars")
+    parser.add_argument("--primer", default=None, help="music: a MIDI file whose tune the melodies continue")
+    parser.add_argument("--wav", action="store_true", help="music: also write a WAV rendering of each melody")
+    parser.add_argument("--png", action="store_true", help="music: also write a piano-roll PNG of each melody")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
 
     from zoo import registry
     from zoo.sample import writers
-    from zoo.train import export as export_lib
 
     entry = registry.get(args.model)
     prompt = check_prompt(args.prompt)
@@ -61,21 +72,65 @@ def main(argv: list[str]) -> int:
         raise UsageError("--top_k must be >= 0")
     if args.max_tokens is not None and args.max_tokens < 1:
         raise UsageError("--max_tokens must be positive")
-    if args.out is not None:
-        writers.check_writable(writers.planned_paths(args.out, args.num, entry.output), args.overwrite)
+    if args.bars is not None and args.bars < 1:
+        raise UsageError("--bars must be positive")
+    extras = [ext for ext, wanted in (("wav", args.wav), ("png", args.png)) if wanted]
+    if extras and entry.output != "mid":
+        raise UsageError(f"--{extras[0]} applies to music models, not to --model {args.model}")
 
     sampler_factory = registry.load_sampler(entry)
-    export_dir = export_lib.find_export(args.checkpoint or entry.pretrained_dir)
-    trained_as = export_lib.load_config(export_dir).get("model_name", "")
-    if trained_as not in registry.MODELS or registry.MODELS[trained_as].sampler != entry.sampler:
-        raise UsageError(f"{export_dir} holds a {trained_as or 'unknown'!s} model, not a {args.model} model")
+    options = {}
+    for flag, option in SAMPLER_OPTIONS.items():
+        if getattr(args, flag) is not None:
+            if option not in sampler_factory.options:
+                raise UsageError(f"--{flag} does not apply to --model {args.model}")
+            options[option] = getattr(args, flag)
+    if entry.output == "txt":
+        targets = writers.planned_paths(args.out, args.num, "txt") if args.out is not None else []
+    else:
+        out = args.out if args.out is not None else writers.default_target(prompt, args.num, entry.output)
+        targets = writers.planned_paths(out, args.num, entry.output)
+    writers.check_writable(targets + [t.with_suffix(f".{ext}") for t in targets for ext in extras], args.overwrite)
 
-    sampler = sampler_factory(export_dir)
-    samples = sampler.sample(prompt, args.num, args.seed, temperature=args.temperature, top_k=args.top_k,
-                             top_p=args.top_p, max_new_tokens=args.max_tokens)
-    for path in writers.write_texts(samples, args.out, args.overwrite):
+    if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
+        cli.setup_logging()
+    sampler = sampler_factory(_export_dir(args.checkpoint, entry))
+    samples = sampler.sample(prompt, args.num, args.seed, **options)
+    if entry.output == "txt":
+        written = writers.write_texts(samples, args.out, args.overwrite)
+    else:
+        written = _write_files(sampler, samples[:len(targets)], targets, extras)
+        if len(samples) > len(targets):
+            print(f"--out names one file: wrote the first of {len(samples)} samples (use --out DIR/ for all)")
+    for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
+    """The export to sample from: --checkpoint, else the embedded one; it must hold a model of `entry`."""
+    from zoo import registry
+    from zoo.train import export as export_lib
+
+    export_dir = export_lib.find_export(checkpoint or entry.pretrained_dir)
+    trained_as = export_lib.load_config(export_dir).get("model_name", "")
+    if trained_as not in registry.MODELS or registry.MODELS[trained_as].sampler != entry.sampler:
+        raise UsageError(f"{export_dir} holds a {trained_as or 'unknown'!s} model, not a {entry.name} model")
+    return export_dir
+
+
+def _write_files(sampler, samples: list, targets: list, extras: list[str]) -> list:
+    """Each sample as the sampler's file type at its target, plus the renderings named in `extras`."""
+    from zoo.sample import writers
+
+    written = []
+    for sample, target in zip(samples, targets, strict=True):
+        payloads = {target: sampler.to_bytes(sample)}
+        payloads.update({target.with_suffix(f".{ext}"): sampler.render(sample, ext) for ext in extras})
+        for path, data in payloads.items():
+            writers.write_bytes(path, data)
+            written.append(path)
+    return written
 
 
 if __name__ == "__main__":

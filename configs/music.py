@@ -1,6 +1,6 @@
 """Folk melodies with a caption-conditioned LSTM: the embedded `music` model.
 
-Train (about 20 min on 2 CPU cores, ~1 step/s; the first run on a machine also parses the corpus and
+Train (about 35 min on 2 CPU cores, ~1 step/s; the first run on a machine also parses the corpus and
 embeds its ~49k captions with the text encoder (~3.5 min), both cached under $ZOO_DATA_DIR/cache):
     python train.py --config configs/music.py --workdir runs/music
 Result: validation loss in nats/event (and next-event accuracy) in runs/music/metrics.jsonl.
@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.dropout = 0.1
 
     c.seed = 0
-    c.train_steps = 1200  # ~1 step/s on 2 CPU cores
+    c.train_steps = 2000  # ~1 step/s on 2 CPU cores
     c.batch_size = 32  # global, over all devices of all processes
     c.learning_rate = 3e-3
     c.lr_schedule = "cosine"

@@ -143,6 +143,9 @@ class MusicTask(SingleModelTask):
         self.embeddings = embed_captions(self.captions)
         rows = lambda part: [position[id(t)] for t in part]  # noqa: E731
         train_rows, val_rows = rows(train), rows(val)
+        # What a sampler ships (the full table is ~49k rows, ~38 MB): the training tunes' captions in their
+        # notated keys, to retrieve and report the captions nearest to a prompt.
+        self.notated_caption_rows = sorted({int(index[i, 0]) for i in train_rows})
         max_len = config.get("max_len", 384)
         try:
             self.train_data = _WithCond(music_data.MelodyBatches(
@@ -178,11 +181,12 @@ class MusicTask(SingleModelTask):
         directory.mkdir(parents=True, exist_ok=True)
         info = {"encoding_version": ENCODING_VERSION, "vocab_size": music_data.VOCAB,
                 "ticks_per_quarter": music_data.TICKS_PER_QUARTER, "token_names": list(music_data.TOKEN_NAMES),
-                "data": self.config.data, "num_captions": len(self.captions)}
+                "data": self.config.data, "num_training_captions": len(self.captions)}
         (directory / ASSETS_FILE).write_text(json.dumps(info, indent=1) + "\n")
-        (directory / CAPTIONS_FILE).write_text(json.dumps(self.captions, ensure_ascii=False) + "\n",
-                                               encoding="utf-8")
-        np.save(directory / EMBEDDINGS_FILE, self.embeddings.astype(np.float16))
+        rows = self.notated_caption_rows
+        (directory / CAPTIONS_FILE).write_text(json.dumps([self.captions[i] for i in rows], ensure_ascii=False)
+                                               + "\n", encoding="utf-8")
+        np.save(directory / EMBEDDINGS_FILE, self.embeddings[rows].astype(np.float16))
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> MusicTask:

@@ -26,6 +26,7 @@ from zoo.train import export as export_lib
 
 class PoemSampler:
     extension = "txt"
+    options = ("temperature", "top_k", "top_p", "max_new_tokens")
 
     def __init__(self, export_dir: pathlib.Path):
         self.config = export_lib.load_config(export_dir)

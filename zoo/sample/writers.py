@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import sys
 import tempfile
 
@@ -23,6 +24,18 @@ def planned_paths(out: str, count: int, extension: str) -> list[pathlib.Path]:
     if is_directory_target(out):
         return [pathlib.Path(out) / f"{i:03d}.{extension}" for i in range(count)]
     return [pathlib.Path(out)]
+
+
+def default_target(prompt: str, count: int, extension: str, directory: str | os.PathLike = ".") -> str:
+    """Where binary samples go without --out: `PROMPT-WORDS.EXT` (or the directory `PROMPT-WORDS/` for
+    several samples) in `directory`, with -2, -3 ... added rather than touching anything that exists."""
+    slug = "-".join(re.findall(r"\w+", prompt.lower()))[:40].strip("-_") or "sample"
+    for n in range(1, 10_000):
+        name = slug if n == 1 else f"{slug}-{n}"
+        path = pathlib.Path(directory) / (name if count > 1 else f"{name}.{extension}")
+        if not path.exists():
+            return str(path) + os.sep if count > 1 else str(path)
+    raise UsageError(f"no free file name for {slug!r} in {directory}; pass --out")
 
 
 def check_writable(paths: list[pathlib.Path], overwrite: bool) -> None:
@@ -42,6 +55,9 @@ def write_bytes(path: pathlib.Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
         f.write(data)
         temp = f.name
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)  # a temp file is private (0600); the result should read like any new file
     os.replace(temp, path)
 
 
