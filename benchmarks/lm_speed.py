@@ -1,6 +1,6 @@
 """Speed of the poem LM on this machine: training steps/s (the loop's jitted step) and sampling tokens/s.
 
-    python benchmarks/lm_speed.py [--config configs/poem.py] [--steps 10] [--config.KEY=VALUE ...]
+    python -m benchmarks.lm_speed [--config configs/poem.py] [--steps 10] [--config.KEY=VALUE ...]
 
 Runs on random tokens (no corpus needed) with the real model, optimizer and step functions, A/B-free: it
 times one configuration and prints one JSON line, so runs can be compared by hand or by a script.
@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from benchmarks.timing import time_train_step
 from zoo import config as config_lib
 from zoo.objectives.common import gradient_step, init_model_state
 from zoo.objectives.lm import lm_loss
@@ -44,15 +45,7 @@ def main() -> None:
     shape = (config.batch_size, config.model.context_length + 1)
     batches = [rng.integers(0, args.vocab, shape, dtype=np.int32) for _ in range(args.steps + 1)]
     key = jax.random.PRNGKey(0)
-    t0 = time.perf_counter()
-    state, metrics = step(state, batches[0], key)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        state, metrics = step(state, batches[i + 1], jax.random.fold_in(key, i))
-    jax.block_until_ready(metrics)
-    step_s = (time.perf_counter() - t0) / args.steps
+    state, compile_s, step_s = time_train_step(step, state, batches, key)
 
     params = state["params"]
     prompt = np.zeros((1, 8), np.int32)

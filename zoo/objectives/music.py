@@ -54,6 +54,25 @@ def collections_for(spec: str) -> tuple[str, ...]:
     return names  # load_tunes names the valid ones if any is unknown
 
 
+def encodable_tunes(config: ml_collections.ConfigDict, progress: bool = False
+                    ) -> tuple[music_data.TuneCorpus, list[music_data.Tune], list[np.ndarray], int]:
+    """(corpus, the tunes training uses, their tokens, how many could not be encoded): the encodable tunes
+    of `config.data` in corpus order, capped at `config.max_tunes`. `music_data.split_tunes(tunes,
+    config.val_fraction)` then gives the training split; evaluation calls this too, to hold out the same tunes."""
+    limit = config.get("max_tunes", 0) or None
+    corpus = music_data.load_tunes(collections_for(config.data), limit=limit, progress=progress)
+    tunes, encoded, bad = [], [], 0
+    for tune in corpus.tunes:
+        try:
+            encoded.append(music_data.encode(tune))
+            tunes.append(tune)
+        except ValueError:
+            bad += 1
+    if not tunes:
+        raise UsageError(f"music data {config.data!r} holds no usable tunes")
+    return corpus, tunes[:limit], encoded[:limit], bad
+
+
 def masked_loss(graphdef: nnx.GraphDef, params: dict, batch: dict, key: jax.Array | None
                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Masked mean next-event cross-entropy (nats/event); dropout on iff `key` is given."""
@@ -121,19 +140,7 @@ class MusicTask(SingleModelTask):
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
         self.config = config
-        corpus = music_data.load_tunes(collections_for(config.data), limit=config.get("max_tunes", 0) or None,
-                                       progress=jax.process_index() == 0)
-        tunes, encoded, bad = [], [], 0
-        for tune in corpus.tunes:
-            try:
-                encoded.append(music_data.encode(tune))
-                tunes.append(tune)
-            except ValueError:
-                bad += 1
-        if config.get("max_tunes", 0):
-            tunes, encoded = tunes[:config.max_tunes], encoded[:config.max_tunes]
-        if not tunes:
-            raise UsageError(f"music data {config.data!r} holds no usable tunes")
+        corpus, tunes, encoded, bad = encodable_tunes(config, progress=jax.process_index() == 0)
         train, val = music_data.split_tunes(tunes, config.get("val_fraction", 0.05))
         if not val:
             log.warning("%s has too few tunes for a validation split: evaluating on training tunes", config.data)

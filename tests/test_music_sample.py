@@ -1,0 +1,170 @@
+"""Melodies from prompts (zoo.sample.music) with the embedded `music` model: the grammar, the files, the
+seed, the primer, and bad input. The sampler is built once for the module; the CLI runs a few times."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import subprocess
+import sys
+import wave
+
+import jax
+import mido
+import numpy as np
+import pytest
+
+from tests.helpers import ROOT, assert_usage_error, env, run_sample
+from zoo import registry
+from zoo.data import music as M
+from zoo.sample import midi as W
+from zoo.sample import music as S
+
+music21 = pytest.importorskip("music21")
+EXPORT = registry.get("music").pretrained_dir
+
+
+@pytest.fixture(scope="module")
+def sampler() -> S.MelodySampler:
+    return S.MelodySampler(EXPORT)
+
+
+@pytest.fixture(scope="module")
+def tunes() -> list[M.Tune]:
+    """Airs and jigs of O'Neill's: 4/4, 3/4, 6/8, pickups and notes held across bar lines among them."""
+    corpus = M.load_tunes(["oneills1850"], limit=40, workers=1, cache=False, progress=False)
+    jig_file = pathlib.Path(music21.__file__).parent / "corpus" / "oneills1850" / "0900-0950.abc"
+    jigs = M.load_tunes(files=[jig_file], limit=6, workers=1, cache=False, progress=False)
+    return corpus.tunes + jigs.tunes
+
+
+def bars_of(melody: M.Melody) -> float:
+    return melody.quarter_length * M.TICKS_PER_QUARTER / M.bar_ticks(melody.meter)
+
+
+def test_jnp_grammar_is_the_reference_grammar(tunes):
+    """allowed_tokens(grammar_state(prefix)) == allowed_next(prefix) at every prefix of real tunes, but for
+    EOS, which the sampler allows only once a melody has its bars (never, with an unreachable target)."""
+    allowed = jax.jit(S.allowed_tokens)
+    checked = 0
+    for tune in tunes[::4]:
+        tokens = M.encode(tune)
+        for n in range(1, len(tokens)):
+            state = {k: np.asarray([v], np.int32) for k, v in S.grammar_state(tokens[:n]).items()}
+            ours = np.asarray(allowed(state, np.int32(10_000)))[0]
+            reference = M.allowed_next(tokens[:n])
+            reference[M.EOS] = False
+            assert np.array_equal(ours, reference), (tune.title, n, M.token_name(tokens[n - 1]))
+            checked += 1
+    assert checked > 500
+
+
+def test_length_rule_ends_a_full_last_bar():
+    prefix = np.asarray([M.BOS, M.meter_token("3/4"), M.key_token(2, "major"), M.BAR, M.pitch_token(62)]
+                        + M.duration_tokens(48), np.int32)  # one bar, two thirds full
+    state = {k: np.asarray([v], np.int32) for k, v in S.grammar_state(prefix).items()}
+    assert S.grammar_state(prefix)["remaining"] == 24 and S.grammar_state(prefix)["bars"] == 1
+    mask = np.asarray(S.allowed_tokens(state, np.int32(1)))[0]
+    assert not mask[M.EOS] and not mask[M.BAR] and mask[M.REST]  # the bar must be filled first
+    assert mask[M.duration_tokens(24)[0]] and not mask[M.duration_tokens(30)[0]]
+    full = np.concatenate([prefix, M.duration_tokens(24)]).astype(np.int32)
+    state = {k: np.asarray([v], np.int32) for k, v in S.grammar_state(full).items()}
+    assert np.flatnonzero(np.asarray(S.allowed_tokens(state, np.int32(1)))[0]).tolist() == [M.EOS]
+    assert np.flatnonzero(np.asarray(S.allowed_tokens(state, np.int32(2)))[0]).tolist() == [M.BAR]
+
+
+def test_prompt_reading(sampler):
+    reading = sampler.read_prompt("a jig in A minor")
+    assert reading.cond.shape == (384,) and reading.cond.dtype == np.float32
+    assert np.isclose(np.linalg.norm(reading.cond), 1.0, atol=1e-4)
+    similarities = [s for _, s in reading.nearest]
+    assert len(similarities) >= 5 and similarities == sorted(similarities, reverse=True)
+    assert all(c in sampler.captions for c, _ in reading.nearest)
+    assert any("jig" in c for c, _ in reading.nearest[:5])  # the captions of the full model's corpus
+    neighbours = sampler.read_prompt("a jig in A minor", conditioning="neighbours")
+    assert np.isclose(np.linalg.norm(neighbours.cond), 1.0, atol=1e-4)
+    assert 0.3 < float(neighbours.cond @ reading.cond) < 0.999  # near the prompt, but not the prompt
+
+
+def test_melodies_have_their_bars_and_a_seed_fixes_them(sampler):
+    melodies = sampler.sample("a reel in D major", 4, seed=3, bars=8)
+    assert len(melodies) == 4
+    for melody in melodies:
+        assert melody.meter in M.METERS and melody.mode in M.MODES
+        assert np.isclose(bars_of(melody), 8), melody  # exactly the bars asked for, the last one full
+        tokens = M.encode(melody)
+        for n in range(1, len(tokens)):  # every event the sampler drew was allowed by the grammar
+            assert M.allowed_next(tokens[:n])[tokens[n]], (n, M.token_name(tokens[n]))
+    again = sampler.sample("a reel in D major", 4, seed=3, bars=8)
+    assert [sampler.to_bytes(m) for m in again] == [sampler.to_bytes(m) for m in melodies]
+    other = sampler.sample("a reel in D major", 4, seed=4, bars=8)
+    assert [m.notes for m in other] != [m.notes for m in melodies]
+    assert len({m.notes for m in melodies}) == 4  # the rows of one batch differ
+
+
+def test_primer_is_continued(sampler, tunes, tmp_path):
+    jig = next(t for t in tunes if t.meter == "6/8" and t.mode == "major")
+    tokens = M.encode(jig)
+    bar_positions = np.flatnonzero(tokens == M.BAR)
+    primer = M.decode(tokens[:bar_positions[4]])  # a pickup bar + 3 bars
+    path = tmp_path / "primer.mid"
+    W.write_midi(primer, path)
+    (melody,) = sampler.sample("a jig", 1, seed=0, bars=4, primer=path)
+    assert (melody.meter, melody.key_name) == (jig.meter, jig.key_name)
+    assert melody.notes[:len(primer.notes)] == primer.notes
+    assert np.isclose(bars_of(melody), bars_of(primer) + 4)
+
+
+def test_cli_writes_midi_wav_and_png(tmp_path):
+    from PIL import Image
+
+    result = run_sample("--model", "music", "--prompt", "a slow air in E minor", "--num", "2", "--bars", "4",
+                        "--out", f"{tmp_path}/airs/", "--wav", "--png", "--seed", "5")
+    assert result.returncode == 0, result.stderr
+    assert "read the prompt" in result.stdout and "E minor" in result.stdout
+    for i in range(2):
+        midi = tmp_path / "airs" / f"{i:03d}.mid"
+        melody = W.melody_from_midi(midi)
+        assert np.isclose(bars_of(melody), 4)
+        with wave.open(str(midi.with_suffix(".wav"))) as w:
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
+            audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        seconds = melody.quarter_length * 0.5  # 120 quarter notes per minute
+        assert abs(len(audio) / 22050 - seconds - 0.3) < 0.01
+        assert np.abs(audio).max() > 10_000  # not silence
+        image = Image.open(midi.with_suffix(".png"))
+        assert image.format == "PNG" and image.width == int(np.ceil(melody.quarter_length * 24)) + 1
+    assert (tmp_path / "airs" / "000.mid").read_bytes() != (tmp_path / "airs" / "001.mid").read_bytes()
+
+
+def test_cli_default_file_never_replaces_one(tmp_path):
+    """Without --out a melody goes to PROMPT.mid in the working directory, then PROMPT-2.mid ..."""
+    cmd = [sys.executable, str(ROOT / "sample.py"), "--model", "music", "--prompt", "Summer beach!", "--bars", "2"]
+    for _ in range(2):
+        result = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    first, second = tmp_path / "summer-beach.mid", tmp_path / "summer-beach-2.mid"
+    assert "wrote summer-beach-2.mid" in result.stdout
+    assert first.read_bytes() == second.read_bytes()  # same seed => byte-identical MIDI
+    assert len(mido.MidiFile(file=io.BytesIO(first.read_bytes())).tracks) == 2
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--prompt", ""], "prompt is empty"),
+    (["--prompt", "a jig", "--primer", "NOTES"], "not a readable MIDI file"),
+    (["--prompt", "a jig", "--primer", "/nonexistent/tune.mid"], "cannot read"),
+    (["--prompt", "a jig", "--bars", "0"], "--bars"),
+    (["--prompt", "a jig", "--bars", "100000"], "--bars"),
+    (["--prompt", "a jig", "--max_tokens", "20"], "--max_tokens does not apply to --model music"),
+])
+def test_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "notes.txt").write_text("not music")
+    args = [str(tmp_path / "notes.txt") if a == "NOTES" else a for a in args]
+    assert_usage_error(run_sample("--model", "music", "--out", str(tmp_path / "x.mid"), *args), fragment)
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_music_flags_are_refused_for_text_models():
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "hi", "--wav"), "--wav applies to music")
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "hi", "--bars", "4"),
+                       "--bars does not apply to --model poem")
