@@ -2,8 +2,8 @@
 
 Data: the folk-tune corpus of zoo.data.music, split by tune hash, encoded as melody events, randomly
 transposed per batch row (with a caption naming the transposed key). Every unique caption is embedded
-once with the pretrained text encoder (all-MiniLM-L6-v2); the [N, 384] table is cached under
-`data_dir()/cache/` keyed by a hash of the caption list, so a rerun does not run the encoder again.
+once with the pretrained text encoder (all-MiniLM-L6-v2) into an [N, 384] table, cached on disk
+(zoo.text.captions), so a rerun does not run the encoder again.
 Batches carry the rows of that table their captions pick (`cond`, gathered on the host: the table can
 hold tens of thousands of captions and would be a needlessly large constant inside the jitted step).
 
@@ -13,13 +13,10 @@ minus its first column: position 0, BOS, is never a target). Eval also reports a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import pathlib
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +27,9 @@ from flax import nnx
 
 from zoo import registry
 from zoo.data import music as music_data
-from zoo.data.sources import data_dir
 from zoo.errors import UsageError
 from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state
+from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 
 log = logging.getLogger(__name__)
@@ -87,35 +84,6 @@ def masked_loss(graphdef: nnx.GraphDef, params: dict, batch: dict, key: jax.Arra
     loss = (nll * mask).sum() / count
     accuracy = ((logits.argmax(-1) == targets) * mask).sum() / count
     return loss, {"accuracy": accuracy}
-
-
-def embed_captions(captions: Sequence[str]) -> np.ndarray:
-    """float16 [len(captions), 384] sentence embeddings, cached on disk by a hash of the caption list."""
-    digest = hashlib.sha256(json.dumps(list(captions), ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-    path = data_dir() / "cache" / f"music-captions-{digest}.npy"
-    if path.is_file():
-        try:
-            table = np.load(path)
-            if table.shape[0] == len(captions):
-                return table
-        except (OSError, ValueError) as e:
-            log.warning("ignoring unreadable caption cache %s: %s", path, e)
-    from zoo.text.encoder import TextEncoder  # deferred: loads the encoder weights
-
-    log.info("embedding %d captions with the text encoder (cached afterwards in %s)", len(captions), path)
-    encoder = TextEncoder.load(cache_size=0)
-    chunk = 4096
-    parts = []
-    for start in range(0, len(captions), chunk):
-        parts.append(encoder.embed(list(captions[start:start + chunk])).astype(np.float16))
-        if len(captions) > chunk:
-            log.info("embedded %d/%d captions", min(start + chunk, len(captions)), len(captions))
-    table = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as f:
-        np.save(f, table)
-    os.replace(f.name, path)  # atomic: concurrent processes never see half a file
-    return table
 
 
 class _WithCond:
