@@ -1,7 +1,7 @@
 """Evaluation of the text-conditioned folk-melody model (`music`): held-out likelihood and prompt control.
 
     python -m benchmarks.music_eval [--checkpoint zoo/pretrained/music] [--samples 50] [--seed 0]
-                                    [--conditioning prompt|neighbours|both] [--json PATH]
+                                    [--conditioning prompt|neighbours|blend|all] [--json PATH]
 
 Prints Markdown tables; `--json PATH` also writes every figure. The tunes are those the export was trained
 on (its config's `data`, `max_tunes`, `val_fraction`), split exactly as training split them.
@@ -20,13 +20,13 @@ Figures
   sample) when the validation tunes hold fewer. In-key share = share of notes whose pitch class is in the
   analysed key's scale, on a fixed random sample of 300 training tunes.
 * Prompt control, per conditioning ("prompt": the prompt's embedding; "neighbours": the mean of its
-  nearest training captions) and per prompt, over `--samples` 16-bar melodies at the sampler's default
-  temperature: share analysed minor / major, share whose header (the KEY token the model chose) says
-  minor / major, share in 6/8 and in any compound meter (6/8, 9/8, 12/8), the commonest header keys,
-  and the in-key note share. Criterion (must hold for the model to count as steerable): minor prompts:
-  share analysed minor / reference minor recall >= 0.90; major prompts likewise with major; jig prompts:
-  6/8 share >= 0.75. "summer beach" has no criterion: its nearest captions and what its melodies turned
-  out to be show how a prompt without musical words is read.
+  nearest training captions; "blend": their normalised sum, see zoo/sample/music.py) and per prompt,
+  over `--samples` 16-bar melodies at the sampler's default temperature: share analysed minor / major,
+  share whose header (the KEY token the model chose) says minor / major, share in 6/8 and in any compound
+  meter (6/8, 9/8, 12/8), the commonest header keys, and the in-key note share. Criterion (must hold for
+  the model to count as steerable): minor prompts: share analysed minor / reference minor recall >= 0.90;
+  major prompts likewise with major; jig prompts: 6/8 share >= 0.75. "summer beach" has no criterion: its
+  nearest captions and what its melodies turned out to be show how a prompt without musical words is read.
 * Timing: wall time of the whole evaluation, and sampling speed in melodies/s (all calls, and without
   the first, which compiles the sampler).
 """
@@ -47,7 +47,7 @@ import numpy as np
 
 from zoo.data import music as music_data
 from zoo.objectives.music import encodable_tunes, masked_loss
-from zoo.sample.music import MelodySampler
+from zoo.sample.music import CONDITIONINGS, MelodySampler
 
 PROMPTS = (("a sad air in A minor", "minor"), ("a reel in E minor", "minor"), ("a jig in D minor", "minor"),
            ("a reel in D major", "major"), ("a hornpipe in G major", "major"), ("a jig in C major", "major"),
@@ -276,10 +276,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("zoo/pretrained/music"), help="an export dir")
     parser.add_argument("--samples", type=int, default=50, help="melodies per prompt and conditioning")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same for every prompt)")
-    parser.add_argument("--conditioning", choices=("prompt", "neighbours", "both"), default="both")
+    parser.add_argument("--conditioning", choices=(*CONDITIONINGS, "all"), default="all")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args(argv)
-    conditionings = ("prompt", "neighbours") if args.conditioning == "both" else (args.conditioning,)
+    conditionings = CONDITIONINGS if args.conditioning == "all" else (args.conditioning,)
     out = run(args.checkpoint, args.samples, args.seed, conditionings)
     print(report(out))
     if args.json:

@@ -1,9 +1,14 @@
-"""Folk melodies with a caption-conditioned LSTM: the embedded `music` model.
+"""Folk melodies with a caption-conditioned LSTM: the embedded `music` model (zoo/pretrained/music).
 
-Train (about 35 min on 2 CPU cores, ~1 step/s; the first run on a machine also parses the corpus and
-embeds its ~49k captions with the text encoder (~3.5 min), both cached under $ZOO_DATA_DIR/cache):
+Train:
     python train.py --config configs/music.py --workdir runs/music
-Result: validation loss in nats/event (and next-event accuracy) in runs/music/metrics.jsonl.
+The embedded model is this exact config, trained on one H100 (37.5 steps/s: 6000 steps in under 3 min;
+on 2 CPU cores expect ~0.7 steps/s, ~2.5 h, or pass --config.train_steps=2000 --config.batch_size=32 for a
+~35 min run that reached 1.079). The first run on a machine also parses the corpus and embeds its ~49k
+captions with the text encoder (~3.5 min on 2 cores), both cached under $ZOO_DATA_DIR/cache.
+Result: eval/loss 0.889 nats/event, next-event accuracy 69.3% (223 held-out tunes, cropped to max_len);
+whole held-out tunes 0.865 nats/event against 2.081 for a bigram and 2.872 for a unigram model
+(python -m benchmarks.music_eval; its prompt-control table is in the README).
 """
 
 import ml_collections
@@ -21,11 +26,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.embed_dim = 64
     c.model.hidden_dim = 256
     c.model.num_layers = 2
-    c.model.dropout = 0.1
+    c.model.dropout = 0.3  # 0.1 overfits after ~4000 steps (eval 0.886 -> 0.910 by step 8000)
 
     c.seed = 0
-    c.train_steps = 2000  # ~1 step/s on 2 CPU cores
-    c.batch_size = 32  # global, over all devices of all processes
+    c.train_steps = 6000
+    c.batch_size = 64  # global, over all devices of all processes
     c.learning_rate = 3e-3
     c.lr_schedule = "cosine"
     c.warmup_steps = 100
