@@ -3,7 +3,7 @@
 Train:
     python train.py --config configs/music.py --workdir runs/music
 The embedded model is this exact config, trained on one H100 (37.5 steps/s: 6000 steps in under 3 min;
-on 2 CPU cores expect ~0.7 steps/s, ~2.5 h, or pass --config.train_steps=2000 --config.batch_size=32 for a
+on 2 CPU cores ~1 step/s, ~1.7 h, or pass --config.train_steps=2000 --config.batch_size=32 for a
 ~35 min run that reached 1.079). The first run on a machine also parses the corpus and embeds its ~49k
 captions with the text encoder (~3.5 min on 2 cores), both cached under $ZOO_DATA_DIR/cache.
 Result: eval/loss 0.889 nats/event, next-event accuracy 69.3% (223 held-out tunes, cropped to max_len);
