@@ -26,7 +26,7 @@ def gradient_step(state: dict[str, PyTree], tx: optax.GradientTransformation,
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
     return {"params": params, "opt_state": opt_state}, metrics
 
 
