@@ -33,13 +33,13 @@ def check_prompt(prompt: str) -> str:
 
 # CLI flag -> the sampler option it sets; a sampler lists the options it takes in `options`.
 SAMPLER_OPTIONS = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
-                   "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer"}
+                   "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer", "interpolate": "interpolate"}
 
 
 def main(argv: list[str]) -> int:
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--prompt", default=None)
     parser.add_argument("--out", default=None, help="a file, or a directory (ending in /) for one file per sample")
     parser.add_argument("--num", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -52,6 +52,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--primer", default=None, help="music: a MIDI file whose tune the melodies continue")
     parser.add_argument("--wav", action="store_true", help="music: also write a WAV rendering of each melody")
     parser.add_argument("--png", action="store_true", help="music: also write a piano-roll PNG of each melody")
+    parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
+                        help="images: from one prompt's reading to another's in --num steps, the latent fixed")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
 
@@ -59,7 +61,11 @@ def main(argv: list[str]) -> int:
     from zoo.sample import writers
 
     entry = registry.get(args.model)
-    prompt = check_prompt(args.prompt)
+    if args.prompt is None and args.interpolate is None:
+        raise UsageError("--prompt is required (or --interpolate FROM TO)")
+    if args.interpolate is not None:
+        args.interpolate = tuple(check_prompt(p) for p in args.interpolate)
+    prompt = check_prompt(args.prompt if args.prompt is not None else " to ".join(args.interpolate))
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 1 <= args.num <= 1024:
@@ -88,7 +94,9 @@ def main(argv: list[str]) -> int:
     if entry.output == "txt":
         targets = writers.planned_paths(args.out, args.num, "txt") if args.out is not None else []
     else:
-        out = args.out if args.out is not None else writers.default_target(prompt, args.num, entry.output)
+        # Without --out: one file (images: a grid of them all), or a directory for several melodies.
+        count = 1 if entry.output == "png" else args.num
+        out = args.out if args.out is not None else writers.default_target(prompt, count, entry.output)
         targets = writers.planned_paths(out, args.num, entry.output)
     writers.check_writable(targets + [t.with_suffix(f".{ext}") for t in targets for ext in extras], args.overwrite)
 
@@ -99,9 +107,7 @@ def main(argv: list[str]) -> int:
     if entry.output == "txt":
         written = writers.write_texts(samples, args.out, args.overwrite)
     else:
-        written = _write_files(sampler, samples[:len(targets)], targets, extras)
-        if len(samples) > len(targets):
-            print(f"--out names one file: wrote the first of {len(samples)} samples (use --out DIR/ for all)")
+        written = _write_files(sampler, samples, targets, extras)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -120,15 +126,15 @@ def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
 
 
 def _write_files(sampler, samples: list, targets: list, extras: list[str]) -> list:
-    """Each sample as the sampler's file type at its target, plus the renderings named in `extras`."""
+    """The sampler's files at their targets (one file: a grid, or the first melody), and beside each the
+    renderings named in `extras` (e.g. a melody's .wav and .png)."""
     from zoo.sample import writers
 
     written = []
-    for sample, target in zip(samples, targets, strict=True):
-        payloads = {target: sampler.to_bytes(sample)}
-        payloads.update({target.with_suffix(f".{ext}"): sampler.render(sample, ext) for ext in extras})
-        for path, data in payloads.items():
-            writers.write_bytes(path, data)
+    for target, data, sample in zip(targets, sampler.to_files(samples, len(targets) == 1), samples, strict=False):
+        payloads = {target: data, **{target.with_suffix(f".{ext}"): sampler.render(sample, ext) for ext in extras}}
+        for path, payload in payloads.items():
+            writers.write_bytes(path, payload)
             written.append(path)
     return written
 

@@ -44,6 +44,10 @@ MODELS: dict[str, Entry] = {
               "zoo.sample.poem:PoemSampler", "txt"),
         Entry("music", "music.py", "zoo.models.melody_rnn:MelodyRNN", "zoo.objectives.music:build_task",
               "zoo.sample.music:MelodySampler", "mid"),
+        Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.gan:build_task",
+              "zoo.sample.image:ImageSampler", "png"),
+        Entry("vae", "vae.py", "zoo.models.conv_vae:ConvVAE", "zoo.objectives.vae:build_task",
+              "zoo.sample.image:ImageSampler", "png"),
     ]
 }
 

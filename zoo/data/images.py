@@ -36,6 +36,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -530,3 +531,29 @@ class ImageBatches:
                 "caption_id": caption_id[rows].astype(np.int32),
                 "mask": (pos < n)[rows].astype(np.float32),
             }
+
+
+# ------------------------------------------------------------------------------------- sampling assets
+
+ASSETS_FILE = "images.json"
+EMBEDDINGS_FILE = "caption_embeddings.npy"
+
+
+def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: Sequence[str],
+                      captions: Sequence[str], caption_classes: Sequence[int] | np.ndarray, embeddings: np.ndarray,
+                      image_shape: Sequence[int], source_shape: Sequence[int], scale: str, model_dims: dict,
+                      exported_module: str | None, **extra: Any) -> None:
+    """What an image sampler (zoo.sample.image) needs besides the params, the one format of every image
+    family: `images.json` (data, class names, the caption list and each caption's class, the model's image
+    shape [H, W, C] and the data's own (to crop a padded sample back), the training pixel scale ("tanh" =
+    [-1, 1], "unit"/"binary" = [0, 1]), `model_dims` (the data-dependent model arguments),
+    `exported_module` (the submodule the exported params belong to, e.g. a GAN's "generator"; None = the
+    whole model), and family extras) and `caption_embeddings.npy` (float16 [N, dim], row i = captions[i])."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    info = {"data": data, "class_names": list(class_names), "captions": list(captions),
+            "caption_classes": [int(c) for c in caption_classes], "image_shape": [int(s) for s in image_shape],
+            "source_shape": [int(s) for s in source_shape], "scale": scale, "model_dims": model_dims,
+            "exported_module": exported_module, "embeddings": EMBEDDINGS_FILE, **extra}
+    (directory / ASSETS_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    np.save(directory / EMBEDDINGS_FILE, np.asarray(embeddings, np.float16))

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 from flax import nnx
 
@@ -49,3 +50,23 @@ class SingleModelTask:
 
     def load_params(self, state: dict[str, PyTree], params: PyTree) -> dict[str, PyTree]:
         return {"params": params, "opt_state": self.tx.init(params)}
+
+
+class WithCaptionEmbeddings:
+    """Batches (anything with `batch(step, pi, pc)` and `eval_batches(n, pi, pc)` whose batches carry
+    `caption_id`) that also carry `cond` float32 [B, dim], the rows of a caption-embedding table. Gathered
+    on the host: a table of tens of thousands of captions would be a needlessly large constant in a jitted
+    step."""
+
+    def __init__(self, batches: Any, table: np.ndarray):
+        self.batches, self.table = batches, table
+
+    def _add(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch["cond"] = self.table[batch["caption_id"]].astype(np.float32)
+        return batch
+
+    def batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
+        return self._add(self.batches.batch(step, process_index, process_count))
+
+    def eval_batches(self, n: int, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
+        return (self._add(b) for b in self.batches.eval_batches(n, process_index, process_count))

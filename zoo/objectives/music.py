@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +27,7 @@ from flax import nnx
 from zoo import registry
 from zoo.data import music as music_data
 from zoo.errors import UsageError
-from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state
+from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 
@@ -86,23 +85,6 @@ def masked_loss(graphdef: nnx.GraphDef, params: dict, batch: dict, key: jax.Arra
     return loss, {"accuracy": accuracy}
 
 
-class _WithCond:
-    """A MelodyBatches whose batches also carry `cond` float32 [B, 384], the rows of the caption table."""
-
-    def __init__(self, batches: music_data.MelodyBatches, table: np.ndarray):
-        self.batches, self.table = batches, table
-
-    def _add(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        batch["cond"] = self.table[batch["caption_id"]].astype(np.float32)
-        return batch
-
-    def batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
-        return self._add(self.batches.batch(step, process_index, process_count))
-
-    def eval_batches(self, n: int, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
-        return (self._add(b) for b in self.batches.eval_batches(n, process_index, process_count))
-
-
 class MusicTask(SingleModelTask):
     """Data, state and steps of the caption-conditioned melody LSTM for the shared loop."""
 
@@ -123,10 +105,10 @@ class MusicTask(SingleModelTask):
         self.notated_caption_rows = sorted({int(index[i, 0]) for i in train_rows})
         max_len = config.get("max_len", 384)
         try:
-            self.train_data = _WithCond(music_data.MelodyBatches(
+            self.train_data = WithCaptionEmbeddings(music_data.MelodyBatches(
                 [encoded[i] for i in train_rows], index[train_rows], max_len, config.batch_size, config.seed,
                 tuple(config.get("transpose_range", (-5, 6)))), self.embeddings)
-            self.val_data = _WithCond(music_data.MelodyBatches(
+            self.val_data = WithCaptionEmbeddings(music_data.MelodyBatches(
                 [encoded[i] for i in val_rows], index[val_rows], max_len, config.batch_size, config.seed,
                 (0, 0)), self.embeddings)
         except ValueError as e:

@@ -145,9 +145,11 @@ class MelodySampler:
         return melodies
 
     @staticmethod
-    def to_bytes(melody: music_data.Melody) -> bytes:
-        """The melody as a standard MIDI file."""
-        return write_midi(melody)
+    def to_files(melodies: list[music_data.Melody], one_file: bool) -> list[bytes]:
+        """One standard MIDI file per melody, or (one_file) the first melody's."""
+        if one_file and len(melodies) > 1:
+            log.info("--out names one file: writing the first of %d melodies (--out DIR/ writes all)", len(melodies))
+        return [write_midi(m) for m in melodies[:1 if one_file else None]]
 
     @staticmethod
     def render(melody: music_data.Melody, extension: str) -> bytes:

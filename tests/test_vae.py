@@ -1,0 +1,205 @@
+"""The `vae` model (zoo.models.conv_vae) and its objective (zoo.objectives.vae) on the shared loop.
+
+One tiny VAE task on real Fashion-MNIST per module (its train and eval steps compiled once), then one
+end-to-end `train.py` run in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tests import helpers
+from zoo import config as config_lib
+from zoo import registry
+from zoo.data import images as image_data
+from zoo.errors import UsageError
+from zoo.models.conv_vae import ConvVAE
+from zoo.objectives import vae
+
+TINY_MODEL = {"latent_dim": 8, "channels": (8, 16), "hidden_dim": 32, "cond_features": 16}
+TINY_OVERRIDES = ["--config.model.latent_dim=8", "--config.model.channels=(8,16)", "--config.model.hidden_dim=32",
+                  "--config.model.cond_features=16", "--config.batch_size=32", "--config.iwae_samples=4",
+                  "--config.eval_batches=2", "--config.warmup_steps=0", "--config.learning_rate=3e-3"]
+WARMUP = 10
+
+
+def _has_fashion() -> bool:
+    try:
+        image_data.load_images("fashion_mnist")
+        return True
+    except UsageError:
+        return False
+
+
+needs_fashion = pytest.mark.skipif(not _has_fashion(), reason=f"Fashion-MNIST absent: "
+                                   f"{image_data.FASHION_MNIST_INSTALL}")
+
+
+@pytest.fixture(scope="module")
+def task() -> vae.VAETask:
+    if not _has_fashion():
+        pytest.skip(f"Fashion-MNIST absent: {image_data.FASHION_MNIST_INSTALL}")
+    config = config_lib.apply_overrides(config_lib.load_config_file(helpers.ROOT / "configs/vae.py"),
+                                        [*TINY_OVERRIDES, f"--config.kl_warmup_steps={WARMUP}",
+                                         "--config.train_steps=100"])
+    t = vae.build_task(config, "unused")
+    t.jit_train = jax.jit(t.train_step)
+    t.jit_eval = jax.jit(t.eval_step)
+    return t
+
+
+def _model(**kw) -> ConvVAE:
+    return nnx.jit(lambda: ConvVAE(**{**TINY_MODEL, **kw}, rngs=nnx.Rngs(0)))()  # jitted init: fewer compiles
+
+
+def test_shapes_and_dtypes():
+    model = _model()
+    x = (jax.random.uniform(jax.random.key(0), (3, 28, 28, 1)) < 0.3).astype(jnp.float32)
+    cond = jax.random.normal(jax.random.key(1), (3, 384))
+
+    @nnx.jit
+    def run(model, x, cond):
+        mu, logvar = model.encode(x, cond)
+        logits, mu2, _ = model(x, cond, jax.random.key(2))
+        other = model.decode(mu, jnp.roll(cond, 1, axis=0))
+        return mu, logvar, model.decode(mu, cond), logits, mu2, model.sample(cond, jax.random.key(3)), other
+
+    mu, logvar, decoded, logits, mu2, images, other = run(model, x, cond)
+    assert mu.shape == logvar.shape == (3, 8) and mu.dtype == jnp.float32
+    assert decoded.shape == logits.shape == (3, 28, 28, 1) and logits.dtype == jnp.float32
+    np.testing.assert_allclose(mu2, mu)
+    assert images.shape == (3, 28, 28, 1) and float(images.min()) >= 0 and float(images.max()) <= 1
+    assert model.latent_dim == 8
+    assert not np.allclose(decoded, other, atol=1e-3)  # the caption reaches the decoder
+    # Other sizes and colour; bf16 compute still gives float32 outputs.
+    colour = lambda: ConvVAE(**{**TINY_MODEL, "image_shape": (32, 32, 3), "channels": (8, 16, 16)},  # noqa: E731
+                             dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    logits, mu, _ = nnx.eval_shape(lambda: colour()(jnp.zeros((2, 32, 32, 3)), jnp.zeros((2, 384)),
+                                                    jax.random.key(0)))
+    assert logits.shape == (2, 32, 32, 3) and logits.dtype == mu.dtype == jnp.float32
+    with pytest.raises(ValueError, match="divisible"):
+        ConvVAE(image_shape=(30, 30, 1), rngs=nnx.Rngs(0))
+
+
+def test_kl_warmup_schedule():
+    values = [float(vae.kl_beta(s, 100)) for s in (0, 1, 50, 99, 100, 250)]
+    np.testing.assert_allclose(values, [0.0, 0.01, 0.5, 0.99, 1.0, 1.0], rtol=1e-6)
+    assert float(vae.kl_beta(0, 0)) == float(vae.kl_beta(123, 0)) == 1.0
+    assert float(jax.jit(vae.kl_beta, static_argnums=1)(jnp.int32(5), 10)) == 0.5
+
+
+def test_likelihood_terms_by_hand():
+    x = jnp.array([[[[1.0], [0.0]]]])  # one 1x2 image: pixels 1 and 0
+    logits = jnp.array([[[[0.0], [math.log(3.0)]]]])  # p = 1/2 and 3/4
+    np.testing.assert_allclose(vae.bernoulli_nll(logits, x), [math.log(2) + math.log(4)], rtol=1e-6)
+    mu, logvar = jnp.array([[1.0, 0.0]]), jnp.array([[0.0, math.log(4.0)]])
+    np.testing.assert_allclose(vae.gaussian_kl(mu, logvar), [0.5 * (1 + (4 - 1 - math.log(4)))], rtol=1e-6)
+
+
+def test_iwae_bounds(task):
+    params = jax.jit(task.init_state)(jax.random.key(0))["params"]
+    model = nnx.merge(task.graphdef, params)
+    batch = next(task.eval_batches(0, 1))
+    x, cond = jnp.asarray(batch["image"][:16]), jnp.asarray(batch["cond"][:16])
+    log_w, recon, kl = nnx.jit(vae.importance_log_weights, static_argnums=(4,))(model, x, cond, jax.random.key(7), 256)
+    assert log_w.shape == recon.shape == (16, 256) and kl.shape == (16,)
+    # Each log w_k is a K=1 IWAE estimate: its mean is the ELBO (analytic KL) in expectation.
+    neg_elbo = float(recon.mean() + kl.mean())
+    standard_error = float(log_w.mean(axis=0).std()) / math.sqrt(log_w.shape[1]) + 1e-3
+    assert abs(float(-log_w.mean()) - neg_elbo) < 5 * standard_error, (float(-log_w.mean()), neg_elbo)
+
+    def iwae(k: int) -> jax.Array:  # the K-sample bound per image, averaged over the 256 / k disjoint groups
+        groups = log_w.reshape(16, 256 // k, k)
+        return -(jax.nn.logsumexp(groups, axis=2) - math.log(k)).mean(axis=1)
+
+    # On the same samples the bound never rises with K (Jensen), and K=1 is the sampled ELBO.
+    bounds = [np.asarray(iwae(k)) for k in (1, 16, 256)]
+    np.testing.assert_allclose(bounds[0], -log_w.mean(axis=1), rtol=1e-6)
+    assert np.all(bounds[2] <= bounds[1] + 1e-3) and np.all(bounds[1] <= bounds[0] + 1e-3)
+    assert float(iwae(256).mean()) <= neg_elbo + 0.5
+    # The standalone, chunked estimator (a ragged last image chunk) is deterministic and agrees with it.
+    images, embeddings = np.asarray(batch["image"][:13]), np.asarray(batch["cond"][:13])
+    chunked = vae.iwae_nll(task.graphdef, params, images, embeddings, jax.random.key(8), 32, image_chunk=5,
+                           sample_chunk=16)
+    again = vae.iwae_nll(task.graphdef, params, images, embeddings, jax.random.key(8), 32, image_chunk=5,
+                         sample_chunk=16)
+    assert chunked.shape == (13,) and chunked.dtype == np.float64 and np.array_equal(chunked, again)
+    np.testing.assert_allclose(chunked, np.asarray(iwae(32)[:13]), atol=3.0)
+    np.testing.assert_allclose(chunked.mean(), float(iwae(32)[:13].mean()), atol=1.0)
+
+
+def test_training_steps_lower_the_loss(task):
+    state = jax.jit(task.init_state)(jax.random.key(0))
+    before = jax.device_get(task.jit_eval(state, next(task.eval_batches(0, 1))))
+    history = []
+    for step in range(30):
+        state, metrics = task.jit_train(state, task.train_batch(step, 0, 1), jax.random.key(step))
+        history.append(jax.device_get(metrics))
+    assert int(state["step"]) == 30
+    np.testing.assert_allclose([m["beta"] for m in history[:12]], [min(s / WARMUP, 1) for s in range(12)],
+                               rtol=1e-6)
+    elbo = [float(m["neg_elbo"]) for m in history]
+    assert np.mean(elbo[-5:]) < np.mean(elbo[:5]) - 50, elbo
+    after = jax.device_get(task.jit_eval(state, next(task.eval_batches(0, 1))))
+    assert set(after) == {"loss", "recon", "kl", "iwae_nll"}
+    assert after["loss"] < before["loss"] - 50, (before, after)
+    assert after["iwae_nll"] <= after["loss"] + 0.5
+    # Fine-tuning keeps the warm-up position; the export is the model's params alone.
+    assert task.export_params(state) is state["params"]
+    assert int(task.load_params(state, state["params"])["step"]) == 30
+
+
+def test_eval_is_mask_weighted(task):
+    state = jax.jit(task.init_state)(jax.random.key(0))
+    batch = next(task.eval_batches(0, 1))
+    first = np.arange(len(batch["mask"])) < len(batch["mask"]) // 2
+    full = jax.device_get(task.jit_eval(state, batch))
+    front = jax.device_get(task.jit_eval(state, dict(batch, mask=first.astype(np.float32))))
+    back = jax.device_get(task.jit_eval(state, dict(batch, mask=(~first).astype(np.float32))))
+    # Masked rows do not count, whatever they hold (each row's noise does not depend on the other rows).
+    junk = dict(batch, image=np.where(first[:, None, None, None], batch["image"], 1.0),
+                mask=first.astype(np.float32))
+    for key in full:
+        np.testing.assert_allclose(full[key], (front[key] + back[key]) / 2, rtol=1e-5)
+        np.testing.assert_allclose(jax.device_get(task.jit_eval(state, junk))[key], front[key], rtol=1e-5)
+
+
+@needs_fashion
+def test_train_vae_end_to_end(tmp_path):
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, str(helpers.ROOT / "train.py"), "--config", str(helpers.ROOT / "configs/vae.py"),
+           "--workdir", str(workdir), *TINY_OVERRIDES, "--config.train_steps=20", "--config.kl_warmup_steps=5",
+           "--config.log_every=5", "--config.eval_every=20", "--config.checkpoint_every=20",
+           "--config.async_checkpoints=False"]
+    result = subprocess.run(cmd, env=helpers.env(), capture_output=True, text=True, timeout=300, cwd=helpers.ROOT)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    records = helpers.metrics(workdir)
+    losses = helpers.losses(workdir)
+    assert len(losses) == 4 and losses[20] < losses[5], losses
+    assert [r["train/beta"] for r in records if "train/beta" in r][-1] == 1.0
+    final = records[-1]
+    assert all(math.isfinite(final[f"eval/{k}"]) for k in ("loss", "recon", "kl", "iwae_nll")), final
+    export = workdir / "export"
+    config = json.loads((export / "config.json").read_text())
+    assert config["model_name"] == "vae" and (export / "params").is_dir()
+    info = json.loads((export / "images.json").read_text())
+    assert info["likelihood"] == "bernoulli" and info["image_shape"] == [28, 28, 1]
+    assert info["class_names"][-1] == "Ankle boot" and len(info["captions"]) == len(info["caption_classes"])
+    assert info["captions"][info["caption_classes"].index(9)] == "an ankle boot"
+    table = np.load(export / info["embeddings"])
+    assert table.dtype == np.float16 and table.shape == (len(info["captions"]), 384)
+    # What a sampler does: rebuild the model from the export alone and draw an image of a caption.
+    from zoo.train import export as export_lib
+    model = registry.build_model(config_lib.from_json(json.dumps(config)), nnx.Rngs(0), **info["model_dims"])
+    graphdef, params = nnx.split(model, nnx.Param)
+    model = nnx.merge(graphdef, export_lib.load_params(export, nnx.to_pure_dict(params)))
+    images = model.sample(jnp.asarray(table[:2], jnp.float32), jax.random.key(0))
+    assert images.shape == (2, 28, 28, 1) and bool(jnp.isfinite(images).all())

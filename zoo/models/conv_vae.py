@@ -1,0 +1,106 @@
+"""A caption-conditioned convolutional VAE (the `vae` model), in Flax NNX.
+
+A conditional VAE (Kingma & Welling 2014; Sohn et al. 2015) over H x W x C images, H and W divisible by
+2 ** len(channels) (28x28 greyscale with the default two stages: no padding needed):
+
+    cond [B, 384] (a sentence embedding of a caption) --Linear+SiLU--> c [B, cond_features]
+    encoder q(z | x, c):  x --Conv s2 (channels[0])--> ... --Conv s2 (channels[-1])--> flatten
+                          concat c --Dense hidden_dim--> Linear --> (mu, logvar) [B, latent_dim] each
+    decoder p(x | z, c):  concat(z, c) --Dense hidden_dim--> Dense --> [H/4, W/4, channels[-1]]
+                          --ConvTranspose s2 (channels[-2])--> ... --ConvTranspose s2 (C)--> logits [B, H, W, C]
+    prior p(z) = N(0, I), independent of the caption (the decoder alone carries it).
+
+Likelihood: Bernoulli per pixel with `logits`, on dynamically binarised pixels (zoo.data.images'
+scale="binary"): the standard for reporting MNIST negative log-likelihoods in nats, where the likelihood is
+a true probability of discrete data (a Bernoulli "likelihood" of grey levels is not). Images to show are
+the Bernoulli means, sigmoid(logits), in [0, 1] (0 = black).
+
+The caption's projection `c` is shared by the encoder and the decoder and enters each at its dense layer by
+concatenation. Activations are SiLU, with no normalisation (batch statistics would make an image's
+likelihood depend on its batch). Like zoo/models/gpt.py and melody_rnn.py the model holds no RNG state:
+the reparameterisation noise comes from a key passed at call time. Convolutions and dense layers compute
+in `dtype`; logits, mu and logvar are float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class ConvVAE(nnx.Module):
+    """Conditional convolutional VAE with a Bernoulli pixel likelihood."""
+
+    def __init__(self, *, image_shape: Sequence[int] = (28, 28, 1), cond_dim: int = 384, latent_dim: int = 32,
+                 channels: Sequence[int] = (32, 64), hidden_dim: int = 256, cond_features: int = 64,
+                 kernel_size: int = 4, dtype: Any = jnp.float32, rngs: nnx.Rngs):
+        height, width, colours = (int(d) for d in image_shape)
+        channels = tuple(int(c) for c in channels)
+        if not channels or min(channels) < 1:
+            raise ValueError(f"channels must be a non-empty list of positive widths, got {channels}")
+        factor = 2 ** len(channels)
+        if height % factor or width % factor:
+            raise ValueError(f"image size {height}x{width} is not divisible by 2**len(channels) = {factor}")
+        if latent_dim < 1 or hidden_dim < 0 or cond_features < 1:
+            raise ValueError("latent_dim and cond_features must be positive and hidden_dim >= 0")
+        self.image_shape = (height, width, colours)
+        self.latent_dim, self.cond_dim, self.channels, self.dtype = latent_dim, cond_dim, channels, dtype
+        self.bottom = (height // factor, width // factor, channels[-1])
+        flat = self.bottom[0] * self.bottom[1] * self.bottom[2]
+
+        self.cond_proj = nnx.Linear(cond_dim, cond_features, dtype=dtype, rngs=rngs)
+        # Encoder.
+        widths = (colours, *channels)
+        self.enc_convs = nnx.List([nnx.Conv(widths[i], widths[i + 1], (kernel_size, kernel_size), strides=2,
+                                            dtype=dtype, rngs=rngs) for i in range(len(channels))])
+        enc_in = flat + cond_features
+        self.enc_hidden = nnx.Linear(enc_in, hidden_dim, dtype=dtype, rngs=rngs) if hidden_dim else None
+        self.enc_out = nnx.Linear(hidden_dim or enc_in, 2 * latent_dim, dtype=dtype, rngs=rngs)
+        # Decoder (mirrors the encoder).
+        dec_in = latent_dim + cond_features
+        self.dec_hidden = nnx.Linear(dec_in, hidden_dim, dtype=dtype, rngs=rngs) if hidden_dim else None
+        self.dec_in = nnx.Linear(hidden_dim or dec_in, flat, dtype=dtype, rngs=rngs)
+        ups = (*channels[::-1], colours)
+        self.dec_convs = nnx.List([nnx.ConvTranspose(ups[i], ups[i + 1], (kernel_size, kernel_size), strides=(2, 2),
+                                                     dtype=dtype, rngs=rngs) for i in range(len(channels))])
+
+    def condition(self, cond: jax.Array) -> jax.Array:
+        """Caption embeddings [B, cond_dim] -> the features both halves see [B, cond_features]."""
+        return nnx.silu(self.cond_proj(cond.astype(self.dtype)))
+
+    def encode(self, x: jax.Array, cond: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Images [B, H, W, C] (binary pixels), cond [B, cond_dim] -> float32 (mu, logvar) of q(z | x, c),
+        each [B, latent_dim]."""
+        h = x.astype(self.dtype)
+        for conv in self.enc_convs:
+            h = nnx.silu(conv(h))
+        h = jnp.concatenate([h.reshape(h.shape[0], -1), self.condition(cond)], axis=-1)
+        if self.enc_hidden is not None:
+            h = nnx.silu(self.enc_hidden(h))
+        mu, logvar = jnp.split(self.enc_out(h).astype(jnp.float32), 2, axis=-1)
+        return mu, logvar
+
+    def decode(self, z: jax.Array, cond: jax.Array) -> jax.Array:
+        """Latents [B, latent_dim], cond [B, cond_dim] -> float32 Bernoulli logits [B, H, W, C]."""
+        h = jnp.concatenate([z.astype(self.dtype), self.condition(cond)], axis=-1)
+        if self.dec_hidden is not None:
+            h = nnx.silu(self.dec_hidden(h))
+        h = nnx.silu(self.dec_in(h)).reshape(z.shape[0], *self.bottom)
+        for conv in self.dec_convs[:-1]:
+            h = nnx.silu(conv(h))
+        return self.dec_convs[-1](h).astype(jnp.float32)
+
+    def __call__(self, x: jax.Array, cond: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(logits [B, H, W, C], mu, logvar) with z drawn from q(z | x, c) by reparameterisation with `key`."""
+        mu, logvar = self.encode(x, cond)
+        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, jnp.float32)
+        return self.decode(z, cond), mu, logvar
+
+    def sample(self, cond: jax.Array, key: jax.Array, temperature: float = 1.0) -> jax.Array:
+        """Images from the prior: z ~ N(0, temperature^2 I) -> float32 Bernoulli means [B, H, W, C] in [0, 1]."""
+        z = temperature * jax.random.normal(key, (cond.shape[0], self.latent_dim), jnp.float32)
+        return jax.nn.sigmoid(self.decode(z, cond))

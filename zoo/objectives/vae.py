@@ -1,0 +1,215 @@
+"""The negative ELBO of a caption-conditioned VAE: the objective of the `vae` model (zoo.models.conv_vae).
+
+Data: an image dataset of zoo.data.images (Fashion-MNIST by default, `mnist`, `tfds:NAME`) with pixels
+dynamically binarised (scale="binary": every training step draws each pixel as Bernoulli(grey / 255) afresh;
+the test set uses one fixed draw), so the model's Bernoulli likelihood is a true likelihood and its
+negative log-likelihoods are in nats per image, comparable with the VAE literature's MNIST figures.
+Conditioning: every example is conditioned on the text-encoder embedding of a random caption of its class
+(zoo.data.images.class_captions); the caption table is embedded once (zoo.text.captions, cached on disk)
+and batches carry the rows their captions pick (`cond`, float32 [B, 384]).
+
+Training minimises recon + beta * KL per image (nats), where recon = -log p(x | z, c) summed over pixels
+with one reparameterised z ~ q(z | x, c), KL = KL(q(z | x, c) || N(0, I)) in closed form, and beta rises
+linearly from 0 to 1 over `config.kl_warmup_steps` (KL warm-up / annealing, Bowman et al. 2016; 0 = off).
+The step counter that drives beta lives in this task's state (`state["step"]`), so it is exact inside the
+jitted step and restored with checkpoints. Train metrics: loss (the minimised objective), neg_elbo
+(recon + KL: equal to loss once beta = 1), recon, kl, beta, grad_norm.
+
+Evaluation (mask-weighted means over the test batches, with a fixed key so it is the same every time):
+loss = the negative ELBO (analytic KL, recon averaged over the K samples below), recon, kl, and iwae_nll,
+the importance-weighted bound of Burda et al. (2016) with K = `config.iwae_samples` samples from q:
+    -log p(x | c) <= -log (1/K) sum_k p(x | z_k, c) p(z_k) / q(z_k | x, c) =: iwae_nll <= neg ELBO,
+tighter as K grows (K = 1 is the ELBO in expectation). Keep K modest in training runs; `iwae_nll()`
+evaluates a whole test set with K = 1000 or more, in chunks, for reported figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from zoo import registry
+from zoo.data import images as image_data
+from zoo.errors import UsageError
+from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
+from zoo.text.captions import embed_captions
+from zoo.train.optim import make_optimizer
+
+log = logging.getLogger(__name__)
+
+LIKELIHOOD = "bernoulli"
+SCALE = "binary"  # the pixels the Bernoulli likelihood is a likelihood of
+EVAL_KEY = 20240611  # eval's reparameterisation noise: the same in every eval of every run
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def kl_beta(step: jax.Array | int, warmup_steps: int) -> jax.Array:
+    """The KL weight at `step` (0-based, the step being taken): step / warmup_steps, capped at 1; always
+    1 when warmup_steps <= 0."""
+    if warmup_steps <= 0:
+        return jnp.ones((), jnp.float32)
+    return jnp.minimum(jnp.asarray(step, jnp.float32) / float(warmup_steps), 1.0)
+
+
+def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x) of binary images x under independent Bernoulli(sigmoid(logits)) pixels, summed over the
+    last three (H, W, C) axes: nats per image, float32 [...]."""
+    nll = optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32), x.astype(jnp.float32))
+    return nll.sum(axis=(-3, -2, -1))
+
+
+def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(N(mu, exp(logvar)) || N(0, I)) in nats, summed over the last axis."""
+    return 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int,
+                           chunk: int = 8) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """K importance samples z_k ~ q(z | x, c) per image: (log w [B, K] = log p(x|z_k,c) + log p(z_k)
+    - log q(z_k|x,c), recon [B, K] = -log p(x|z_k,c), analytic KL [B]). Decodes `chunk` samples of the
+    whole batch at a time (lax.map), so memory stays ~chunk x one batch whatever K is."""
+    mu, logvar = model.encode(x, cond)
+    std = jnp.exp(0.5 * logvar)
+    eps = jax.random.normal(key, (k, *mu.shape), jnp.float32)
+
+    def one(e: jax.Array) -> tuple[jax.Array, jax.Array]:
+        z = mu + std * e
+        recon = bernoulli_nll(model.decode(z, cond), x)
+        log_q = -0.5 * jnp.sum(jnp.square(e) + logvar + LOG_2PI, axis=-1)
+        log_p = -0.5 * jnp.sum(jnp.square(z) + LOG_2PI, axis=-1)
+        return -recon + log_p - log_q, recon
+
+    log_w, recon = jax.lax.map(one, eps, batch_size=min(chunk, k))
+    return log_w.T, recon.T, gaussian_kl(mu, logvar)
+
+
+def bounds(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int) -> dict[str, jax.Array]:
+    """Per image [B], nats: `iwae_nll` (the K-sample importance-weighted bound on -log p(x | c)), `neg_elbo`
+    (recon averaged over the same K samples + analytic KL), `recon`, `kl`. iwae_nll <= neg_elbo up to the
+    difference between the sampled and the analytic KL (exactly, for the sampled one)."""
+    log_w, recon, kl = importance_log_weights(model, x, cond, key, k)
+    iwae = -(jax.nn.logsumexp(log_w, axis=1) - math.log(k))
+    recon = recon.mean(axis=1)
+    return {"iwae_nll": iwae, "neg_elbo": recon + kl, "recon": recon, "kl": kl}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _chunk_log_weights(graphdef: nnx.GraphDef, params: dict, x: jax.Array, cond: jax.Array, key: jax.Array,
+                       k: int) -> jax.Array:
+    return importance_log_weights(nnx.merge(graphdef, params), x, cond, key, k)[0]
+
+
+def iwae_nll(graphdef: nnx.GraphDef, params: dict, images: np.ndarray, cond: np.ndarray, key: jax.Array,
+             k: int, image_chunk: int = 100, sample_chunk: int = 100) -> np.ndarray:
+    """The K-sample importance-weighted bound on -log p(x | c) of every image, float64 [N] nats (its mean
+    over a test set is the figure to report, e.g. K = 1000 as in Burda et al.). `images` float [N, H, W, C]
+    binary pixels, `cond` [N, cond_dim] caption embeddings. Runs `image_chunk` images x `sample_chunk`
+    samples per jitted call, combining the chunks' log-weights with a running log-sum-exp, so any N and K
+    fit in memory. Deterministic in `key`."""
+    images = np.asarray(images, np.float32)
+    cond = np.asarray(cond, np.float32)
+    n = len(images)
+    if k < 1 or n == 0 or len(cond) != n:
+        raise ValueError(f"need k >= 1 and as many embeddings as images, got k={k}, {n} images, {len(cond)} rows")
+    out = np.empty(n, np.float64)
+    for i, start in enumerate(range(0, n, image_chunk)):
+        rows = min(image_chunk, n - start)
+        pad = image_chunk - rows  # constant shapes: one compilation for every chunk
+        x = np.pad(images[start:start + rows], ((0, pad),) + ((0, 0),) * (images.ndim - 1))
+        c = np.pad(cond[start:start + rows], ((0, pad), (0, 0)))
+        total = np.full(image_chunk, -np.inf)
+        for j, s in enumerate(range(0, k, sample_chunk)):
+            size = min(sample_chunk, k - s)
+            log_w = np.asarray(_chunk_log_weights(graphdef, params, x, c, jax.random.fold_in(
+                jax.random.fold_in(key, i), j), size), np.float64)
+            total = np.logaddexp(total, np.logaddexp.reduce(log_w, axis=1))
+        out[start:start + rows] = -(total[:rows] - math.log(k))
+    return out
+
+
+class VAETask(SingleModelTask):
+    """Data, state and steps of the caption-conditioned convolutional VAE for the shared loop. State:
+    {"params", "opt_state", "step"} (`step` drives the KL warm-up)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+        self.config = config
+        self.kl_warmup_steps = int(config.get("kl_warmup_steps", 0))
+        self.iwae_samples = int(config.get("iwae_samples", 16))
+        if self.kl_warmup_steps < 0:
+            raise UsageError(f"--config.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+        if self.iwae_samples < 1:
+            raise UsageError(f"--config.iwae_samples must be >= 1, got {self.iwae_samples}")
+        self.dataset = image_data.load_images(config.data)
+        self.captions_per_class = image_data.class_captions(self.dataset)
+        self.captions, self.caption_classes = image_data.caption_table(self.captions_per_class)
+        self.embeddings = embed_captions(self.captions)
+        d = self.dataset
+        try:
+            self.train_data = WithCaptionEmbeddings(image_data.ImageBatches(
+                d.train_images, d.train_labels, self.captions_per_class, config.batch_size, config.seed,
+                scale=SCALE), self.embeddings)
+            self.val_data = WithCaptionEmbeddings(image_data.ImageBatches(
+                d.test_images, d.test_labels, self.captions_per_class, config.batch_size, config.seed,
+                scale=SCALE), self.embeddings)
+        except ValueError as e:
+            raise UsageError(f"image data {config.data!r}: {e}") from None
+        self.eval_batch_count = config.get("eval_batches", 8)
+        self.tx = make_optimizer(config)
+        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self._build(nnx.Rngs(0))))
+        log.info("%s: %d train / %d test images %s, %d classes, %d captions", d.name, len(d.train_labels),
+                 len(d.test_labels), "x".join(map(str, d.image_shape)), d.num_classes, len(self.captions))
+
+    @property
+    def model_dims(self) -> dict:
+        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        return {"image_shape": list(self.dataset.image_shape), "cond_dim": int(self.embeddings.shape[1])}
+
+    def _build(self, rngs: nnx.Rngs) -> nnx.Module:
+        return registry.build_model(self.config, rngs, **self.model_dims)
+
+    def init_state(self, key: jax.Array) -> dict:
+        return {**init_model_state(self._build(nnx.Rngs(params=key)), self.tx), "step": jnp.zeros((), jnp.int32)}
+
+    def loss(self, params: dict, batch: dict, key: jax.Array, beta: jax.Array) -> tuple[jax.Array, dict]:
+        """Mean over the batch of recon + beta * KL (nats per image), and the metrics."""
+        model = nnx.merge(self.graphdef, params)
+        logits, mu, logvar = model(batch["image"], batch["cond"], key)
+        recon = bernoulli_nll(logits, batch["image"]).mean()
+        kl = gaussian_kl(mu, logvar).mean()
+        return recon + beta * kl, {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "beta": beta}
+
+    def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
+        beta = kl_beta(state["step"], self.kl_warmup_steps)
+        new, metrics = gradient_step(state, self.tx, lambda p: self.loss(p, batch, key, beta))
+        return {**new, "step": state["step"] + 1}, metrics
+
+    def eval_step(self, state: dict, batch: dict) -> dict:
+        model = nnx.merge(self.graphdef, state["params"])
+        per_image = bounds(model, batch["image"], batch["cond"], jax.random.PRNGKey(EVAL_KEY), self.iwae_samples)
+        mask = batch["mask"]
+        count = jnp.maximum(mask.sum(), 1.0)
+        means = {k: (v * mask).sum() / count for k, v in per_image.items()}
+        return {"loss": means.pop("neg_elbo"), **means}
+
+    def load_params(self, state: dict, params: dict) -> dict:
+        return {**super().load_params(state, params), "step": state["step"]}
+
+    def save_assets(self, directory: pathlib.Path) -> None:
+        image_data.save_image_assets(
+            directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
+            caption_classes=self.caption_classes, embeddings=self.embeddings, image_shape=self.dataset.image_shape,
+            source_shape=self.dataset.image_shape, scale=SCALE, model_dims=self.model_dims, exported_module=None,
+            likelihood=LIKELIHOOD, latent_dim=int(self.config.model.get("latent_dim", 32)))
+
+
+def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> VAETask:
+    return VAETask(config, workdir)

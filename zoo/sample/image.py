@@ -1,0 +1,181 @@
+"""Images from a text prompt: prompt -> the class caption it resembles -> generator (or decoder) -> PNG.
+
+The `dcgan` and `vae` models were trained on sentence embeddings of class captions ("an ankle boot", "a
+pair of trousers", ...; zoo.data.images). A free prompt is embedded by the same encoder and compared with
+every caption: each class scores the cosine similarity of its best caption, the best class wins, and the
+model is conditioned on that caption's embedding (the exact conditioning it was trained on, so a prompt
+cannot push it off the caption manifold). The sampler reports how it read the prompt: the winning caption
+and the runner-up classes with their scores. A prompt that names no class still lands on the class whose
+captions it resembles most: "summer beach" is read as sandals (the only beach-wear among the ten classes).
+
+Both families expose `sample(cond, key, temperature) -> images in [0, 1]`; one jitted call draws the whole
+batch from `jax.random.PRNGKey(seed)`, so the same seed gives byte-identical PNGs. `--interpolate A B`
+(either family) keeps the latent fixed and moves the conditioning from caption A's embedding to caption B's
+along the great circle (slerp), one image per step.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import math
+import pathlib
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from zoo import registry
+from zoo.data.images import ASSETS_FILE
+from zoo.errors import UsageError
+from zoo.train import export as export_lib
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """How the sampler read a prompt: the class it chose, the caption it conditions on, and class scores."""
+
+    class_index: int
+    caption: str
+    cond: np.ndarray  # float32 [cond_dim]
+    scores: tuple[tuple[str, float], ...]  # (class name, best caption cosine), best first
+
+    def describe(self) -> str:
+        others = ", ".join(f"{name} {score:.2f}" for name, score in self.scores[1:3])
+        return f'"{self.caption}" ({self.scores[0][0]}, {self.scores[0][1]:.2f}; next: {others})'
+
+
+class ImageSampler:
+    """Loads an export of an image model (`dcgan` or `vae`) and turns prompts into uint8 images."""
+
+    extension = "png"
+    options = ("temperature", "interpolate")
+
+    def __init__(self, export_dir: pathlib.Path, encoder: Any = None):
+        export_dir = pathlib.Path(export_dir)
+        self.config = export_lib.load_config(export_dir)
+        try:
+            self.info = json.loads((export_dir / ASSETS_FILE).read_text(encoding="utf-8"))
+            self.table = np.load(export_dir / self.info["embeddings"]).astype(np.float32)
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"{export_dir} lacks its image assets ({ASSETS_FILE} and embeddings): {e}") from None
+        self.class_names = list(self.info["class_names"])
+        self.captions = list(self.info["captions"])
+        self.caption_classes = np.asarray(self.info["caption_classes"], np.int32)
+        if len(self.captions) != len(self.table) or len(self.caption_classes) != len(self.captions):
+            raise UsageError(f"{export_dir}: captions, their classes and embeddings do not match")
+        # Built for real (these models initialise in milliseconds), so that when the export holds one
+        # submodule only (a GAN's generator) the rest still has values; sampling never reads them.
+        model = registry.build_model(self.config, nnx.Rngs(0), **self.info["model_dims"])
+        part = getattr(model, self.info["exported_module"]) if self.info.get("exported_module") else model
+        params = export_lib.load_params(export_dir, nnx.to_pure_dict(nnx.state(part)), f"checkpoint {export_dir}")
+        nnx.update(part, params)
+        self.graphdef, self.params = nnx.split(model)
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from zoo.text.encoder import TextEncoder  # deferred: loading the weights costs ~1 s
+
+            self._encoder = TextEncoder.load()
+        return self._encoder
+
+    def read_prompt(self, prompt: str) -> ImageReading:
+        """The class whose captions are nearest to `prompt`, and the nearest caption of that class."""
+        similarity = self.table @ self.encoder.embed([prompt])[0]
+        best = {}
+        for i in np.argsort(-similarity, kind="stable"):
+            best.setdefault(int(self.caption_classes[i]), int(i))
+        ranked = sorted(best, key=lambda c: -similarity[best[c]])
+        chosen = best[ranked[0]]
+        scores = tuple((self.class_names[c], float(similarity[best[c]])) for c in ranked)
+        return ImageReading(ranked[0], self.captions[chosen], self.table[chosen], scores)
+
+    def class_condition(self, class_index: int) -> np.ndarray:
+        """The embedding of the first caption of a class: what benchmarks condition on for a class."""
+        rows = np.flatnonzero(self.caption_classes == class_index)
+        if not len(rows):
+            raise UsageError(f"class {class_index} has no captions")
+        return self.table[rows[0]]
+
+    def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
+               interpolate: tuple[str, str] | None = None) -> list[np.ndarray]:
+        """`num` uint8 images [H, W, C] for `prompt`, or an interpolation between two prompts."""
+        temperature = 1.0 if temperature is None else float(temperature)
+        if interpolate is not None:
+            return self.interpolate(*interpolate, num=num, seed=seed, temperature=temperature)
+        reading = self.read_prompt(prompt)
+        log.info("read the prompt %r as %s", prompt, reading.describe())
+        return self.sample_cond(np.tile(reading.cond[None], (num, 1)), seed, temperature)
+
+    def sample_cond(self, cond: np.ndarray, seed: int, temperature: float = 1.0,
+                    same_latent: bool = False) -> list[np.ndarray]:
+        """uint8 images for conditioning rows cond [N, cond_dim]; `same_latent` draws one latent for all."""
+        images = _sample_jit(self.graphdef, self.params, np.asarray(cond, np.float32), jax.random.PRNGKey(seed),
+                             temperature=temperature, same_latent=same_latent)
+        return list(np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0), np.uint8))
+
+    def interpolate(self, start: str, end: str, num: int, seed: int, temperature: float = 1.0) -> list[np.ndarray]:
+        """`num` (at least 2) images from `start`'s reading to `end`'s, the latent fixed."""
+        if num < 2:
+            raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
+        a, b = self.read_prompt(start), self.read_prompt(end)
+        log.info("interpolating from %s to %s in %d steps", a.describe(), b.describe(), num)
+        return self.sample_cond(slerp(a.cond, b.cond, np.linspace(0.0, 1.0, num)), seed, temperature,
+                                same_latent=True)
+
+    @staticmethod
+    def to_files(images: list[np.ndarray], one_file: bool) -> list[bytes]:
+        """One PNG per image, or (one_file) a single PNG grid of them all."""
+        return [png_bytes(grid(images))] if one_file else [png_bytes(image) for image in images]
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between unit vectors a and b at fractions t: rows [len(t), dim]."""
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    omega = math.acos(float(np.clip(a @ b, -1.0, 1.0)))
+    if omega < 1e-6:
+        return np.tile(a[None], (len(t), 1))
+    t = np.asarray(t, np.float64)[:, None]
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)).astype(np.float32)
+
+
+def grid(images: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Images [H, W, C] tiled on a near-square grid with `pad` white pixels between them."""
+    n = len(images)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, w, c = images[0].shape
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, q = divmod(i, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = image
+    return out
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 [H, W, 1 or 3] image as PNG bytes (Pillow; deterministic for the same pixels)."""
+    from PIL import Image
+
+    pixels = image[..., 0] if image.shape[-1] == 1 else image
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "temperature", "same_latent"))
+def _sample_jit(graphdef: nnx.GraphDef, params: Any, cond: jax.Array, key: jax.Array, *, temperature: float,
+                same_latent: bool) -> jax.Array:
+    model = nnx.merge(graphdef, params)
+    if same_latent:  # every row draws its latent with the same key: one latent, many conditions
+        return jax.vmap(lambda c: model.sample(c[None], key, temperature)[0])(cond)
+    return model.sample(cond, key, temperature)
