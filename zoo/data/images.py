@@ -47,7 +47,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from zoo.data.sources import data_dir
+from zoo.data.batching import process_rows
+from zoo.data.sources import data_dir, tfds_gate
 from zoo.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -301,20 +302,7 @@ def _load_tfds(name: str) -> ImageDataset:
     ~/tensorflow_datasets) it raises at once instead of letting tfds try the network, unless
     ZOO_TFDS_DOWNLOAD=1 says downloading is wanted.
     """
-    if not name:
-        raise UsageError("tfds:NAME needs a dataset name, e.g. tfds:mnist or tfds:fashion_mnist")
-    hint = (f"tfds:{name} needs tensorflow-datasets and a prepared dataset: pip install 'zoo[tfds]', then once "
-            f"with internet: python -c \"import tensorflow_datasets as tfds; tfds.data_source('{name}')\" "
-            f"(or set ZOO_TFDS_DOWNLOAD=1)")
-    if importlib.util.find_spec("tensorflow_datasets") is None:
-        raise UsageError(hint)
-    tfds_dir = Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets").expanduser()
-    base = tfds_dir / name.split(":")[0].split("/")[0]
-    prepared = base.is_dir() and any(base.rglob("dataset_info.json"))
-    download = os.environ.get("ZOO_TFDS_DOWNLOAD") == "1"
-    if not prepared and not download:
-        raise UsageError(hint)
-    import tensorflow_datasets as tfds  # lazy: heavy, optional
+    tfds, tfds_dir, download = tfds_gate(name, "tfds:mnist or tfds:fashion_mnist")
 
     try:
         splits = _tfds_arrays(tfds, name, str(tfds_dir), download)
@@ -392,13 +380,6 @@ def caption_table(captions_per_class: Sequence[Sequence[str]]) -> tuple[list[str
 
 
 # -------------------------------------------------------------------------------------------- batches
-
-
-def _rows(global_batch: int, process_index: int, process_count: int) -> slice:
-    if global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} does not split over {process_count} processes")
-    local = global_batch // process_count
-    return slice(process_index * local, (process_index + 1) * local)
 
 
 class ImageBatches:
@@ -494,7 +475,7 @@ class ImageBatches:
         return (rng.random(unit.shape, dtype=np.float32) < unit).astype(np.float32)
 
     def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
-        rows = _rows(self.global_batch, process_index, process_count)
+        rows = process_rows(self.global_batch, process_index, process_count)
         idx = self._indices(step)
         labels = self.labels[idx]
         rng = np.random.default_rng([self.seed, 2, step])
@@ -515,7 +496,7 @@ class ImageBatches:
         n = len(self.labels)
         order = np.random.default_rng(EVAL_SEED).permutation(n)
         n_batches = max(1, min(max_batches, -(-n // self.global_batch)))
-        rows = _rows(self.global_batch, process_index, process_count)
+        rows = process_rows(self.global_batch, process_index, process_count)
         for b in range(n_batches):
             pos = np.arange(b * self.global_batch, (b + 1) * self.global_batch)
             idx = order[pos % n]

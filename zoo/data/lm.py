@@ -11,10 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-
-def _rows(global_batch: int, process_index: int, process_count: int) -> slice:
-    local = global_batch // process_count
-    return slice(process_index * local, (process_index + 1) * local)
+from zoo.data.batching import process_rows
 
 
 class TokenWindows:
@@ -31,7 +28,7 @@ class TokenWindows:
     def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, step])
         starts = rng.integers(0, len(self.tokens) - self.window + 1, size=self.global_batch)
-        starts = starts[_rows(self.global_batch, process_index, process_count)]
+        starts = starts[process_rows(self.global_batch, process_index, process_count)]
         return {"tokens": self.tokens[starts[:, None] + np.arange(self.window)]}
 
     def eval_batches(self, max_batches: int, process_index: int = 0,
@@ -40,7 +37,7 @@ class TokenWindows:
         n_windows = max(1, min(max_batches * self.global_batch, len(self.tokens) // self.window))
         n_batches = max(1, n_windows // self.global_batch)
         starts = np.linspace(0, len(self.tokens) - self.window, n_batches * self.global_batch).astype(np.int64)
-        rows = _rows(self.global_batch, process_index, process_count)
+        rows = process_rows(self.global_batch, process_index, process_count)
         for b in range(n_batches):
             chunk = starts[b * self.global_batch:(b + 1) * self.global_batch][rows]
             yield {"tokens": self.tokens[chunk[:, None] + np.arange(self.window)]}

@@ -68,6 +68,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data.batching import process_rows
 from zoo.data.sources import data_dir
 from zoo.errors import UsageError
 
@@ -451,13 +452,6 @@ def split_tunes(tunes: Sequence[Tune], val_fraction: float = 0.05) -> tuple[list
 # --------------------------------------------------------------------------------------------- batches
 
 
-def _rows(global_batch: int, process_index: int, process_count: int) -> slice:
-    if global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} does not split over {process_count} processes")
-    local = global_batch // process_count
-    return slice(process_index * local, (process_index + 1) * local)
-
-
 class MelodyBatches:
     """Batches of encoded tunes, a pure function of (seed, step) like `zoo.data.lm.TokenWindows`.
 
@@ -529,7 +523,7 @@ class MelodyBatches:
         lo, hi = self.transpose_range
         shifts = rng.integers(lo, hi + 1, size=self.global_batch)
         crops = rng.random(self.global_batch)
-        rows = _rows(self.global_batch, process_index, process_count)
+        rows = process_rows(self.global_batch, process_index, process_count)
         idx = self._tune_indices(step)[rows]
         built = [self._row(int(i), int(s), float(c)) for i, s, c in zip(idx, shifts[rows], crops[rows], strict=True)]
         return {
@@ -546,7 +540,7 @@ class MelodyBatches:
         time. Rows past the last tune repeat tune 0 with a zero mask, so batches keep their shape."""
         n = len(self.tokens)
         n_batches = max(1, min(max_batches, -(-n // self.global_batch)))
-        rows = _rows(self.global_batch, process_index, process_count)
+        rows = process_rows(self.global_batch, process_index, process_count)
         for b in range(n_batches):
             idx = np.arange(b * self.global_batch, (b + 1) * self.global_batch)[rows]
             built = [self._row(int(i) if i < n else 0, 0, None) for i in idx]

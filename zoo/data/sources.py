@@ -27,6 +27,7 @@ import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import UsageError
 
@@ -560,19 +561,15 @@ def _split_text(text: str) -> list[str]:
     return re.split(r"\n[ \t]*\n", text)
 
 
-def _load_tfds(name: str) -> list[str]:
-    """A locally prepared TFDS text dataset (all splits; we split ourselves). Fails fast when offline.
-
-    Without a prepared copy in $TFDS_DATA_DIR (default ~/tensorflow_datasets) it raises at once instead of
-    letting tfds try the network, unless ZOO_TFDS_DOWNLOAD=1 says downloading is wanted.
-    """
+def tfds_gate(name: str, example: str) -> tuple[Any, Path, bool]:
+    """(the tensorflow_datasets module, its data dir, whether downloading is allowed) for `tfds:name`, or
+    a UsageError with the install line: fails at once when no prepared copy is in $TFDS_DATA_DIR (default
+    ~/tensorflow_datasets) rather than letting tfds try the network, unless ZOO_TFDS_DOWNLOAD=1."""
     if not name.strip():
-        raise UsageError("tfds:NAME needs a dataset name, e.g. tfds:tiny_shakespeare")
-    hint = (
-        f"tfds:{name} needs tensorflow-datasets and a prepared dataset: pip install 'zoo[tfds]', then once "
-        f"with internet: python -c \"import tensorflow_datasets as tfds; tfds.data_source('{name}')\" "
-        f"(or set ZOO_TFDS_DOWNLOAD=1)"
-    )
+        raise UsageError(f"tfds:NAME needs a dataset name, e.g. {example}")
+    hint = (f"tfds:{name} needs tensorflow-datasets and a prepared dataset: pip install 'zoo[tfds]', then once "
+            f"with internet: python -c \"import tensorflow_datasets as tfds; tfds.data_source('{name}')\" "
+            f"(or set ZOO_TFDS_DOWNLOAD=1)")
     if importlib.util.find_spec("tensorflow_datasets") is None:
         raise UsageError(hint)
     tfds_dir = Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets").expanduser()
@@ -582,6 +579,17 @@ def _load_tfds(name: str) -> list[str]:
     if not prepared and not download:
         raise UsageError(hint)
     import tensorflow_datasets as tfds  # lazy: heavy, optional
+
+    return tfds, tfds_dir, download
+
+
+def _load_tfds(name: str) -> list[str]:
+    """A locally prepared TFDS text dataset (all splits; we split ourselves). Fails fast when offline.
+
+    Without a prepared copy in $TFDS_DATA_DIR (default ~/tensorflow_datasets) it raises at once instead of
+    letting tfds try the network, unless ZOO_TFDS_DOWNLOAD=1 says downloading is wanted.
+    """
+    tfds, tfds_dir, download = tfds_gate(name, "tfds:tiny_shakespeare")
 
     try:
         sources = tfds.data_source(name, data_dir=str(tfds_dir), download=download)

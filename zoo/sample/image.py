@@ -83,11 +83,9 @@ class ImageSampler:
 
     @property
     def encoder(self) -> Any:
-        if self._encoder is None:
-            from zoo.text.encoder import TextEncoder  # deferred: loading the weights costs ~1 s
+        from zoo.text.encoder import shared_encoder  # deferred: loading the weights costs ~1 s
 
-            self._encoder = TextEncoder.load()
-        return self._encoder
+        return self._encoder or shared_encoder()
 
     def read_prompt(self, prompt: str) -> ImageReading:
         """The class whose captions are nearest to `prompt`, and the nearest caption of that class."""

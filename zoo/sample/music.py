@@ -93,11 +93,9 @@ class MelodySampler:
 
     @property
     def encoder(self) -> Any:
-        if self._encoder is None:
-            from zoo.text.encoder import TextEncoder  # deferred: loading the weights costs ~1 s
+        from zoo.text.encoder import shared_encoder  # deferred: loading the weights costs ~1 s
 
-            self._encoder = TextEncoder.load()
-        return self._encoder
+        return self._encoder or shared_encoder()
 
     def read_prompt(self, prompt: str, conditioning: str | None = None, neighbours: int | None = None
                     ) -> PromptReading:

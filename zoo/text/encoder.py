@@ -353,3 +353,9 @@ class TextEncoder:
             input_ids[row, :len(x)] = x
             mask[row, :len(x)] = 1
         return np.asarray(_embed_batch(self.graphdef, self.params, input_ids, mask))[:len(ids)]
+
+
+@functools.cache
+def shared_encoder() -> TextEncoder:
+    """The process's one TextEncoder (weights loaded once, one prompt cache), for every sampler."""
+    return TextEncoder.load()
