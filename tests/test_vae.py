@@ -149,7 +149,7 @@ def test_training_steps_lower_the_loss(task):
     elbo = [float(m["neg_elbo"]) for m in history]
     assert np.mean(elbo[-5:]) < np.mean(elbo[:5]) - 50, elbo
     after = jax.device_get(task.jit_eval(state, next(task.eval_batches(0, 1))))
-    assert set(after) == {"loss", "recon", "kl", "iwae_nll"}
+    assert set(after) == {"loss", "recon", "kl", "iwae_nll", "weight"}  # weight: the real rows, for the loop
     assert after["loss"] < before["loss"] - 50, (before, after)
     assert after["iwae_nll"] <= after["loss"] + 0.5
     # Fine-tuning keeps the warm-up position; the export is the model's params alone.
@@ -167,8 +167,10 @@ def test_eval_is_mask_weighted(task):
     # Masked rows do not count, whatever they hold (each row's noise does not depend on the other rows).
     junk = dict(batch, image=np.where(first[:, None, None, None], batch["image"], 1.0),
                 mask=first.astype(np.float32))
+    assert full["weight"] == front["weight"] + back["weight"] == len(batch["mask"])  # the loop's batch weight
     for key in full:
-        np.testing.assert_allclose(full[key], (front[key] + back[key]) / 2, rtol=1e-5)
+        if key != "weight":
+            np.testing.assert_allclose(full[key], (front[key] + back[key]) / 2, rtol=1e-5)
         np.testing.assert_allclose(jax.device_get(task.jit_eval(state, junk))[key], front[key], rtol=1e-5)
 
 
@@ -203,3 +205,13 @@ def test_train_vae_end_to_end(tmp_path):
     model = nnx.merge(graphdef, export_lib.load_params(export, nnx.to_pure_dict(params)))
     images = model.sample(jnp.asarray(table[:2], jnp.float32), jax.random.key(0))
     assert images.shape == (2, 28, 28, 1) and bool(jnp.isfinite(images).all())
+
+
+def test_kl_to_a_moved_prior():
+    """The conditional prior's KL: zero against itself, 0.5 * d^2 per dimension for a mean moved by d, and
+    the standard-normal formula when the prior is N(0, I)."""
+    mu, logvar = jnp.array([[0.3, -1.0]]), jnp.array([[0.2, -0.5]])
+    np.testing.assert_allclose(vae.gaussian_kl(mu, logvar, mu, logvar), [0.0], atol=1e-6)
+    np.testing.assert_allclose(vae.gaussian_kl(jnp.zeros((1, 2)), jnp.zeros((1, 2)), 1.5, 0.0), [2 * 0.5 * 1.5**2],
+                               rtol=1e-6)
+    np.testing.assert_allclose(vae.gaussian_kl(mu, logvar, 0.0, 0.0), vae.gaussian_kl(mu, logvar), rtol=1e-6)

@@ -37,7 +37,8 @@ class ConvVAE(nnx.Module):
 
     def __init__(self, *, image_shape: Sequence[int] = (28, 28, 1), cond_dim: int = 384, latent_dim: int = 32,
                  channels: Sequence[int] = (32, 64), hidden_dim: int = 256, cond_features: int = 64,
-                 kernel_size: int = 4, dtype: Any = jnp.float32, rngs: nnx.Rngs):
+                 kernel_size: int = 4, conditional_prior: bool = False, dtype: Any = jnp.float32,
+                 rngs: nnx.Rngs):
         height, width, colours = (int(d) for d in image_shape)
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1:
@@ -53,6 +54,12 @@ class ConvVAE(nnx.Module):
         flat = self.bottom[0] * self.bottom[1] * self.bottom[2]
 
         self.cond_proj = nnx.Linear(cond_dim, cond_features, dtype=dtype, rngs=rngs)
+        # p(z | c) = N(mu(c), exp(logvar(c))), starting as N(0, I). With a fixed N(0, I) prior the latent
+        # learns to carry the class (the encoder sees the image) and prior samples under-use the caption;
+        # a prior that moves with the caption puts each class's latents where sampling draws them.
+        zeros = nnx.initializers.zeros
+        self.prior_net = (nnx.Linear(cond_features, 2 * latent_dim, dtype=dtype, rngs=rngs, kernel_init=zeros,
+                                     bias_init=zeros) if conditional_prior else None)
         # Encoder.
         widths = (colours, *channels)
         self.enc_convs = nnx.List([nnx.Conv(widths[i], widths[i + 1], (kernel_size, kernel_size), strides=2,
@@ -100,7 +107,17 @@ class ConvVAE(nnx.Module):
         z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, jnp.float32)
         return self.decode(z, cond), mu, logvar
 
+    def prior(self, cond: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """float32 (mu, logvar) [B, latent_dim] of p(z | c): zeros (N(0, I)) without a conditional prior."""
+        if self.prior_net is None:
+            zero = jnp.zeros((cond.shape[0], self.latent_dim), jnp.float32)
+            return zero, zero
+        mu, logvar = jnp.split(self.prior_net(self.condition(cond)).astype(jnp.float32), 2, axis=-1)
+        return mu, logvar
+
     def sample(self, cond: jax.Array, key: jax.Array, temperature: float = 1.0) -> jax.Array:
-        """Images from the prior: z ~ N(0, temperature^2 I) -> float32 Bernoulli means [B, H, W, C] in [0, 1]."""
-        z = temperature * jax.random.normal(key, (cond.shape[0], self.latent_dim), jnp.float32)
+        """Images from the prior: z ~ p(z | c) with its spread scaled by `temperature` -> float32 Bernoulli
+        means [B, H, W, C] in [0, 1]."""
+        mu, logvar = self.prior(cond)
+        z = mu + temperature * jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, jnp.float32)
         return jax.nn.sigmoid(self.decode(z, cond))

@@ -48,6 +48,7 @@ from zoo.data import images as image_data
 from zoo.errors import UsageError
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
+from zoo.train.task import EVAL_WEIGHT
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class GANTask:
         mean = lambda v: (v * mask).sum() / jnp.maximum(mask.sum(), 1.0)  # noqa: E731
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": mean(real_logits), "d_fake": mean(fake_logits),
                 "d_accuracy": 0.5 * (mean(real_logits > 0) + mean(fake_logits < 0)),
-                "d_cond_accuracy": mean(real_logits > wrong_logits)}
+                "d_cond_accuracy": mean(real_logits > wrong_logits), EVAL_WEIGHT: mask.sum()}
 
     # ------------------------------------------------------------------------------------ data, export
 

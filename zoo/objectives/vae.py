@@ -43,6 +43,7 @@ from zoo.errors import UsageError
 from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
+from zoo.train.task import EVAL_WEIGHT
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,12 @@ def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
     return nll.sum(axis=(-3, -2, -1))
 
 
-def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
-    """KL(N(mu, exp(logvar)) || N(0, I)) in nats, summed over the last axis."""
-    return 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+def gaussian_kl(mu: jax.Array, logvar: jax.Array, prior_mu: jax.Array | float = 0.0,
+                prior_logvar: jax.Array | float = 0.0) -> jax.Array:
+    """KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar))) in nats, summed over the last axis (the
+    prior defaults to N(0, I))."""
+    return 0.5 * jnp.sum(prior_logvar - logvar + (jnp.exp(logvar) + jnp.square(mu - prior_mu))
+                         / jnp.exp(prior_logvar) - 1.0, axis=-1)
 
 
 def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int,
@@ -78,6 +82,7 @@ def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key
     - log q(z_k|x,c), recon [B, K] = -log p(x|z_k,c), analytic KL [B]). Decodes `chunk` samples of the
     whole batch at a time (lax.map), so memory stays ~chunk x one batch whatever K is."""
     mu, logvar = model.encode(x, cond)
+    prior_mu, prior_logvar = model.prior(cond)
     std = jnp.exp(0.5 * logvar)
     eps = jax.random.normal(key, (k, *mu.shape), jnp.float32)
 
@@ -85,11 +90,12 @@ def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key
         z = mu + std * e
         recon = bernoulli_nll(model.decode(z, cond), x)
         log_q = -0.5 * jnp.sum(jnp.square(e) + logvar + LOG_2PI, axis=-1)
-        log_p = -0.5 * jnp.sum(jnp.square(z) + LOG_2PI, axis=-1)
+        log_p = -0.5 * jnp.sum(jnp.square(z - prior_mu) / jnp.exp(prior_logvar) + prior_logvar + LOG_2PI,
+                               axis=-1)
         return -recon + log_p - log_q, recon
 
     log_w, recon = jax.lax.map(one, eps, batch_size=min(chunk, k))
-    return log_w.T, recon.T, gaussian_kl(mu, logvar)
+    return log_w.T, recon.T, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
 
 
 def bounds(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int) -> dict[str, jax.Array]:
@@ -184,7 +190,7 @@ class VAETask(SingleModelTask):
         model = nnx.merge(self.graphdef, params)
         logits, mu, logvar = model(batch["image"], batch["cond"], key)
         recon = bernoulli_nll(logits, batch["image"]).mean()
-        kl = gaussian_kl(mu, logvar).mean()
+        kl = gaussian_kl(mu, logvar, *model.prior(batch["cond"])).mean()
         return recon + beta * kl, {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "beta": beta}
 
     def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
@@ -198,7 +204,7 @@ class VAETask(SingleModelTask):
         mask = batch["mask"]
         count = jnp.maximum(mask.sum(), 1.0)
         means = {k: (v * mask).sum() / count for k, v in per_image.items()}
-        return {"loss": means.pop("neg_elbo"), **means}
+        return {"loss": means.pop("neg_elbo"), **means, EVAL_WEIGHT: mask.sum()}
 
     def load_params(self, state: dict, params: dict) -> dict:
         return {**super().load_params(state, params), "step": state["step"]}

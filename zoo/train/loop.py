@@ -26,7 +26,7 @@ from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
 from zoo.train.checkpoint import Checkpointer, inspect_state
 from zoo.train.metrics import MetricsWriter
-from zoo.train.task import PyTree, Task
+from zoo.train.task import EVAL_WEIGHT, PyTree, Task
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +152,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
         checked = len(pending)
 
     def run_eval() -> dict[str, float]:
-        sums, count = None, 0
+        """Means over the eval batches, each batch weighted by its `weight` metric if the task reports one
+        (the real rows of a padded last batch), else equally."""
+        sums, total = None, 0.0
         for local in task.eval_batches(pid, nproc):
-            metrics = eval_step(state, mesh_lib.global_batch(local, mesh))
-            sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)  # stays on device
-            count += 1
-        return {f"eval/{k}": float(v) / count for k, v in jax.device_get(sums or {}).items()}
+            metrics = dict(eval_step(state, mesh_lib.global_batch(local, mesh)))
+            weight = metrics.pop(EVAL_WEIGHT, jnp.float32(1.0))
+            weighted = {k: v * weight for k, v in metrics.items()}
+            sums = weighted if sums is None else jax.tree.map(jnp.add, sums, weighted)  # stays on device
+            total = total + weight
+        total = float(jax.device_get(total)) or 1.0
+        return {f"eval/{k}": float(v) / total for k, v in jax.device_get(sums or {}).items()}
 
     def save(step: int) -> None:
         nonlocal last_good

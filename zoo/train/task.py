@@ -18,6 +18,7 @@ import numpy as np
 PyTree = Any
 Batch = dict[str, np.ndarray]
 Metrics = dict[str, jax.Array]
+EVAL_WEIGHT = "weight"  # an optional eval metric: how much each batch's means count in the eval average
 
 
 class Task(Protocol):
@@ -30,7 +31,8 @@ class Task(Protocol):
         """One optimisation step on a GLOBAL batch; `key` is unique to the step. Metrics are scalars."""
 
     def eval_step(self, state: PyTree, batch: Batch) -> Metrics:
-        """Scalar metrics (means over the batch) of a held-out batch."""
+        """Scalar metrics (means over the batch) of a held-out batch. A task whose eval batches are padded
+        also returns `EVAL_WEIGHT` (the number of real rows), and the loop weights each batch's means by it."""
 
     def train_batch(self, step: int, process_index: int, process_count: int) -> Batch:
         """This process's rows of the global batch of `step`. A pure function of (seed, step), so a
