@@ -7,7 +7,11 @@ with so few training digits, fewer steps: 1,000 steps gave test neg. ELBO 108.6,
     python train.py --config configs/vae.py --workdir runs/vae-mnist --config.data=mnist --config.train_steps=2000
 Likelihood: Bernoulli per pixel on dynamically binarised pixels, so eval/loss (negative ELBO) and
 eval/iwae_nll (K-sample importance-weighted bound) in runs/vae/metrics.jsonl are nats per image.
-TODO(result): test negative ELBO / IWAE (K=1000) NLL of the embedded run, Fashion-MNIST and MNIST.
+Result (the embedded model, this exact command; `python -m benchmarks.image_eval --checkpoint zoo/pretrained/vae`):
+IWAE(K=1000) 227.5 +- 2.4 nats and negative ELBO 230.1 on 1,000 Fashion-MNIST test images; conditional
+accuracy 83.1% (8/10 classes at >= 0.90 of the judge's accuracy on real images; Sandal 0.71 and Shirt 0.60
+below); classifier-feature Frechet distance 47.5 (floor 0.15). MNIST (the command above, 2,000 steps):
+IWAE(K=1000) 92.0 +- 1.1 nats, negative ELBO 98.4 on the 500 test digits.
 """
 
 import ml_collections
