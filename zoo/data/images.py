@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from zoo.data.batching import process_rows
+from zoo.data.batching import EpochOrder, process_rows
 from zoo.data.sources import data_dir, tfds_gate
 from zoo.errors import UsageError
 
@@ -427,7 +427,7 @@ class ImageBatches:
         self.caption_counts = counts
         self.caption_offsets = (np.cumsum(counts) - counts).astype(np.int32)
         self.global_batch, self.seed, self.scale, self.pad_to = global_batch, seed, scale, pad_to
-        self._perms: dict[int, np.ndarray] = {}
+        self._order = EpochOrder(len(self.labels), seed, stream=1)
         self._binary: np.ndarray | None = None
 
     @property
@@ -441,17 +441,7 @@ class ImageBatches:
         return len(self.labels)
 
     def _indices(self, step: int) -> np.ndarray:
-        n = len(self.labels)
-        positions = step * self.global_batch + np.arange(self.global_batch, dtype=np.int64)
-        out = np.empty(self.global_batch, np.int64)
-        for epoch in np.unique(positions // n).tolist():
-            if epoch not in self._perms:
-                if len(self._perms) > 4:
-                    self._perms.clear()
-                self._perms[epoch] = np.random.default_rng([self.seed, 1, epoch]).permutation(n)
-            sel = positions // n == epoch
-            out[sel] = self._perms[epoch][positions[sel] % n]
-        return out
+        return self._order.indices(step, self.global_batch)
 
     def _eval_binary(self) -> np.ndarray:
         """The split binarised once (uint8 0/255) by `EVAL_SEED`: eval's fixed Bernoulli draw."""

@@ -68,7 +68,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data.batching import process_rows
+from zoo.data.batching import EpochOrder, process_rows
 from zoo.data.sources import data_dir
 from zoo.errors import UsageError
 
@@ -483,20 +483,10 @@ class MelodyBatches:
         self.max_len, self.global_batch, self.seed = max_len, global_batch, seed
         self.transpose_range = transpose_range
         self._bars = [np.flatnonzero(t == BAR) for t in self.tokens]
-        self._perms: dict[int, np.ndarray] = {}
+        self._order = EpochOrder(len(self.tokens), seed, stream=0)
 
     def _tune_indices(self, step: int) -> np.ndarray:
-        n = len(self.tokens)
-        positions = step * self.global_batch + np.arange(self.global_batch, dtype=np.int64)
-        out = np.empty(self.global_batch, np.int64)
-        for epoch in np.unique(positions // n).tolist():
-            if epoch not in self._perms:
-                if len(self._perms) > 4:
-                    self._perms.clear()
-                self._perms[epoch] = np.random.default_rng([self.seed, 0, epoch]).permutation(n)
-            sel = positions // n == epoch
-            out[sel] = self._perms[epoch][positions[sel] % n]
-        return out
+        return self._order.indices(step, self.global_batch)
 
     def _row(self, i: int, shift: int, crop: float | None) -> tuple[np.ndarray, np.ndarray]:
         width = self.max_len + 1
