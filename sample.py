@@ -1,14 +1,17 @@
-"""Turn a text prompt into a poem or a melody (and, as families land, an image).
+"""Turn a text prompt into a poem, a melody or an image.
 
     python sample.py --model poem --prompt "summer beach"
     python sample.py --model poem-zh --prompt "春江" --num 4 --out poems/
     python sample.py --model music --prompt "summer beach" --out beach.mid --wav --png
+    python sample.py --model dcgan --prompt "ankle boot" --num 16 --out grid.png
+    python sample.py --model vae --interpolate "sneaker" "sandal" --num 8
 
 Without --checkpoint the embedded model in zoo/pretrained/MODEL is used. Same --seed => same output.
 """
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 from zoo import cli
@@ -53,7 +56,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--wav", action="store_true", help="music: also write a WAV rendering of each melody")
     parser.add_argument("--png", action="store_true", help="music: also write a piano-roll PNG of each melody")
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
-                        help="images: from one prompt's reading to another's in --num steps, the latent fixed")
+                        help="images: from one prompt's reading to another's in --num steps, the noise fixed")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
 
@@ -61,18 +64,20 @@ def main(argv: list[str]) -> int:
     from zoo.sample import writers
 
     entry = registry.get(args.model)
-    if args.prompt is None and args.interpolate is None:
-        raise UsageError("--prompt is required (or --interpolate FROM TO)")
+    if (args.prompt is None) == (args.interpolate is None):
+        raise UsageError("give --prompt TEXT, or --interpolate FROM TO instead of it")
     if args.interpolate is not None:
         args.interpolate = tuple(check_prompt(p) for p in args.interpolate)
+        if args.num < 2:
+            raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
     prompt = check_prompt(args.prompt if args.prompt is not None else " to ".join(args.interpolate))
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 1 <= args.num <= 1024:
         raise UsageError(f"--num must be between 1 and 1024, got {args.num}")
-    if args.temperature is not None and args.temperature < 0:
-        raise UsageError("--temperature must be >= 0")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UsageError("--temperature must be a finite number >= 0")
+    if args.top_p is not None and not 0 < args.top_p <= 1:  # NaN fails this too
         raise UsageError("--top_p must be in (0, 1]")
     if args.top_k is not None and args.top_k < 0:
         raise UsageError("--top_k must be >= 0")
@@ -91,6 +96,7 @@ def main(argv: list[str]) -> int:
             if option not in sampler_factory.options:
                 raise UsageError(f"--{flag} does not apply to --model {args.model}")
             options[option] = getattr(args, flag)
+    one_file = False  # binary outputs: all samples in one file (an image grid, the first melody)
     if entry.output == "txt":
         targets = writers.planned_paths(args.out, args.num, "txt") if args.out is not None else []
     else:
@@ -98,6 +104,9 @@ def main(argv: list[str]) -> int:
         count = 1 if entry.output == "png" else args.num
         out = args.out if args.out is not None else writers.default_target(prompt, count, entry.output)
         targets = writers.planned_paths(out, args.num, entry.output)
+        one_file = not writers.is_directory_target(out)
+        if any(t.suffix == f".{ext}" for t in targets for ext in extras):
+            raise UsageError(f"--out {out} would be overwritten by the --{extras[0]} file; name it .{entry.output}")
     writers.check_writable(targets + [t.with_suffix(f".{ext}") for t in targets for ext in extras], args.overwrite)
 
     if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
@@ -107,7 +116,7 @@ def main(argv: list[str]) -> int:
     if entry.output == "txt":
         written = writers.write_texts(samples, args.out, args.overwrite)
     else:
-        written = _write_files(sampler, samples, targets, extras)
+        written = _write_files(sampler, samples, targets, extras, one_file)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -120,18 +129,18 @@ def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
 
     export_dir = export_lib.find_export(checkpoint or entry.pretrained_dir)
     trained_as = export_lib.load_config(export_dir).get("model_name", "")
-    if trained_as not in registry.MODELS or registry.MODELS[trained_as].sampler != entry.sampler:
+    if trained_as not in registry.MODELS or registry.MODELS[trained_as].model != entry.model:
         raise UsageError(f"{export_dir} holds a {trained_as or 'unknown'!s} model, not a {entry.name} model")
     return export_dir
 
 
-def _write_files(sampler, samples: list, targets: list, extras: list[str]) -> list:
+def _write_files(sampler, samples: list, targets: list, extras: list[str], one_file: bool) -> list:
     """The sampler's files at their targets (one file: a grid, or the first melody), and beside each the
     renderings named in `extras` (e.g. a melody's .wav and .png)."""
     from zoo.sample import writers
 
     written = []
-    for target, data, sample in zip(targets, sampler.to_files(samples, len(targets) == 1), samples, strict=False):
+    for target, data, sample in zip(targets, sampler.to_files(samples, one_file), samples, strict=False):
         payloads = {target: data, **{target.with_suffix(f".{ext}"): sampler.render(sample, ext) for ext in extras}}
         for path, payload in payloads.items():
             writers.write_bytes(path, payload)

@@ -42,7 +42,7 @@ def main() -> None:
         return gradient_step(state, tx, lambda params: masked_loss(graphdef, params, batch, key))
 
     rng = np.random.default_rng(0)
-    shape = (config.batch_size, config.max_len)
+    shape = (config.batch_size, config.max_len + 1)  # inputs and shifted targets, as MelodyBatches makes them
 
     def batch() -> dict[str, np.ndarray]:
         cond = rng.normal(size=(config.batch_size, 384)).astype(np.float32)

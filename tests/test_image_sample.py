@@ -76,10 +76,11 @@ def test_cli_grid_directory_and_same_seed(tmp_path: pathlib.Path):
     assert "read the prompt 'ankle boot' as" in result.stdout
     grid = Image.open(out)
     assert grid.format == "PNG" and grid.size == (4 * 34 + 2, 4 * 34 + 2)
-    result = run_sample("--model", "vae", "--prompt", "ankle boot", "--num", "3", "--out", f"{tmp_path}/boots/")
-    assert result.returncode == 0, result.stderr
-    for i in range(3):
-        assert Image.open(tmp_path / "boots" / f"{i:03d}.png").size == (28, 28)
+    for num in ("3", "1"):  # one file per image at the model's own size, also for a single image
+        result = run_sample("--model", "vae", "--prompt", "ankle boot", "--num", num, "--out", f"{tmp_path}/b{num}/")
+        assert result.returncode == 0, result.stderr
+        for i in range(int(num)):
+            assert Image.open(tmp_path / f"b{num}" / f"{i:03d}.png").size == (28, 28)
     again = run_sample("--model", "dcgan", "--prompt", "ankle boot", "--num", "16", "--out", str(tmp_path / "b.png"))
     assert again.returncode == 0 and (tmp_path / "b.png").read_bytes() == out.read_bytes()
     result = run_sample("--model", "vae", "--interpolate", "sneaker", "sandal", "--num", "8",
@@ -95,7 +96,10 @@ def test_cli_grid_directory_and_same_seed(tmp_path: pathlib.Path):
     (["--model", "vae", "--interpolate", "boot", "", "--num", "4"], "prompt is empty"),
     (["--model", "vae", "--interpolate", "boot", "sandal", "--num", "1"], "--num >= 2"),
     (["--model", "dcgan", "--prompt", "boot", "--bars", "4"], "--bars does not apply"),
-    (["--model", "vae"], "--prompt is required"),
+    (["--model", "vae"], "give --prompt TEXT"),
+    (["--model", "vae", "--prompt", "boot", "--interpolate", "a", "b"], "give --prompt TEXT"),
+    (["--model", "vae", "--prompt", "boot", "--checkpoint", "zoo/pretrained/dcgan"], "not a vae model"),
+    (["--model", "dcgan", "--prompt", "boot", "--temperature", "nan"], "--temperature"),
 ])
 def test_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
     assert_usage_error(run_sample(*args, "--out", str(tmp_path / "x.png")), fragment)

@@ -115,6 +115,18 @@ def test_primer_is_continued(sampler, tunes, tmp_path):
     assert np.isclose(bars_of(melody), bars_of(primer) + 4)
 
 
+def test_primer_ending_in_a_note_held_across_bar_lines(sampler, tmp_path):
+    """The encoding writes BAR BAR after a note held across two bar lines: the sampler must too, not stop."""
+    primer = M.Melody("2/4", 0, "major", ((60, 1.0), (62, 1.0), (64, 5.0)))  # 3.5 bars, the last note 2.5
+    path = tmp_path / "held.mid"
+    W.write_midi(primer, path)
+    (melody,) = sampler.sample("a reel", 1, seed=0, bars=3, primer=path)
+    assert melody.notes[:3] == primer.notes and melody.quarter_length > primer.quarter_length
+    assert np.isclose(bars_of(melody), round(bars_of(melody)))  # ends on a full bar
+    tokens, primed = M.encode(melody), len(M.encode(primer)) - 1  # the primer's own held note breaks the rule
+    assert all(M.allowed_next(tokens[:n])[tokens[n]] for n in range(primed, len(tokens)))
+
+
 def test_cli_writes_midi_wav_and_png(tmp_path):
     from PIL import Image
 
@@ -156,10 +168,13 @@ def test_cli_default_file_never_replaces_one(tmp_path):
     (["--prompt", "a jig", "--bars", "0"], "--bars"),
     (["--prompt", "a jig", "--bars", "100000"], "--bars"),
     (["--prompt", "a jig", "--max_tokens", "20"], "--max_tokens does not apply to --model music"),
+    (["--prompt", "a jig", "--out", "X.wav", "--wav"], "would be overwritten by the --wav file"),
+    (["--prompt", "a jig", "--out", "NOTES/x.mid"], "not a directory"),
 ])
 def test_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
     (tmp_path / "notes.txt").write_text("not music")
-    args = [str(tmp_path / "notes.txt") if a == "NOTES" else a for a in args]
+    args = [str(tmp_path / "notes.txt") if a == "NOTES" else a.replace("NOTES/", f"{tmp_path}/notes.txt/")
+            .replace("X.wav", str(tmp_path / "x.wav")) for a in args]
     assert_usage_error(run_sample("--model", "music", "--out", str(tmp_path / "x.mid"), *args), fragment)
     assert not (tmp_path / "x.mid").exists()
 

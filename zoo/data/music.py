@@ -412,7 +412,10 @@ def allowed_next(prefix: Sequence[int] | np.ndarray) -> np.ndarray:
     if IS_KEY[last]:
         mask[BAR] = True
     elif last == BAR:
-        mask[IS_EVENT] = True
+        if remaining <= 0:  # a note held across this bar line too: the next bar line follows at once
+            mask[BAR] = True
+        else:
+            mask[IS_EVENT] = True
     elif IS_EVENT[last]:
         mask[IS_DUR & (DUR_TICKS <= remaining)] = True
     elif IS_DUR[last]:

@@ -8,7 +8,8 @@ A conditional VAE (Kingma & Welling 2014; Sohn et al. 2015) over H x W x C image
                           concat c --Dense hidden_dim--> Linear --> (mu, logvar) [B, latent_dim] each
     decoder p(x | z, c):  concat(z, c) --Dense hidden_dim--> Dense --> [H/4, W/4, channels[-1]]
                           --ConvTranspose s2 (channels[-2])--> ... --ConvTranspose s2 (C)--> logits [B, H, W, C]
-    prior p(z) = N(0, I), independent of the caption (the decoder alone carries it).
+    prior p(z | c):       N(0, I), or (conditional_prior=True, the embedded model) N(mu(c), exp(logvar(c)))
+                          from a Linear on the caption features, initialised to N(0, I).
 
 Likelihood: Bernoulli per pixel with `logits`, on dynamically binarised pixels (zoo.data.images'
 scale="binary"): the standard for reporting MNIST negative log-likelihoods in nats, where the likelihood is

@@ -30,6 +30,7 @@ from zoo.errors import UsageError
 from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
+from zoo.train.task import EVAL_WEIGHT
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class MusicTask(SingleModelTask):
 
     def eval_step(self, state: dict, batch: dict) -> dict:
         loss, metrics = masked_loss(self.graphdef, state["params"], batch, None)
-        return {"loss": loss, **metrics}
+        return {"loss": loss, **metrics, EVAL_WEIGHT: batch["mask"][:, 1:].sum()}  # means per event, not per batch
 
     def save_assets(self, directory: pathlib.Path) -> None:
         directory = pathlib.Path(directory)

@@ -9,7 +9,8 @@ Conditioning: every example is conditioned on the text-encoder embedding of a ra
 and batches carry the rows their captions pick (`cond`, float32 [B, 384]).
 
 Training minimises recon + beta * KL per image (nats), where recon = -log p(x | z, c) summed over pixels
-with one reparameterised z ~ q(z | x, c), KL = KL(q(z | x, c) || N(0, I)) in closed form, and beta rises
+with one reparameterised z ~ q(z | x, c), KL = KL(q(z | x, c) || p(z | c)) in closed form (p = N(0, I) unless
+`model.conditional_prior`), and beta rises
 linearly from 0 to 1 over `config.kl_warmup_steps` (KL warm-up / annealing, Bowman et al. 2016; 0 = off).
 The step counter that drives beta lives in this task's state (`state["step"]`), so it is exact inside the
 jitted step and restored with checkpoints. Train metrics: loss (the minimised objective), neg_elbo

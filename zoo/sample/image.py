@@ -10,8 +10,11 @@ captions it resembles most: "summer beach" is read as sandals (the only beach-we
 
 Both families expose `sample(cond, key, temperature) -> images in [0, 1]`; one jitted call draws the whole
 batch from `jax.random.PRNGKey(seed)`, so the same seed gives byte-identical PNGs. `--interpolate A B`
-(either family) keeps the latent fixed and moves the conditioning from caption A's embedding to caption B's
-along the great circle (slerp), one image per step.
+(either family) keeps the noise fixed (the latent itself, unless the prior moves with the caption) and moves
+the conditioning from caption A's embedding to caption B's along the great circle (slerp), one image per step.
+
+The encoder is English-only: a prompt in another language lands near whatever caption shares its few
+recognisable tokens, i.e. close to chance (the reported cosine, typically < 0.4, says so).
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ class ImageSampler:
         return list(np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0), np.uint8))
 
     def interpolate(self, start: str, end: str, num: int, seed: int, temperature: float = 1.0) -> list[np.ndarray]:
-        """`num` (at least 2) images from `start`'s reading to `end`'s, the latent fixed."""
+        """`num` (at least 2) images from `start`'s reading to `end`'s, the noise fixed."""
         if num < 2:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
         a, b = self.read_prompt(start), self.read_prompt(end)
@@ -133,8 +136,10 @@ class ImageSampler:
 
     @staticmethod
     def to_files(images: list[np.ndarray], one_file: bool) -> list[bytes]:
-        """One PNG per image, or (one_file) a single PNG grid of them all."""
-        return [png_bytes(grid(images))] if one_file else [png_bytes(image) for image in images]
+        """One PNG per image, or (one_file) a single PNG: the grid of them all, or the one image itself."""
+        if one_file and len(images) > 1:
+            return [png_bytes(grid(images))]
+        return [png_bytes(image) for image in images]
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -186,7 +186,9 @@ def melody_from_midi(path: str | Path | bytes) -> Melody:
         end_of_file = max(end_of_file, now)
     if not notes:
         raise UsageError(f"{name} has no notes")
-    melody = _monophonic(notes, tpb, end_of_file, meter if meter in METERS else "4/4")
+    if meter is not None and meter not in METERS:
+        raise UsageError(f"{name} is in {meter}; the melody encoding knows {', '.join(METERS)}")
+    melody = _monophonic(notes, tpb, end_of_file, meter or "4/4")
     tonic, mode = 0, "major"
     if key_text and key_text.group(2) in MODES and parse_key(key_text.group(1)):
         tonic, mode = parse_key(key_text.group(1))[0], key_text.group(2)

@@ -15,7 +15,9 @@ and the sampler conditions on one of:
   genre and meter. At temperature 0.9 it is the only setting that met every key and meter target of
   benchmarks/music_eval.py (the README has the table for all three).
 
-Whatever the conditioning, the sampler reports how it read the prompt: the nearest training captions, and
+The encoder is English-only: a prompt in another language is read close to chance (its nearest captions and
+their low cosines, typically < 0.5, are printed). Whatever the conditioning, the sampler reports how it read
+the prompt: the nearest training captions, and
 the meter and key each melody committed to in its header tokens.
 
 Sampling is one jitted function: the primer (BOS, or the user's tune from `--primer FILE.mid`) is fed
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 
 DEFAULTS = {"temperature": 0.9, "top_k": 0, "top_p": 1.0, "bars": 16, "conditioning": "blend", "neighbours": 8}
 MAX_BARS = 256
-TOKENS_PER_BAR = 48  # output buffer per bar: a bar of 16 sixteenth notes is 33 tokens
+TOKENS_PER_BAR = 72  # output buffer per bar: the longest bar (4/2, 12/8) in 16th notes is 65 tokens
 CONDITIONINGS = ("prompt", "neighbours", "blend")
 
 
@@ -136,7 +138,10 @@ class MelodySampler:
                           {k: np.int32(v) for k, v in grammar.items()}, np.int32(target),
                           jax.random.PRNGKey(seed), length=length, temperature=float(options["temperature"]),
                           top_k=int(options["top_k"]), top_p=float(options["top_p"]))
-        melodies = [music_data.decode(np.concatenate([prefix, row])) for row in np.asarray(out)]
+        out = np.asarray(out)
+        if not (out == music_data.EOS).any(axis=1).all():
+            log.warning("some melodies filled the %d-event buffer before their last bar; they end early", length)
+        melodies = [music_data.decode(np.concatenate([prefix, row])) for row in out]
         for i, melody in enumerate(melodies):
             log.info("melody %d: %s, %s, %d bars", i, melody.meter, melody.key_name,
                      round(melody.quarter_length * music_data.TICKS_PER_QUARTER / music_data.bar_ticks(melody.meter)))
@@ -215,7 +220,9 @@ def allowed_tokens(state: dict, target_bars: jax.Array) -> jax.Array:
     full = remaining <= 0
     more = (state["bars"] < target_bars)[:, None]
     after_dur = is_dur[last]
-    body = ((is_key[last] & only(music_data.BAR)) | ((last == music_data.BAR) & is_event)
+    after_bar = last == music_data.BAR
+    body = ((is_key[last] & only(music_data.BAR)) | (after_bar & (remaining > 0) & is_event)
+            | (after_bar & full & only(music_data.BAR))
             | (is_event[last] & fits)
             | (after_dur & full & more & only(music_data.BAR)) | (after_dur & full & ~more & only(music_data.EOS))
             | (after_dur & ~full & (is_event | fits)))

@@ -2,7 +2,7 @@
 
 `wav_bytes` renders a `Melody` as 16-bit mono PCM: additive synthesis of a soft wind-like tone (a few
 harmonics under an attack/decay/release envelope), numpy only, so `--wav` works on any machine. The
-same accents as the MIDI writer (bar and beat starts louder) keep the meter audible.
+notes on a bar's first beat are louder than the rest, so the meter stays audible.
 
 `piano_roll_png` draws a piano roll with Pillow: time runs right (bar lines darker than beat lines),
 pitch runs up, one rectangle per note, C rows shaded so an octave is easy to find.

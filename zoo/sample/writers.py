@@ -45,9 +45,11 @@ def check_writable(paths: list[pathlib.Path], overwrite: bool) -> None:
             raise UsageError(f"{path} already exists; pass --overwrite to replace it")
         if path.exists() and path.is_dir():
             raise UsageError(f"{path} is a directory")
-        parent = path.parent
-        if parent.exists() and not parent.is_dir():
-            raise UsageError(f"cannot write into {parent}: not a directory")
+        existing = next((p for p in path.parents if p.exists()), None)  # the directory it would be made in
+        if existing is not None and not existing.is_dir():
+            raise UsageError(f"cannot write into {existing}: not a directory")
+    if len(set(paths)) < len(paths):
+        raise UsageError("two outputs would go to the same file")
 
 
 def write_bytes(path: pathlib.Path, data: bytes) -> None:
