@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from zoo import registry
 from zoo.data.images import ASSETS_FILE
 from zoo.errors import UsageError
 from zoo.train import export as export_lib
@@ -75,13 +74,8 @@ class ImageSampler:
         self.caption_classes = np.asarray(self.info["caption_classes"], np.int32)
         if len(self.captions) != len(self.table) or len(self.caption_classes) != len(self.captions):
             raise UsageError(f"{export_dir}: captions, their classes and embeddings do not match")
-        # Built for real (these models initialise in milliseconds), so that when the export holds one
-        # submodule only (a GAN's generator) the rest still has values; sampling never reads them.
-        model = registry.build_model(self.config, nnx.Rngs(0), **self.info["model_dims"])
-        part = getattr(model, self.info["exported_module"]) if self.info.get("exported_module") else model
-        params = export_lib.load_params(export_dir, nnx.to_pure_dict(nnx.state(part)), f"checkpoint {export_dir}")
-        nnx.update(part, params)
-        self.graphdef, self.params = nnx.split(model)
+        self.graphdef, self.params = export_lib.load_model(export_dir, self.config, self.info.get("exported_module"),
+                                                           **self.info["model_dims"])
         self._encoder = encoder
 
     @property

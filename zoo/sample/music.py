@@ -41,7 +41,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from zoo import registry
 from zoo.data import music as music_data
 from zoo.errors import UsageError
 from zoo.objectives.music import CAPTIONS_FILE, EMBEDDINGS_FILE
@@ -85,11 +84,8 @@ class MelodySampler:
                              ) from None
         if self.table.ndim != 2 or len(self.captions) != self.table.shape[0] or not self.captions:
             raise UsageError(f"{export_dir}: {CAPTIONS_FILE} and {EMBEDDINGS_FILE} do not match")
-        abstract = nnx.eval_shape(lambda: registry.build_model(
-            self.config, nnx.Rngs(0), vocab_size=music_data.VOCAB, cond_dim=int(self.table.shape[1])))
-        self.graphdef, expected = nnx.split(abstract)
-        params = export_lib.load_params(export_dir, nnx.to_pure_dict(expected), f"checkpoint {export_dir}")
-        self.params = jax.tree.map(jnp.asarray, params)
+        self.graphdef, self.params = export_lib.load_model(export_dir, self.config, vocab_size=music_data.VOCAB,
+                                                           cond_dim=int(self.table.shape[1]))
         self.defaults = {**DEFAULTS, **self.config.get("sample", {})}
         self._encoder = encoder
 

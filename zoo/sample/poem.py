@@ -15,9 +15,7 @@ import pathlib
 
 import jax
 import numpy as np
-from flax import nnx
 
-from zoo import registry
 from zoo.errors import UsageError
 from zoo.sample.decoding import generate
 from zoo.text import tokenizer as tokenizer_lib
@@ -31,11 +29,7 @@ class PoemSampler:
     def __init__(self, export_dir: pathlib.Path):
         self.config = export_lib.load_config(export_dir)
         self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / tokenizer_lib.DIRECTORY)
-        abstract = nnx.eval_shape(
-            lambda: registry.build_model(self.config, nnx.Rngs(0), vocab_size=len(self.tokenizer)))
-        self.graphdef, expected = nnx.split(abstract)
-        params = export_lib.load_params(export_dir, nnx.to_pure_dict(expected), f"checkpoint {export_dir}")
-        self.params = jax.tree.map(jax.numpy.asarray, params)
+        self.graphdef, self.params = export_lib.load_model(export_dir, self.config, vocab_size=len(self.tokenizer))
         self.context_length = self.config.model.context_length
 
     def sample(self, prompt: str, num: int, seed: int, temperature: float | None = None,

@@ -100,3 +100,25 @@ def load_params(directory: pathlib.Path, like: PyTree, source: str = "") -> PyTr
     have = dict(zip(have_shapes, jax.tree.leaves(restored), strict=True))
     leaves = [np.asarray(have[k]).astype(v.dtype) for k, v in zip(want_shapes, jax.tree.leaves(like), strict=True)]
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def load_model(directory: pathlib.Path, config: ml_collections.ConfigDict, part: str | None = None,
+               **dims: Any) -> tuple[Any, PyTree]:
+    """(graphdef, params) of the exported model, ready for `nnx.merge`: the config's model built with the
+    data-dependent `dims` (vocab_size, cond_dim ...) and the export's params in it. `part` names the one
+    submodule the export holds (a GAN's "generator"); the model is then built for real (it initialises in
+    milliseconds) so that the rest has values, which sampling never reads. Every sampler loads this way."""
+    from flax import nnx
+
+    from zoo import registry
+
+    source = f"checkpoint {directory}"
+    if part is None:
+        abstract = nnx.eval_shape(lambda: registry.build_model(config, nnx.Rngs(0), **dims))
+        graphdef, expected = nnx.split(abstract)
+        return graphdef, jax.tree.map(jnp.asarray, load_params(directory, nnx.to_pure_dict(expected), source))
+    model = registry.build_model(config, nnx.Rngs(0), **dims)
+    module = getattr(model, part)
+    nnx.update(module, load_params(directory, nnx.to_pure_dict(nnx.state(module)), source))
+    return nnx.split(model)
+
