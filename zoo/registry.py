@@ -42,6 +42,8 @@ MODELS: dict[str, Entry] = {
               "zoo.sample.poem:PoemSampler", "txt"),
         Entry("poem-zh", "poem_zh.py", "zoo.models.gpt:GPT", "zoo.objectives.lm:build_task",
               "zoo.sample.poem:PoemSampler", "txt"),
+        Entry("textgan", "textgan.py", "zoo.models.text_gan:TextGAN", "zoo.objectives.textgan:build_task",
+              "zoo.sample.textgan:TextGANSampler", "txt"),
         Entry("music", "music.py", "zoo.models.melody_rnn:MelodyRNN", "zoo.objectives.music:build_task",
               "zoo.sample.music:MelodySampler", "mid"),
         Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.gan:build_task",

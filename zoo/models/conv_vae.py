@@ -8,6 +8,8 @@ A conditional VAE (Kingma & Welling 2014; Sohn et al. 2015) over H x W x C image
                           concat c --Dense hidden_dim--> Linear --> (mu, logvar) [B, latent_dim] each
     decoder p(x | z, c):  concat(z, c) --Dense hidden_dim--> Dense --> [H/4, W/4, channels[-1]]
                           --ConvTranspose s2 (channels[-2])--> ... --ConvTranspose s2 (C)--> logits [B, H, W, C]
+                          with decoder_blocks = n > 0: n residual blocks x + Conv3x3(SiLU(x)) before
+                          every ConvTranspose (at H/4 and H/2: full size would cost 5x the step time)
     prior p(z | c):       N(0, I), or (conditional_prior=True, the embedded model) N(mu(c), exp(logvar(c)))
                           from a Linear on the caption features, initialised to N(0, I).
 
@@ -15,6 +17,11 @@ Likelihood: Bernoulli per pixel with `logits`, on dynamically binarised pixels (
 scale="binary"): the standard for reporting MNIST negative log-likelihoods in nats, where the likelihood is
 a true probability of discrete data (a Bernoulli "likelihood" of grey levels is not). Images to show are
 the Bernoulli means, sigmoid(logits), in [0, 1] (0 = black).
+
+Why decoder_blocks: with the plain decoder even reconstructions of the thin-strapped sandals and of shirts
+were too blurred for a classifier to tell them from ankle boots and pullovers (0.82 and 0.61 accuracy on
+posterior means, against 0.98 and 0.70 on the real images); the stride-1 convolutions at 14x14 and 28x28
+give the decoder the spatial capacity for those details.
 
 The caption's projection `c` is shared by the encoder and the decoder and enters each at its dense layer by
 concatenation. Activations are SiLU, with no normalisation (batch statistics would make an image's
@@ -38,8 +45,8 @@ class ConvVAE(nnx.Module):
 
     def __init__(self, *, image_shape: Sequence[int] = (28, 28, 1), cond_dim: int = 384, latent_dim: int = 32,
                  channels: Sequence[int] = (32, 64), hidden_dim: int = 256, cond_features: int = 64,
-                 kernel_size: int = 4, conditional_prior: bool = False, dtype: Any = jnp.float32,
-                 rngs: nnx.Rngs):
+                 kernel_size: int = 4, conditional_prior: bool = False, decoder_blocks: int = 0,
+                 dtype: Any = jnp.float32, rngs: nnx.Rngs):
         height, width, colours = (int(d) for d in image_shape)
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1:
@@ -47,8 +54,8 @@ class ConvVAE(nnx.Module):
         factor = 2 ** len(channels)
         if height % factor or width % factor:
             raise ValueError(f"image size {height}x{width} is not divisible by 2**len(channels) = {factor}")
-        if latent_dim < 1 or hidden_dim < 0 or cond_features < 1:
-            raise ValueError("latent_dim and cond_features must be positive and hidden_dim >= 0")
+        if latent_dim < 1 or hidden_dim < 0 or cond_features < 1 or decoder_blocks < 0:
+            raise ValueError("latent_dim and cond_features must be positive, hidden_dim and decoder_blocks >= 0")
         self.image_shape = (height, width, colours)
         self.latent_dim, self.cond_dim, self.channels, self.dtype = latent_dim, cond_dim, channels, dtype
         self.bottom = (height // factor, width // factor, channels[-1])
@@ -75,6 +82,10 @@ class ConvVAE(nnx.Module):
         ups = (*channels[::-1], colours)
         self.dec_convs = nnx.List([nnx.ConvTranspose(ups[i], ups[i + 1], (kernel_size, kernel_size), strides=(2, 2),
                                                      dtype=dtype, rngs=rngs) for i in range(len(channels))])
+        # dec_blocks[i]: the residual convs before dec_convs[i].
+        self.dec_blocks = nnx.List([
+            nnx.List([nnx.Conv(width, width, (3, 3), dtype=dtype, rngs=rngs) for _ in range(decoder_blocks)])
+            for width in ups[:-1]])
 
     def condition(self, cond: jax.Array) -> jax.Array:
         """Caption embeddings [B, cond_dim] -> the features both halves see [B, cond_features]."""
@@ -98,9 +109,13 @@ class ConvVAE(nnx.Module):
         if self.dec_hidden is not None:
             h = nnx.silu(self.dec_hidden(h))
         h = nnx.silu(self.dec_in(h)).reshape(z.shape[0], *self.bottom)
-        for conv in self.dec_convs[:-1]:
-            h = nnx.silu(conv(h))
-        return self.dec_convs[-1](h).astype(jnp.float32)
+        for blocks, up in zip(self.dec_blocks, self.dec_convs, strict=True):
+            for conv in blocks:
+                h = h + conv(nnx.silu(h))
+            h = up(h)
+            if up is not self.dec_convs[-1]:
+                h = nnx.silu(h)
+        return h.astype(jnp.float32)
 
     def __call__(self, x: jax.Array, cond: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(logits [B, H, W, C], mu, logvar) with z drawn from q(z | x, c) by reparameterisation with `key`."""

@@ -41,13 +41,21 @@ def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
     return loss, {"accuracy": (logits.argmax(-1) == targets).mean()}
 
 
-def _tokenizer_for(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_docs: list[str]):
-    """Resume and fine-tuning must reuse the tokenizer they started with; only a new run trains one."""
+def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_docs: list[str],
+                      min_count: int = tokenizer_lib.DEFAULT_MIN_COUNT):
+    """The run's tokenizer, saved into the workdir. Resume and fine-tuning must reuse the tokenizer they
+    started with; only a new run trains one (from `train_docs`, with the config's `tokenizer` kind)."""
     if (workdir / TOKENIZER_DIR).is_dir():
-        return tokenizer_lib.load_tokenizer(workdir / TOKENIZER_DIR)
-    if config.get("init_from"):
-        return tokenizer_lib.load_tokenizer(export_lib.resolve_init_from(config.init_from) / TOKENIZER_DIR)
-    return tokenizer_lib.train_tokenizer(train_docs, config.tokenizer, config.get("vocab_size", 0))
+        tok = tokenizer_lib.load_tokenizer(workdir / TOKENIZER_DIR)
+    elif config.get("init_from"):
+        tok = tokenizer_lib.load_tokenizer(export_lib.resolve_init_from(config.init_from) / TOKENIZER_DIR)
+    else:
+        tok = tokenizer_lib.train_tokenizer(train_docs, config.tokenizer, config.get("vocab_size", 0),
+                                            min_count=min_count)
+    mesh_lib.sync("tokenizer")  # every process has decided before process 0 writes the directory
+    if jax.process_index() == 0:
+        tokenizer_lib.save_tokenizer(tok, workdir / TOKENIZER_DIR)
+    return tok
 
 
 class LMTask(SingleModelTask):
@@ -57,10 +65,7 @@ class LMTask(SingleModelTask):
         workdir = pathlib.Path(workdir)
         docs = sources.load_documents(config.data)
         train_docs, val_docs = sources.split_documents(docs, config.get("val_fraction", 0.05))
-        self.tokenizer = _tokenizer_for(config, workdir, train_docs)
-        mesh_lib.sync("tokenizer")  # every process has decided before process 0 writes the directory
-        if jax.process_index() == 0:
-            tokenizer_lib.save_tokenizer(self.tokenizer, workdir / TOKENIZER_DIR)
+        self.tokenizer = prepare_tokenizer(config, workdir, train_docs)
         self.vocab_size = len(self.tokenizer)
         if not val_docs:
             log.warning("%s has too few documents for a validation split: evaluating on training text",

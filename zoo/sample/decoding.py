@@ -89,7 +89,8 @@ def _check_lengths(prompt: np.ndarray, max_new_tokens: int, context_length: int)
 
 @partial(jax.jit, static_argnames=("graphdef", "max_length", "temperature", "top_k", "top_p"))
 def _generate_jit(graphdef: nnx.GraphDef, params: nnx.State, prompt: jax.Array, prompt_len: jax.Array,
-                  max_new_tokens: jax.Array, eos_id: jax.Array, key: jax.Array, first_bias: jax.Array, *,
+                  max_new_tokens: jax.Array, eos_id: jax.Array, key: jax.Array, first_bias: jax.Array,
+                  bias: jax.Array, *,
                   max_length: int,
                   temperature: float, top_k: int, top_p: float) -> jax.Array:
     """Prefill + while_loop of single-token decode steps. prompt is right-padded to its bucket.
@@ -120,21 +121,24 @@ def _generate_jit(graphdef: nnx.GraphDef, params: nnx.State, prompt: jax.Array, 
         # The token sampled at step i-1 sits at position prompt_len + i - 1; this overwrites whatever
         # K/V the right-padding of the prefill left there before any query can see it.
         logits, cache = model.decode(tok[:, None], cache, prompt_len + i - 1)
-        tok, out, done = emit(i, logits[:, 0], out, done)
+        tok, out, done = emit(i, logits[:, 0] + bias, out, done)
         return i + 1, tok, cache, out, done
 
-    tok, out, done = emit(jnp.int32(0), last + first_bias, out, done)
+    tok, out, done = emit(jnp.int32(0), last + bias + first_bias, out, done)
     carry = jax.lax.while_loop(cond, body, (jnp.int32(1), tok, cache, out, done))
     return carry[3]
 
 
 def generate(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.ndarray, *, max_new_tokens: int,
              key: jax.Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             eos_id: int | None = None, first_token_bias: np.ndarray | None = None) -> np.ndarray:
+             eos_id: int | None = None, first_token_bias: np.ndarray | None = None,
+             logit_bias: np.ndarray | None = None) -> np.ndarray:
     """Sample max_new_tokens after prompt int32 [B, P] with a KV cache; returns int32 [B, max_new_tokens].
 
     `first_token_bias` (float32 [V], e.g. 0 or -inf) is added to the logits of the first sampled token
     only: samplers use it to say what may follow the prompt (e.g. no letters glued onto its last word).
+    `logit_bias` (float32 [V]) is added at every step (e.g. a large negative value for tokens a model
+    must never emit).
 
     The prompt is prefilled in one `decode` call, then a `lax.while_loop` runs one-token decode steps and
     stops early once every row has emitted `eos_id`; a row's positions after its eos are filled with eos.
@@ -158,6 +162,7 @@ def generate(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.ndarray, *, m
     padded[:, :plen] = prompt
     out = _generate_jit(graphdef, params, padded, np.int32(plen), np.int32(max_new_tokens),
                         np.int32(-1 if eos_id is None else eos_id), key, _first_bias(first_token_bias),
+                        _first_bias(logit_bias),
                         max_length=_bucket(plen + max_new_tokens, context_length),
                         temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
     return np.asarray(out[:, :max_new_tokens])
@@ -178,7 +183,8 @@ _sample_jit = jax.jit(sample_logits, static_argnames=("temperature", "top_k", "t
 def generate_reference(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.ndarray, *,
                        max_new_tokens: int, key: jax.Array, temperature: float = 1.0, top_k: int = 0,
                        top_p: float = 1.0, eos_id: int | None = None,
-                       first_token_bias: np.ndarray | None = None) -> np.ndarray:
+                       first_token_bias: np.ndarray | None = None,
+                       logit_bias: np.ndarray | None = None) -> np.ndarray:
     """`generate` without a cache: a Python loop that reruns the full forward for every new token.
 
     Slow on purpose, as the ground truth for tests. It uses the same per-step keys and eos rules. The
@@ -199,7 +205,7 @@ def generate_reference(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.nda
         length = seq.shape[1]
         padded = np.zeros((batch, _bucket(length, context_length)), np.int32)
         padded[:, :length] = seq
-        logits = _forward_jit(graphdef, params, padded)[:, length - 1]
+        logits = _forward_jit(graphdef, params, padded)[:, length - 1] + _first_bias(logit_bias)
         if i == 0:
             logits = logits + _first_bias(first_token_bias)
         tok = np.asarray(_sample_jit(logits, jax.random.fold_in(key, i), temperature=float(temperature),
