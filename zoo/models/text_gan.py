@@ -11,6 +11,7 @@ reach the generator through them. Instead of one embedding, `num_rep` independen
 generator a richer, more stable signal than one large one):
 
     x [B, T, V] --(V -> num_rep * embed_dim, no bias)--> [B, num_rep, T, embed_dim]
+      + a learned embedding of each position (shared by the representations; `max_length` > 0)
       for each width f in filter_sizes: Conv1d over time (embed_dim -> n_f, VALID), ReLU, max over time
       (shared by the representations) -> concat [B, num_rep, sum n_f] --highway--> dropout
       --Linear(hidden)--> --Linear(1)--> logits [B, num_rep]
@@ -36,7 +37,7 @@ from zoo.models.gpt import GPT
 class RelGANDiscriminator(nnx.Module):
     """Multi-representation CNN discriminator over (relaxed) one-hot sequences."""
 
-    def __init__(self, *, vocab_size: int, num_rep: int = 16, embed_dim: int = 32,
+    def __init__(self, *, vocab_size: int, max_length: int = 0, num_rep: int = 16, embed_dim: int = 32,
                  filter_sizes: Sequence[int] = (2, 3, 4, 5), num_filters: Sequence[int] = (64, 64, 64, 64),
                  hidden_dim: int = 100, dropout: float = 0.25, dtype: Any = jnp.float32, rngs: nnx.Rngs):
         filter_sizes, num_filters = tuple(int(f) for f in filter_sizes), tuple(int(n) for n in num_filters)
@@ -48,6 +49,11 @@ class RelGANDiscriminator(nnx.Module):
         self.filter_sizes = filter_sizes
         self.embed = nnx.Linear(vocab_size, num_rep * embed_dim, use_bias=False, dtype=dtype,
                                 kernel_init=nnx.initializers.normal(1.0 / embed_dim ** 0.5), rngs=rngs)
+        # Max-pooling over time makes the CNN blind to WHERE an n-gram occurs; a fixed form (punctuation
+        # at every sixth position of a quatrain) needs that, so positions get learned embeddings too.
+        self.positions = (nnx.Param(nnx.initializers.normal(1.0 / embed_dim ** 0.5)(rngs.params(),
+                                                                                 (max_length, embed_dim)))
+                          if max_length else None)
         self.convs = nnx.List([nnx.Conv(embed_dim, n, (f,), padding="VALID", dtype=dtype, rngs=rngs)
                                for f, n in zip(filter_sizes, num_filters, strict=True)])
         features = sum(num_filters)
@@ -67,6 +73,8 @@ class RelGANDiscriminator(nnx.Module):
         else:
             emb = self.embed(x.astype(self.dtype))
         emb = emb.reshape(b, t, self.num_rep, self.embed_dim)
+        if self.positions is not None:
+            emb = emb + self.positions[:t, None, :].astype(emb.dtype)
         emb = emb.transpose(0, 2, 1, 3).reshape(b * self.num_rep, t, self.embed_dim)
         pooled = jnp.concatenate([nnx.relu(conv(emb)).max(axis=1) for conv in self.convs], axis=-1)
         h = self.highway(pooled)
@@ -85,4 +93,4 @@ class TextGAN(nnx.Module):
         self.generator = GPT(vocab_size=vocab_size, context_length=context_length, num_layers=num_layers,
                              num_heads=num_heads, embed_dim=embed_dim, dropout=dropout, dtype=dtype, rngs=rngs)
         self.discriminator = RelGANDiscriminator(vocab_size=vocab_size, dtype=dtype, rngs=rngs,
-                                                 **dict(discriminator or {}))
+                                                 **{"max_length": context_length, **dict(discriminator or {})})
