@@ -257,3 +257,5 @@ def test_cli_prints_poems_and_refuses_bad_input(export, tmp_path):
                                                   "--max_tokens", "5"), "--max_tokens")
     helpers.assert_usage_error(helpers.run_sample("--model", "textgan", "--checkpoint", str(export), "--prompt", " "),
                                "empty")
+    if not (helpers.ROOT / "zoo/pretrained/textgan").is_dir():  # until one is embedded: say how to get one
+        helpers.assert_usage_error(helpers.run_sample("--model", "textgan", "--prompt", "春"), "--checkpoint")
