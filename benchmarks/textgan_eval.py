@@ -73,11 +73,10 @@ def nll_gen(sampler, test: Sequence[str]) -> float:
 
 def evaluate(checkpoints: Sequence[Path], samples: int, seed: int) -> dict:
     from zoo.sample.textgan import TextGANSampler  # deferred: loads the model stack
+    from zoo.train import export as export_lib
 
     results, poems = [], None
     for checkpoint in checkpoints:
-        from zoo.train import export as export_lib
-
         start = time.perf_counter()
         sampler = TextGANSampler(export_lib.find_export(checkpoint))
         if poems is None:

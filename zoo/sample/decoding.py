@@ -161,14 +161,14 @@ def generate(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.ndarray, *, m
     padded = np.zeros((batch, _bucket(plen, context_length)), np.int32)
     padded[:, :plen] = prompt
     out = _generate_jit(graphdef, params, padded, np.int32(plen), np.int32(max_new_tokens),
-                        np.int32(-1 if eos_id is None else eos_id), key, _first_bias(first_token_bias),
-                        _first_bias(logit_bias),
+                        np.int32(-1 if eos_id is None else eos_id), key, _bias_vector(first_token_bias),
+                        _bias_vector(logit_bias),
                         max_length=_bucket(plen + max_new_tokens, context_length),
                         temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
     return np.asarray(out[:, :max_new_tokens])
 
 
-def _first_bias(bias: np.ndarray | None) -> np.ndarray:
+def _bias_vector(bias: np.ndarray | None) -> np.ndarray:
     return np.zeros((1,), np.float32) if bias is None else np.asarray(bias, np.float32)
 
 
@@ -205,9 +205,9 @@ def generate_reference(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.nda
         length = seq.shape[1]
         padded = np.zeros((batch, _bucket(length, context_length)), np.int32)
         padded[:, :length] = seq
-        logits = _forward_jit(graphdef, params, padded)[:, length - 1] + _first_bias(logit_bias)
+        logits = _forward_jit(graphdef, params, padded)[:, length - 1] + _bias_vector(logit_bias)
         if i == 0:
-            logits = logits + _first_bias(first_token_bias)
+            logits = logits + _bias_vector(first_token_bias)
         tok = np.asarray(_sample_jit(logits, jax.random.fold_in(key, i), temperature=float(temperature),
                                      top_k=int(top_k), top_p=float(top_p)))
         if eos_id is not None:

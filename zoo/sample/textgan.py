@@ -46,15 +46,15 @@ class TextGANSampler:
         self.graphdef, self.params = nnx.split(nnx.merge(graphdef, params).generator)
         self.form, self.length = self.info["form"], int(self.info["length"])
         self.bias = logit_bias(self.tokenizer, self.form)
-        self.vocab = set(self.tokenizer.get_vocab())
+        # The characters a prompt may open a poem with: in the vocabulary and never masked.
+        self.allowed = {t for t, i in self.tokenizer.get_vocab().items() if self.bias[i] == 0}
 
     def read_prompt(self, prompt: str) -> tuple[str, list[str]]:
         """(the opening the poems get, the prompt characters left out because the vocabulary lacks them)."""
-        allowed = {t for t in self.vocab if self.bias[self.tokenizer.convert_tokens_to_ids(t)] == 0}
         quatrain = self.form == "quatrains"
         # A quatrain opens with Han characters: spaces, punctuation and Latin letters are not kept.
         chars = [c for c in prompt if not c.isspace()] if quatrain else list(prompt.strip())
-        usable = [c in allowed and (not quatrain or bool(poem_forms.words(c, self.form))) for c in chars]
+        usable = [c in self.allowed and (not quatrain or bool(poem_forms.words(c, self.form))) for c in chars]
         kept = "".join(c for c, ok in zip(chars, usable, strict=True) if ok)
         missing = [c for c, ok in zip(chars, usable, strict=True) if not ok]
         limit = poem_forms.CHARS_PER_LINE if self.form == "quatrains" else self.length - 1
@@ -68,7 +68,7 @@ class TextGANSampler:
         opening, missing = self.read_prompt(prompt)
         if missing:
             what = "its characters" if not opening else "".join(dict.fromkeys(missing))
-            log.warning("note: the model's %d-character vocabulary lacks %s%s", len(self.vocab), what,
+            log.warning("note: the model's %d-character vocabulary lacks %s%s", len(self.allowed), what,
                         ": the poems start freely" if not opening else f"; the poems open with {opening}")
         rows = self.generate_rows(opening, num, seed, temperature, top_k, top_p)
         return [poem_forms.layout(text, self.form) for text in self.texts(rows)]
