@@ -58,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.adversarial.grad_clip_norm = 5.0
     c.adversarial.temperature_max = 100.0
     c.adversarial.temperature_schedule = "exponential"  # constant, linear, exponential, log, quadratic, sqrt
+    c.adversarial.straight_through = False  # True: D sees the one-hot samples; gradients through the relaxation
 
     c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU
     c.fsdp = False

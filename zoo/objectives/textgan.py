@@ -222,7 +222,11 @@ class TextGANTask:
         def relaxed(g_params: PyTree) -> jax.Array:
             inputs = jnp.concatenate([start[:, None], fake_tokens[:, :-1]], axis=1)
             logits = nnx.merge(self.g_def, g_params)(inputs)
-            return jax.nn.softmax(beta * (logits + bias + gumbel), axis=-1)
+            soft = jax.nn.softmax(beta * (logits + bias + gumbel), axis=-1)
+            if not adv.get("straight_through", False):
+                return soft
+            hard = jax.nn.one_hot(fake_tokens, self.vocab_size, dtype=soft.dtype)
+            return hard + soft - jax.lax.stop_gradient(soft)  # one-hot forward, relaxed gradient
 
         fake, g_pullback = jax.vjp(relaxed, state["g_params"])
         real = tokens[:, 1:]  # D looks one-hot rows up by id
