@@ -34,11 +34,13 @@ Figures
   real test images of that class (a fixed random subset; all of them when the class has fewer). A ratio
   far below 1 says the samples of a class look alike (collapse); a VAE's Bernoulli means are smoother than
   real images and sit somewhat below 1 even without collapse.
-* VAE only (an export whose images.json says `"likelihood": "bernoulli"`): the test negative
+* VAE only (an export whose images.json gives a `likelihood`): the test negative
   log-likelihood bound in nats per image, `zoo.objectives.vae.iwae_nll` with K = `--iwae-k` importance
   samples (Burda et al.), on a SUBSET of `--iwae-images` test images: the first ones in training's eval
-  order, binarised exactly as training's eval binarises them (one Bernoulli(pixel / 255) draw per pixel
-  with the fixed seed zoo.data.images.EVAL_SEED: dynamic binarisation frozen by a fixed key), each
+  order, in the likelihood's pixels: for "bernoulli" binarised exactly as training's eval binarises them
+  (one Bernoulli(pixel / 255) draw per pixel with the fixed seed zoo.data.images.EVAL_SEED: dynamic
+  binarisation frozen by a fixed key), for "logistic" the 8-bit grey levels as they are (bits/dim
+  comparable with other 8-bit likelihoods, not with binarised figures), each
   conditioned on the caption training's eval gives it. Beside it the negative ELBO on the same images
   (the K = 1 bound: one posterior sample per image, an unbiased estimate of the negative ELBO). A
   standard error over images is given for both.
@@ -150,13 +152,14 @@ def class_samples(sampler: Any, class_index: int, n: int, seed: int, temperature
 
 
 def _is_vae(sampler: Any) -> bool:
-    return sampler.info.get("likelihood") == "bernoulli" or sampler.info.get("family") == "vae"
+    return sampler.info.get("likelihood") in ("bernoulli", "logistic") or sampler.info.get("family") == "vae"
 
 
 def _iwae(sampler: Any, ds: image_data.ImageDataset, n_images: int, k: int, seed: int) -> dict:
     """The IWAE bound (K = k) and the K = 1 bound (negative ELBO) on the first n_images test images in
-    training's eval order, with training eval's fixed binarisation and captions."""
-    from zoo.objectives.vae import iwae_nll  # deferred: only VAE exports need it
+    training's eval order, in the pixels of the export's likelihood (for "bernoulli" training eval's fixed
+    binarisation) and with training eval's captions."""
+    from zoo.objectives.vae import SCALES, iwae_nll  # deferred: only VAE exports need it
 
     classes = np.asarray(sampler.caption_classes)
     if np.any(np.diff(classes) < 0):
@@ -165,7 +168,7 @@ def _iwae(sampler: Any, ds: image_data.ImageDataset, n_images: int, k: int, seed
                           for i in range(len(sampler.class_names))]
     n_images = min(n_images, len(ds.test_labels))
     batches = image_data.ImageBatches(ds.test_images, ds.test_labels, captions_per_class, n_images, 0,
-                                      scale="binary")
+                                      scale=SCALES[sampler.info.get("likelihood", "bernoulli")])
     batch = next(batches.eval_batches(1))
     x, cond = batch["image"], sampler.table[batch["caption_id"]].astype(np.float32)
     key = jax.random.PRNGKey(seed)
@@ -176,7 +179,9 @@ def _iwae(sampler: Any, ds: image_data.ImageDataset, n_images: int, k: int, seed
     t2 = time.perf_counter()
     sem = lambda v: float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")  # noqa: E731
     return {"k": k, "images": int(n_images), "test_images": len(ds.test_labels),
-            "binarisation": f"fixed Bernoulli draw, seed zoo.data.images.EVAL_SEED={image_data.EVAL_SEED}",
+            "binarisation": (f"fixed Bernoulli draw, seed zoo.data.images.EVAL_SEED={image_data.EVAL_SEED}"
+                             if sampler.info.get("likelihood", "bernoulli") == "bernoulli"
+                             else "none: 8-bit grey levels, discretised logistic"),
             "iwae_nll": float(nll.mean()), "iwae_nll_sem": sem(nll), "neg_elbo": float(elbo.mean()),
             "neg_elbo_sem": sem(elbo), "bits_per_dim": float(nll.mean() / (x[0].size * math.log(2))),
             "iwae_s": t1 - t0, "elbo_s": t2 - t1}

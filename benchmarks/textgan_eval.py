@@ -4,8 +4,11 @@
                                       [--samples 1000] [--seed 0] [--json PATH]
 
 Each checkpoint (an export dir or finished workdir of `textgan`) draws `--samples` poems with no opening
-at temperature 1 (TextGANSampler.generate_rows, seed `--seed`). Figures, as Texygen (Zhu et al. 2018)
-defines them (zoo.metrics.bleu; units: a quatrain's Han characters, a verse line's words):
+at temperature 1, or at each of `--temperature T ...` (TextGANSampler.generate_rows, seed `--seed`): a
+lower temperature trades diversity for BLEU just as a GAN does, so an MLE row at the temperature whose
+Self-BLEU matches the GAN's is the fair comparison (Caccia et al. 2018, "Language GANs falling short").
+Figures, as Texygen (Zhu et al. 2018) defines them (zoo.metrics.bleu; units: a quatrain's Han characters, a
+verse line's words):
 
 * BLEU-2..4: each sample against ALL test poems as references, averaged (quality; higher is closer to
   the test set's n-gram statistics).
@@ -71,7 +74,7 @@ def nll_gen(sampler, test: Sequence[str]) -> float:
     return total / weight
 
 
-def evaluate(checkpoints: Sequence[Path], samples: int, seed: int) -> dict:
+def evaluate(checkpoints: Sequence[Path], samples: int, seed: int, temperatures: Sequence[float] = (1.0,)) -> dict:
     from zoo.sample.textgan import TextGANSampler  # deferred: loads the model stack
     from zoo.train import export as export_lib
 
@@ -84,15 +87,16 @@ def evaluate(checkpoints: Sequence[Path], samples: int, seed: int) -> dict:
                                              sampler.config.get("max_chars", 48))
         elif poems.form != sampler.form:
             raise UsageError(f"{checkpoint} models {sampler.form}, not {poems.form}: compare like with like")
-        t0 = time.perf_counter()
-        rows = sampler.generate_rows("", samples, seed)
-        sample_s = time.perf_counter() - t0
-        texts = sampler.texts(rows)
-        row = {"name": str(checkpoint), "samples": samples, **text_figures(texts, poems.form, poems.test,
-                                                                          set(poems.train)),
-               "nll_gen": nll_gen(sampler, poems.test), "sample_s": sample_s,
-               "seconds": time.perf_counter() - start}
-        results.append(row)
+        nll = nll_gen(sampler, poems.test)
+        for temperature in temperatures:
+            t0 = time.perf_counter()
+            rows = sampler.generate_rows("", samples, seed, temperature=temperature)
+            sample_s = time.perf_counter() - t0
+            texts = sampler.texts(rows)
+            name = str(checkpoint) if temperature == 1.0 else f"{checkpoint} at T={temperature:g}"
+            results.append({"name": name, "temperature": temperature, "samples": samples,
+                            **text_figures(texts, poems.form, poems.test, set(poems.train)), "nll_gen": nll,
+                            "sample_s": sample_s, "seconds": time.perf_counter() - start})
     assert poems is not None
     pick = np.random.default_rng(REAL_SEED).permutation(len(poems.train))[:samples]
     real = [poems.train[i] for i in pick]
@@ -126,12 +130,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--checkpoint", action="append", required=True, type=Path)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, nargs="+", default=[1.0],
+                        help="sampling temperatures, each a row per checkpoint (NLL_gen does not depend on it)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
         if args.samples < 2:
             raise UsageError("--samples must be at least 2")
-        out = evaluate(args.checkpoint, args.samples, args.seed)
+        if min(args.temperature) <= 0:
+            raise UsageError("--temperature must be positive")
+        out = evaluate(args.checkpoint, args.samples, args.seed, args.temperature)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

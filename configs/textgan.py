@@ -1,11 +1,14 @@
 """Tang five-character quatrains with a RelGAN-style Gumbel-softmax GAN: the embedded `textgan` model.
 
 Train on 2 CPU cores, in RelGAN's two phases (zoo.objectives.textgan): maximum likelihood (2 min), which is
-also the MLE-only baseline of the comparison, then adversarial training from its generator (8 min):
+also the MLE-only baseline of the comparison, then adversarial training from its generator (2 min):
     python train.py --config configs/textgan_mle.py --workdir runs/textgan-mle
     python train.py --config configs/textgan.py --workdir runs/textgan --config.init_from=runs/textgan-mle
 English verse lines instead of quatrains: configs/textgan_verse.py.
-Result: see README "Text GAN" (python -m benchmarks.textgan_eval).
+The second command made the embedded zoo/pretrained/textgan. Result (README "Text GAN";
+python -m benchmarks.textgan_eval, 1,000 samples at T = 1): BLEU-2/3/4 0.311/0.085/0.043 against MLE's
+0.251/0.070/0.037, Self-BLEU-2 0.495 (MLE 0.367), NLL_gen 5.394 (MLE 5.254), form 98.4%; MLE sampled at
+T = 0.85 matches that BLEU at the same diversity.
 """
 
 import ml_collections
@@ -38,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.seed = 0
     c.phase = "adversarial"  # or "mle" (configs/textgan_mle.py)
-    c.train_steps = 1000
+    c.train_steps = 200  # BLEU peaks while beta is small; 500 steps to beta 100 fell back below MLE
     c.batch_size = 64
     # The MLE phase's optimizer (zoo.train.optim: AdamW, warm-up, cosine).
     c.learning_rate = 1e-3
@@ -49,15 +52,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.grad_clip_norm = 1.0
     c.adam_b1 = 0.9
     c.adam_b2 = 0.99
-    # The adversarial phase (RelGAN's settings: Adam 1e-4 for both, clipping at 5, beta_max 100, exp).
+    # The adversarial phase: RelGAN's Adam 1e-4 for both and clipping at 5; beta annealed exponentially
+    # from 1 to 4 (RelGAN's 100 measured worse here: README "Text GAN"), with MLE regularisation.
     c.adversarial = ml_collections.ConfigDict()
     c.adversarial.g_learning_rate = 1e-4
     c.adversarial.d_learning_rate = 1e-4
     c.adversarial.adam_b1 = 0.9
     c.adversarial.adam_b2 = 0.999
     c.adversarial.grad_clip_norm = 5.0
-    c.adversarial.temperature_max = 100.0
+    c.adversarial.temperature_max = 4.0
     c.adversarial.temperature_schedule = "exponential"  # constant, linear, exponential, log, quadratic, sqrt
+    c.adversarial.mle_weight = 1.0  # > 0: G's gradient also gets this x the MLE loss gradient on the real batch
     c.adversarial.straight_through = False  # True: D sees the one-hot samples; gradients through the relaxation
 
     c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU

@@ -23,6 +23,10 @@ Two phases, as in RelGAN, each its own run (`config.phase`), the second starting
    - D, then G, in one step on the same sample: D's update, then G's loss through the NEW D pulled back
      through the generator's saved forward pass (`jax.vjp`). Each has its own Adam (lr 1e-4, RelGAN's)
      behind gradient clipping; both optimizer states live in the one train state (and checkpoint).
+   - `adversarial.mle_weight` = w > 0 adds w x the MLE loss gradient on the real batch to G's adversarial
+     gradient (MLE regularisation, as in SeqGAN/LeakGAN's interleaved teacher forcing). Measured: without
+     it the generator drifts from the data (NLL_gen 5.25 -> 6.4+, BLEU down); with w = 1 it stays near the
+     data while the adversarial term sharpens it (README "Text GAN").
 
 Why two runs rather than one run switching phase with `lax.cond` on the step: measured on 2 CPU cores,
 XLA ran the adversarial step 4.3x slower as a branch of a conditional (3.75 s against 0.87 s), and a
@@ -213,7 +217,7 @@ class TextGANTask:
         bias = jnp.asarray(self.bias)
         beta = inverse_temperature(state["step"], self.config.train_steps, adv.temperature_max,
                                    adv.temperature_schedule)
-        noise_key, d_key, g_key = jax.random.split(key, 3)
+        noise_key, d_key, g_key, mle_key = jax.random.split(key, 4)
         gumbel = jax.random.gumbel(noise_key, (batch, self.length, self.vocab_size), jnp.float32)
         start = tokens[:, 0]
         fake_tokens = jax.lax.stop_gradient(
@@ -251,12 +255,19 @@ class TextGANTask:
 
         g_loss, fake_grads = jax.value_and_grad(g_loss_fn)(fake)
         (g_grads,) = g_pullback(fake_grads)
+        mle_weight = float(adv.get("mle_weight", 0.0))
+        mle_metrics = {}
+        if mle_weight:
+            (mle_loss, _), mle_grads = jax.value_and_grad(
+                lambda p: lm_loss(self.g_def, p, tokens, mle_key), has_aux=True)(state["g_params"])
+            g_grads = jax.tree.map(lambda a, b: a + mle_weight * b, g_grads, mle_grads)
+            mle_metrics = {"mle_loss": mle_loss}
         g_updates, g_opt_state = self.g_tx.update(g_grads, state["g_opt_state"], state["g_params"])
         new = {**state, "g_params": optax.apply_updates(state["g_params"], g_updates), "d_params": d_params,
                "g_opt_state": g_opt_state, "d_opt_state": d_opt_state}
         return new, {"loss": g_loss, "g_loss": g_loss, "d_loss": d_loss, "d_real": r.mean(), "d_fake": f.mean(),
                      "d_accuracy": (r > f).mean(), "beta": beta, "g_grad_norm": optax.tree.norm(g_grads),
-                     "d_grad_norm": optax.tree.norm(d_grads)}
+                     "d_grad_norm": optax.tree.norm(d_grads), **mle_metrics}
 
     def train_step(self, state: dict[str, PyTree], batch: dict[str, jax.Array], key: jax.Array
                    ) -> tuple[dict[str, PyTree], dict[str, jax.Array]]:

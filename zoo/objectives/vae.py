@@ -1,9 +1,10 @@
 """The negative ELBO of a caption-conditioned VAE: the objective of the `vae` model (zoo.models.conv_vae).
 
-Data: an image dataset of zoo.data.images (Fashion-MNIST by default, `mnist`, `tfds:NAME`) with pixels
-dynamically binarised (scale="binary": every training step draws each pixel as Bernoulli(grey / 255) afresh;
-the test set uses one fixed draw), so the model's Bernoulli likelihood is a true likelihood and its
-negative log-likelihoods are in nats per image, comparable with the VAE literature's MNIST figures.
+Data: an image dataset of zoo.data.images (Fashion-MNIST by default, `mnist`, `tfds:NAME`) in the pixels
+the model's likelihood (`model.likelihood`) is a true likelihood of, so negative log-likelihoods are nats
+per image: "bernoulli" sees dynamically binarised pixels (scale="binary": every training step draws each
+pixel as Bernoulli(grey / 255) afresh; the test set uses one fixed draw), comparable with the VAE
+literature's MNIST figures; "logistic" (discretised over 256 levels) sees the 8-bit images (scale="unit").
 Conditioning: every example is conditioned on the text-encoder embedding of a random caption of its class
 (zoo.data.images.class_captions); the caption table is embedded once (zoo.text.captions, cached on disk)
 and batches carry the rows their captions pick (`cond`, float32 [B, 384]).
@@ -11,7 +12,9 @@ and batches carry the rows their captions pick (`cond`, float32 [B, 384]).
 Training minimises recon + beta * KL per image (nats), where recon = -log p(x | z, c) summed over pixels
 with one reparameterised z ~ q(z | x, c), KL = KL(q(z | x, c) || p(z | c)) in closed form (p = N(0, I) unless
 `model.conditional_prior`), and beta rises
-linearly from 0 to 1 over `config.kl_warmup_steps` (KL warm-up / annealing, Bowman et al. 2016; 0 = off).
+linearly from 0 to `config.kl_weight` (1: the ELBO; below 1 a beta-VAE that keeps more in the latent) over
+`config.kl_warmup_steps` (KL warm-up / annealing, Bowman et al. 2016; 0 = off). Evaluation always
+reports the true bounds (beta = 1).
 The step counter that drives beta lives in this task's state (`state["step"]`), so it is exact inside the
 jitted step and restored with checkpoints. Train metrics: loss (the minimised objective), neg_elbo
 (recon + KL: equal to loss once beta = 1), recon, kl, beta, grad_norm.
@@ -41,6 +44,7 @@ from flax import nnx
 from zoo import registry
 from zoo.data import images as image_data
 from zoo.errors import UsageError
+from zoo.models.conv_vae import LIKELIHOODS, LOG_SCALE_MIN
 from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
@@ -48,8 +52,8 @@ from zoo.train.task import EVAL_WEIGHT
 
 log = logging.getLogger(__name__)
 
-LIKELIHOOD = "bernoulli"
-SCALE = "binary"  # the pixels the Bernoulli likelihood is a likelihood of
+SCALES = {"bernoulli": "binary", "logistic": "unit"}  # the pixels each likelihood is a likelihood of
+GREY_LEVELS = 255  # 8-bit images: the logistic's bins are 1/255 wide in the unit scale
 EVAL_KEY = 20240611  # eval's reparameterisation noise: the same in every eval of every run
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -67,6 +71,35 @@ def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
     last three (H, W, C) axes: nats per image, float32 [...]."""
     nll = optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32), x.astype(jnp.float32))
     return nll.sum(axis=(-3, -2, -1))
+
+
+def discretised_logistic_nll(params: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x) of 8-bit images x (unit scale: level / 255, C channels) under a per-pixel logistic with
+    location params[..., :C] and log-scale params[..., C:] (floored at LOG_SCALE_MIN), discretised to the 256
+    levels: P(x) = CDF(x + 1/510) - CDF(x - 1/510), the edge bins taking the tails (PixelCNN++). Summed over
+    (H, W, C): nats per image, float32 [...]."""
+    channels = x.shape[-1]
+    loc = params[..., :channels].astype(jnp.float32)
+    log_scale = jnp.maximum(params[..., channels:].astype(jnp.float32), LOG_SCALE_MIN)
+    x = x.astype(jnp.float32)
+    inv_scale = jnp.exp(-log_scale)
+    half_bin = 0.5 / GREY_LEVELS
+    upper = inv_scale * (x - loc + half_bin)
+    lower = inv_scale * (x - loc - half_bin)
+    log_cdf_upper = jax.nn.log_sigmoid(upper)  # the bottom bin, level 0: log CDF(x + half_bin)
+    log_sf_lower = -jax.nn.softplus(lower)  # the top bin, level 255: log (1 - CDF(x - half_bin))
+    # Inner bins: sigmoid(u) - sigmoid(l) = sigmoid(u) sigmoid(-l) (1 - exp(l - u)), in logs (stable in the tails).
+    log_inner = (log_cdf_upper + jax.nn.log_sigmoid(-lower)
+                 + jnp.log(-jnp.expm1(jnp.minimum(lower - upper, -1e-12))))
+    log_p = jnp.where(x < half_bin, log_cdf_upper, jnp.where(x > 1.0 - half_bin, log_sf_lower, log_inner))
+    return -log_p.sum(axis=(-3, -2, -1))
+
+
+def pixel_nll(likelihood: str, params: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x | z, c) in nats per image [...] for the decoder's output `params` (ConvVAE.decode)."""
+    if likelihood == "bernoulli":
+        return bernoulli_nll(params, x)
+    return discretised_logistic_nll(params, x)
 
 
 def gaussian_kl(mu: jax.Array, logvar: jax.Array, prior_mu: jax.Array | float = 0.0,
@@ -89,7 +122,7 @@ def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key
 
     def one(e: jax.Array) -> tuple[jax.Array, jax.Array]:
         z = mu + std * e
-        recon = bernoulli_nll(model.decode(z, cond), x)
+        recon = pixel_nll(model.likelihood, model.decode(z, cond), x)
         log_q = -0.5 * jnp.sum(jnp.square(e) + logvar + LOG_2PI, axis=-1)
         log_p = -0.5 * jnp.sum(jnp.square(z - prior_mu) / jnp.exp(prior_logvar) + prior_logvar + LOG_2PI,
                                axis=-1)
@@ -151,10 +184,17 @@ class VAETask(SingleModelTask):
         self.config = config
         self.kl_warmup_steps = int(config.get("kl_warmup_steps", 0))
         self.iwae_samples = int(config.get("iwae_samples", 16))
+        self.kl_weight = float(config.get("kl_weight", 1.0))
+        if not 0.0 < self.kl_weight <= 1.0:
+            raise UsageError(f"--config.kl_weight must be in (0, 1], got {self.kl_weight}")
         if self.kl_warmup_steps < 0:
             raise UsageError(f"--config.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
         if self.iwae_samples < 1:
             raise UsageError(f"--config.iwae_samples must be >= 1, got {self.iwae_samples}")
+        self.likelihood = str(config.model.get("likelihood", "bernoulli"))
+        if self.likelihood not in LIKELIHOODS:
+            raise UsageError(f"--config.model.likelihood must be one of {sorted(LIKELIHOODS)}, got {self.likelihood!r}")
+        self.scale = SCALES[self.likelihood]
         self.dataset = image_data.load_images(config.data)
         self.captions_per_class = image_data.class_captions(self.dataset)
         self.captions, self.caption_classes = image_data.caption_table(self.captions_per_class)
@@ -163,10 +203,10 @@ class VAETask(SingleModelTask):
         try:
             self.train_data = WithCaptionEmbeddings(image_data.ImageBatches(
                 d.train_images, d.train_labels, self.captions_per_class, config.batch_size, config.seed,
-                scale=SCALE), self.embeddings)
+                scale=self.scale), self.embeddings)
             self.val_data = WithCaptionEmbeddings(image_data.ImageBatches(
                 d.test_images, d.test_labels, self.captions_per_class, config.batch_size, config.seed,
-                scale=SCALE), self.embeddings)
+                scale=self.scale), self.embeddings)
         except ValueError as e:
             raise UsageError(f"image data {config.data!r}: {e}") from None
         self.eval_batch_count = config.get("eval_batches", 8)
@@ -189,13 +229,13 @@ class VAETask(SingleModelTask):
     def loss(self, params: dict, batch: dict, key: jax.Array, beta: jax.Array) -> tuple[jax.Array, dict]:
         """Mean over the batch of recon + beta * KL (nats per image), and the metrics."""
         model = nnx.merge(self.graphdef, params)
-        logits, mu, logvar = model(batch["image"], batch["cond"], key)
-        recon = bernoulli_nll(logits, batch["image"]).mean()
+        pixel_params, mu, logvar = model(batch["image"], batch["cond"], key)
+        recon = pixel_nll(model.likelihood, pixel_params, batch["image"]).mean()
         kl = gaussian_kl(mu, logvar, *model.prior(batch["cond"])).mean()
         return recon + beta * kl, {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "beta": beta}
 
     def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
-        beta = kl_beta(state["step"], self.kl_warmup_steps)
+        beta = self.kl_weight * kl_beta(state["step"], self.kl_warmup_steps)
         new, metrics = gradient_step(state, self.tx, lambda p: self.loss(p, batch, key, beta))
         return {**new, "step": state["step"] + 1}, metrics
 
@@ -214,8 +254,8 @@ class VAETask(SingleModelTask):
         image_data.save_image_assets(
             directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
             caption_classes=self.caption_classes, embeddings=self.embeddings, image_shape=self.dataset.image_shape,
-            source_shape=self.dataset.image_shape, scale=SCALE, model_dims=self.model_dims, exported_module=None,
-            likelihood=LIKELIHOOD, latent_dim=int(self.config.model.get("latent_dim", 32)))
+            source_shape=self.dataset.image_shape, scale=self.scale, model_dims=self.model_dims, exported_module=None,
+            likelihood=self.likelihood, latent_dim=int(self.config.model.get("latent_dim", 32)))
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> VAETask:

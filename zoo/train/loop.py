@@ -13,6 +13,7 @@ import math
 import pathlib
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -63,6 +64,23 @@ class _Preemption:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def loop_functions(task: Task, seed: int) -> tuple[Callable[[], PyTree], Callable[..., tuple[PyTree, dict]]]:
+    """(init_state(), train_step(state, batch)) of the loop's state {"step", "rng", "task"}, un-jitted: the
+    step's randomness is the run's key folded with the step number, so a resumed run draws the same keys.
+    benchmarks/compare.py times exactly this step."""
+    init_key, loop_key = jax.random.split(jax.random.PRNGKey(seed))
+
+    def init_state() -> PyTree:
+        return {"step": jnp.zeros((), jnp.int32), "rng": loop_key, "task": task.init_state(init_key)}
+
+    def train_step(state: PyTree, batch: dict[str, jax.Array]) -> tuple[PyTree, dict[str, jax.Array]]:
+        key = jax.random.fold_in(state["rng"], state["step"])
+        task_state, metrics = task.train_step(state["task"], batch, key)
+        return {"step": state["step"] + 1, "rng": state["rng"], "task": task_state}, metrics
+
+    return init_state, train_step
+
+
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: Task) -> dict[str, float]:
     """Trains `task` for `config.train_steps`, resuming from `workdir` when it holds checkpoints.
 
@@ -74,10 +92,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
     pid, nproc = jax.process_index(), jax.process_count()
     total = config.train_steps
 
-    init_key, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
-
-    def init_state() -> PyTree:
-        return {"step": jnp.zeros((), jnp.int32), "rng": loop_key, "task": task.init_state(init_key)}
+    init_state, train_step = loop_functions(task, config.seed)
 
     abstract = jax.eval_shape(init_state)
     shardings = mesh_lib.state_shardings(abstract, mesh, config.get("fsdp", False))
@@ -90,11 +105,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
     batch_sharding = mesh_lib.batch_sharding(mesh)
     replicated = mesh_lib.replicated(mesh)
-
-    def train_step(state: PyTree, batch: dict[str, jax.Array]) -> tuple[PyTree, dict[str, jax.Array]]:
-        key = jax.random.fold_in(state["rng"], state["step"])
-        task_state, metrics = task.train_step(state["task"], batch, key)
-        return {"step": state["step"] + 1, "rng": state["rng"], "task": task_state}, metrics
 
     train_step = jax.jit(train_step, in_shardings=(shardings, batch_sharding),
                          out_shardings=(shardings, replicated), donate_argnums=0)
