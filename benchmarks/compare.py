@@ -1,0 +1,454 @@
+"""JAX zoo vs its PyTorch twins (benchmarks/torch/): training speed, memory, losses, FLOPs, MFU, sampling.
+
+    python -m benchmarks.compare --model NAME [--steps N] [--device cpu|gpu] [--json PATH]
+                                 [--windows 5] [--warmup 3] [--no-compile] [--config.KEY=VALUE ...]
+
+NAME is a registry family (poem, textgan, dcgan, vae, music). Its benchmark config is the family's
+training config with BENCH_OVERRIDES[NAME] and then the command line's overrides applied; docs/benchmarks.md
+records the tables and commands.
+
+Each side runs in its own subprocess (so peak memory is that side's alone and the two runtimes' thread
+pools never compete): "jax" (the shared loop's own step function, zoo.train.loop.loop_functions, jitted
+with a donated state, exactly as train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
+`torch.compile`). All three draw the same batches: the JAX task's `train_batch(step)` for steps
+0 .. warmup + steps - 1, from the same seed, and initialise from the same distributions (not the same
+weights, so losses agree within noise, not bit for bit).
+
+Figures per side:
+* steps/s: the median over `--windows` windows of the `--steps` timed steps, after `--warmup` steps (the
+  first of which pays JAX's compilation or torch.compile's, reported as warm-up seconds). Each window ends
+  with one sync (block_until_ready / .item()), as the training loop syncs only at log steps.
+* peak memory: the process's peak resident set (CPU) or the device allocator's peak (GPU), in MB.
+* loss: the mean training loss over the last window (the step's metrics["loss"] on both sides).
+* FLOPs per step: XLA's cost analysis of the compiled JAX step (the same model on both sides), and MFU =
+  FLOPs x steps/s / the machine's measured matmul peak: the best of a few float32 N x N matmuls
+  (N = 2048 on CPU, 8192 on GPU) timed in JAX, so MFU says how close the step runs to what this machine's
+  matmul kernel reaches, not to a datasheet.
+* sampling (`sample/s`): tokens/s (poem, textgan), images/s (dcgan, vae) or melodies/s (music) from a
+  freshly initialised model, the same count on both sides; for the LM also JAX without the KV cache (full
+  recomputation per token) and the twin's cached generate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo import config as config_lib
+from zoo import registry
+from zoo.errors import UsageError
+
+SIDES = ("jax", "torch", "torch_compile")
+# The benchmark config of each family: its training config with these overrides (documented in
+# docs/benchmarks.md). The LM gets a context long enough to sample 256 new tokens.
+BENCH_OVERRIDES: dict[str, dict[str, Any]] = {
+    "poem": {"model.context_length": 512},
+    "textgan": {},
+    "dcgan": {},
+    "vae": {},
+    "music": {},
+}
+LOSS_KEY = {"dcgan": "d_loss"}  # the loss compared (the twins' step returns the same one); default "loss"
+SAMPLE_COUNT = {"poem": 8, "textgan": 64, "dcgan": 64, "vae": 64, "music": 8}
+LM_NEW_TOKENS = 256
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+def bench_config(name: str, overrides: Sequence[str]) -> Any:
+    """The family's training config, BENCH_OVERRIDES[name], then `--config.KEY=VALUE` overrides."""
+    entry = registry.get(name)
+    config = config_lib.load_config_file(entry.config_path)
+    fixed = [f"--config.{k}={v}" for k, v in BENCH_OVERRIDES.get(name, {}).items()]
+    config = config_lib.apply_overrides(config, [*fixed, *overrides])
+    if name == "textgan":
+        config.init_from = ""  # a timing run starts from a fresh generator, not from the MLE export
+    return config
+
+
+def build_task(name: str, config: Any, workdir: str) -> Any:
+    return registry.resolve(registry.get(name).task)(config, workdir)
+
+
+def task_dims(name: str, task: Any) -> dict[str, Any]:
+    """The data-dependent model arguments, as each task passes them to registry.build_model."""
+    if hasattr(task, "model_dims"):
+        return dict(task.model_dims)
+    if name == "music":
+        from zoo.data import music as music_data
+
+        return {"vocab_size": music_data.VOCAB, "cond_dim": int(task.embeddings.shape[1])}
+    return {"vocab_size": int(task.vocab_size)}
+
+
+def batches(task: Any, count: int) -> list[dict[str, np.ndarray]]:
+    return [task.train_batch(step, 0, 1) for step in range(count)]
+
+
+def windows_of(steps: int, windows: int) -> list[int]:
+    """`steps` split into `windows` near-equal window lengths (each >= 1)."""
+    windows = max(1, min(windows, steps))
+    return [steps // windows + (i < steps % windows) for i in range(windows)]
+
+
+def peak_memory_mb(device: str) -> float:
+    if device == "gpu":
+        return float("nan")  # filled in by the side from its allocator
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+# ------------------------------------------------------------------------------------------------- JAX
+
+
+def matmul_peak_flops(device: str) -> float:
+    """FLOP/s of the best of a few float32 N x N matmuls in JAX on this machine."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 8192 if device == "gpu" else 2048
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, b).block_until_ready()
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        f(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def _cost_flops(compiled: Any) -> float | None:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str) -> dict:
+    import jax
+
+    from zoo.train.loop import loop_functions
+
+    with tempfile.TemporaryDirectory() as workdir:
+        task = build_task(name, config, workdir)
+        dims = task_dims(name, task)
+        data = [jax.device_put(b) for b in batches(task, warmup + steps)]
+        init_state, train_step = loop_functions(task, config.seed)
+        state = jax.jit(init_state)()
+        params = sum(x.size for k, v in state["task"].items() if k == "params" or k.endswith("_params")
+                     for x in jax.tree.leaves(v))  # every trainable network (a GAN's G and D)
+        step = jax.jit(train_step, donate_argnums=0)
+        t0 = time.perf_counter()
+        compiled = step.lower(state, data[0]).compile()
+        flops = _cost_flops(compiled)
+        losses: list[Any] = []
+        for i in range(warmup):
+            state, metrics = compiled(state, data[i])
+            losses.append(metrics[LOSS_KEY.get(name, "loss")])
+            if i == 0:
+                jax.block_until_ready(metrics)
+                first = time.perf_counter() - t0
+        jax.block_until_ready(state)
+        warmup_s = time.perf_counter() - t0
+        rates, position = [], warmup
+        for length in windows_of(steps, windows):
+            t0 = time.perf_counter()
+            for i in range(position, position + length):
+                state, metrics = compiled(state, data[i])
+                losses.append(metrics[LOSS_KEY.get(name, "loss")])
+            jax.block_until_ready(state)
+            rates.append(length / (time.perf_counter() - t0))
+            position += length
+        losses = [float(x) for x in jax.device_get(losses)]
+        last = windows_of(steps, windows)[-1]
+        memory = peak_memory_mb(device)
+        if device == "gpu":
+            stats = jax.devices()[0].memory_stats() or {}
+            memory = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 20
+        sampling = jax_sampling(name, task, state["task"])
+    return {"steps_per_s": statistics.median(rates), "window_steps_per_s": rates, "compile_s": first,
+            "warmup_s": warmup_s, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
+            "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
+            "matmul_peak_flops": matmul_peak_flops(device), **sampling}
+
+
+def _timed(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """Best wall seconds of `fn()` over `repeats` runs after one untimed run (compilation)."""
+    import jax
+
+    jax.block_until_ready(fn())
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def jax_sampling(name: str, task: Any, state: dict) -> dict:
+    """Sampling speed of the freshly trained JAX model: {"sample_unit", "sample_per_s", ...}."""
+    import jax
+    from flax import nnx
+
+    count = SAMPLE_COUNT[name]
+    key = jax.random.PRNGKey(0)
+    if name in ("poem", "textgan"):
+        from zoo.sample.decoding import generate, generate_reference
+
+        if name == "poem":
+            graphdef, params = task.graphdef, state["params"]
+            new = min(LM_NEW_TOKENS, task.config.model.context_length - 1)
+        else:
+            graphdef, params = task.g_def, state["g_params"]
+            new = task.length
+        params = nnx.State(params) if isinstance(params, dict) else params
+        prompt = np.zeros((count, 1), np.int32)
+        cached = _timed(lambda: generate(graphdef, params, prompt, max_new_tokens=new, key=key))
+        out = {"sample_unit": "tokens", "sample_per_s": count * new / cached, "sample_tokens": new}
+        if name == "poem":
+            full = _timed(lambda: generate_reference(graphdef, params, prompt, max_new_tokens=new, key=key), 1)
+            out["sample_full_recompute_per_s"] = count * new / full
+        return out
+    if name in ("dcgan", "vae"):
+        from zoo.sample.image import _sample_jit
+
+        if name == "dcgan":  # the sampling interface lives on the whole GAN; only G's state is needed
+            model = registry.build_model(task.config, nnx.Rngs(0), **task.model_dims)
+            nnx.update(model.generator, task.export_params(state))
+        else:
+            model = nnx.merge(task.graphdef, state["params"])
+        graphdef, params = nnx.split(model)
+        cond = np.tile(task.embeddings[:1], (count, 1)).astype(np.float32)
+        seconds = _timed(lambda: _sample_jit(graphdef, params, cond, key, temperature=1.0, same_latent=False))
+        return {"sample_unit": "images", "sample_per_s": count / seconds}
+    from zoo.data import music as music_data
+    from zoo.sample.music import _sample_jit as music_sample
+    from zoo.sample.music import grammar_state
+
+    primer = np.zeros(64, np.int32)
+    primer[0] = music_data.BOS
+    grammar = {k: np.int32(v) for k, v in grammar_state(primer[:1]).items()}
+    cond = np.tile(task.embeddings[:1], (count, 1)).astype(np.float32)
+    length = int(task.config.max_len)
+
+    def run() -> Any:
+        return music_sample(task.graphdef, state["params"], cond, primer, np.int32(1), grammar, np.int32(16), key,
+                            length=length, temperature=1.0, top_k=0, top_p=1.0)
+
+    return {"sample_unit": "melodies", "sample_per_s": count / _timed(run)}
+
+
+# ----------------------------------------------------------------------------------------------- torch
+
+
+def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str, compiled: bool) -> dict:
+    import importlib
+
+    import torch
+
+    if device == "gpu":
+        raise UsageError("the PyTorch twins run on the CPU only so far (--device cpu)")
+    with tempfile.TemporaryDirectory() as workdir:
+        task = build_task(name, config, workdir)
+        data = batches(task, warmup + steps)
+        twin = importlib.import_module(f"benchmarks.torch.{TWIN_MODULES[name]}").build(
+            config, task_dims(name, task), int(config.seed))
+        if compiled:
+            twin.compile()
+        t0 = time.perf_counter()
+        losses: list[Any] = []
+        for i in range(warmup):
+            losses.append(twin.step(data[i]))
+            if i == 0:
+                float(losses[0])
+                first = time.perf_counter() - t0
+        float(losses[-1])
+        warmup_s = time.perf_counter() - t0
+        rates, position = [], warmup
+        for length in windows_of(steps, windows):
+            t0 = time.perf_counter()
+            for i in range(position, position + length):
+                losses.append(twin.step(data[i]))
+            float(losses[-1])
+            rates.append(length / (time.perf_counter() - t0))
+            position += length
+        losses = [float(x) for x in losses]
+        last = windows_of(steps, windows)[-1]
+        out = {"steps_per_s": statistics.median(rates), "window_steps_per_s": rates, "compile_s": first,
+               "warmup_s": warmup_s, "peak_memory_mb": peak_memory_mb(device),
+               "final_loss": float(np.mean(losses[-last:])), "losses": losses, "params": int(twin.num_params()),
+               "threads": torch.get_num_threads()}
+        if not compiled:  # sampling is compared in eager mode (a compiled sampler recompiles per length)
+            out.update(_torch_sampling(name, twin))
+    return out
+
+
+def _torch_sampling(name: str, twin: Any) -> dict:
+    """Outputs per second of the twin's sampler (one timed run: eager mode has nothing to warm up beyond a
+    small first call), and for the LM also with its KV cache."""
+    import torch
+
+    count = SAMPLE_COUNT[name]
+    token_family = name in ("poem", "poem-zh", "textgan")
+    out = {}
+    runs = [("sample_per_s", twin.sample)]
+    if name in ("poem", "poem-zh"):  # nanoGPT's generate (no cache) first, then the twin's KV-cache sampler
+        runs.append(("sample_cached_per_s", lambda c, s: twin.sample(c, s, cached=True)))
+    with torch.no_grad():
+        twin.sample(2, 1, new_tokens=2) if name in ("poem", "poem-zh") else twin.sample(2, 1)
+        for key, fn in runs:
+            t0 = time.perf_counter()
+            sampled = fn(count, 0)
+            seconds = time.perf_counter() - t0
+            out[key] = (int(sampled.numel()) if token_family else count) / seconds
+    return out
+
+
+TWIN_MODULES = {"poem": "lm", "poem-zh": "lm", "textgan": "textgan", "dcgan": "dcgan", "vae": "vae", "music": "music"}
+
+
+# --------------------------------------------------------------------------------------------- harness
+
+
+def run_side(side: str, args: argparse.Namespace, overrides: Sequence[str]) -> dict:
+    """One side in a fresh subprocess; its JSON, or {"error": ...} when it could not run."""
+    command = [sys.executable, "-m", "benchmarks.compare", "--model", args.model, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--windows", str(args.windows), "--device", args.device,
+               "--side", side, *overrides]
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": tail[:300]}
+    return json.loads(lines[-1])
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:.3e}"
+    return str(x)
+
+
+def summary(name: str, results: dict[str, dict], config: Any, args: argparse.Namespace) -> dict:
+    """The JSON figures the issue asks for, plus everything measured."""
+    jax_r, eager, comp = (results.get(s, {}) for s in SIDES)
+
+    def rate(r: dict) -> float | None:
+        return r.get("steps_per_s") if "error" not in r and r else None
+
+    mfu = None
+    if rate(jax_r) and jax_r.get("flops_per_step"):
+        mfu = jax_r["flops_per_step"] * jax_r["steps_per_s"] / jax_r["matmul_peak_flops"]
+    return {
+        "model": name, "device": args.device, "steps": args.steps, "warmup": args.warmup, "windows": args.windows,
+        "batch_size": int(config.batch_size), "overrides": {**BENCH_OVERRIDES.get(name, {})},
+        "jax_steps_per_s": rate(jax_r), "torch_eager_steps_per_s": rate(eager),
+        "torch_compile_steps_per_s": rate(comp),
+        "jax_final_loss": jax_r.get("final_loss"), "torch_final_loss": eager.get("final_loss"),
+        "torch_compile_final_loss": comp.get("final_loss"), "mfu": mfu,
+        "flops_per_step": jax_r.get("flops_per_step"), "matmul_peak_flops": jax_r.get("matmul_peak_flops"),
+        "sides": results,
+    }
+
+
+def markdown(s: dict) -> str:
+    sides = s["sides"]
+    cols = [c for c in SIDES if c in sides]
+    title = {"jax": "JAX (zoo)", "torch": "PyTorch eager", "torch_compile": "torch.compile"}
+    rows = [
+        ("train steps/s (median of windows)", "steps_per_s"),
+        ("warm-up: first step incl. compile (s)", "compile_s"),
+        ("peak memory (MB)", "peak_memory_mb"),
+        (f"loss (mean of the last window, after {s['warmup'] + s['steps']} steps)", "final_loss"),
+        ("parameters", "params"),
+        (f"sampling ({sides.get('jax', {}).get('sample_unit', 'outputs')}/s)", "sample_per_s"),
+    ]
+    lines = [f"### {s['model']} ({s['device']}, batch {s['batch_size']}, {s['steps']} timed steps)", "",
+             "| | " + " | ".join(title[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for label, key in rows:
+        cells = [sides[c].get("error", "")[:60] if "error" in sides[c] and key == "steps_per_s" else
+                 _fmt(sides[c].get(key)) for c in cols]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    j = sides.get("jax", {})
+    extra = []
+    for c in cols[1:]:
+        if s.get("jax_steps_per_s") and sides[c].get("steps_per_s"):
+            extra.append(f"JAX / {title[c]} train speed: {s['jax_steps_per_s'] / sides[c]['steps_per_s']:.2f}x")
+    if s.get("mfu") is not None:
+        extra.append(f"FLOPs per step {j['flops_per_step']:.3e}; matmul peak {j['matmul_peak_flops'] / 1e9:.1f} "
+                     f"GFLOP/s; MFU {100 * s['mfu']:.1f}%")
+    if "sample_full_recompute_per_s" in j:
+        extra.append(f"LM sampling {j['sample_tokens']} new tokens: JAX KV cache {j['sample_per_s']:.0f} tok/s, "
+                     f"JAX full recomputation {j['sample_full_recompute_per_s']:.0f} tok/s "
+                     f"({j['sample_per_s'] / j['sample_full_recompute_per_s']:.1f}x)")
+    if "sample_cached_per_s" in sides.get("torch", {}):
+        extra.append(f"PyTorch twin with a KV cache: {sides['torch']['sample_cached_per_s']:.0f} tok/s")
+    return "\n".join(lines + [""] + [f"- {e}" for e in extra])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per side (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile side")
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: run one side
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        bad = [o for o in overrides if not o.startswith("--config.")]
+        if bad:
+            raise UsageError(f"unknown argument {bad[0]!r} (config overrides look like --config.KEY=VALUE)")
+        if args.steps < 1 or args.warmup < 1 or args.windows < 1:
+            raise UsageError("--steps, --warmup and --windows must be >= 1")
+        registry.get(args.model)
+        if args.model not in TWIN_MODULES:
+            raise UsageError(f"no PyTorch twin for {args.model}; choose one of {', '.join(TWIN_MODULES)}")
+        config = bench_config(args.model, overrides)
+        if args.side == "jax":
+            out = jax_side(args.model, config, args.steps, args.warmup, args.windows, args.device)
+        elif args.side is not None:
+            out = torch_side(args.model, config, args.steps, args.warmup, args.windows, args.device,
+                             compiled=args.side == "torch_compile")
+        if args.side is not None:
+            print(json.dumps(out))
+            return
+        import importlib.util
+
+        sides = ["jax"]
+        if importlib.util.find_spec("torch") is None:
+            print("note: PyTorch is not installed (pip install -e .[torch]): the JAX side only", file=sys.stderr)
+        else:
+            sides += ["torch"] + ([] if args.no_compile else ["torch_compile"])
+        results = {side: run_side(side, args, overrides) for side in sides}
+        s = summary(args.model, results, config, args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(markdown(s))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(s, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The `music` family's PyTorch twin: zoo.models.melody_rnn.MelodyRNN trained as zoo.objectives.music does.
+
+Model. zoo's cell is the textbook LSTM with gates in torch's order (i, f, g, o) and the same update, so
+the recurrence is `torch.nn.LSTM` (fused cuDNN kernel on GPU, as a PyTorch user would write it), with two
+adjustments that make it compute exactly the JAX function with exactly its parameters:
+
+* The caption's gate term `cond W_c`, added to layer 0's gate pre-activations at every step, is the same as
+  appending `cond` to every input of layer 0, so layer 0 reads `[embedding, cond]` and its `weight_ih_l0`
+  is `[w_x | cond_gates]` stacked (E + cond_dim input columns). Cost: the caption's part of the (non-
+  recurrent) input matmul is recomputed for every step, where the JAX model computes it once per tune.
+* zoo has one gate bias per layer (in `w_x`, the forget gate's quarter at 1); torch has `bias_ih` and
+  `bias_hh`. `bias_ih` is zoo's bias, `bias_hh` is zeroed and frozen, so it neither trains nor counts.
+
+Around it, as in JAX: the initial (h, c) of every layer is `tanh(Linear(cond))`, dropout on the embeddings
+and after every layer (torch's `dropout=` covers the ones between layers), a linear head. Initialisation
+follows the Flax code: embeddings N(0, 0.1); `w_x` Glorot-uniform over (in, 4H); `w_h` orthogonal;
+`cond_gates`, `cond_init` and `head` lecun-normal (truncated); biases zero but the forget gate's.
+
+Loss: masked mean next-event cross-entropy over `tokens[:, 1:]` weighted by `mask[:, 1:]` (dropout on), as
+zoo.objectives.music.masked_loss with a key. Optimizer: zoo.train.optim.make_optimizer's (ZooOptimizer).
+Sampling: zoo.sample.music's kernel (BOS primer, grammar-masked draws, 16 bars, its output length),
+at temperature 1, with one random unit caption vector per call, as benchmarks.music_speed times it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import ml_collections
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.torch.common import ZooOptimizer, count_params, tensors
+from zoo.data import music as music_data
+from zoo.sample import music as music_sample
+
+# zoo's lecun_normal: a normal truncated at two standard deviations, widened to keep the variance 1/fan_in.
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def _lecun_normal_(weight: torch.Tensor) -> None:
+    """flax's lecun_normal on a torch [out, in] weight (fan_in = in)."""
+    std = 1.0 / math.sqrt(weight.shape[1]) / _TRUNCATED_STD
+    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+class MelodyLSTM(nn.Module):
+    """Caption-conditioned multi-layer LSTM over melody events (see the module docstring)."""
+
+    def __init__(self, *, vocab_size: int, embed_dim: int, hidden_dim: int, num_layers: int,
+                 cond_dim: int = 384, dropout: float = 0.0):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.embed_dim, self.hidden_dim, self.num_layers = embed_dim, hidden_dim, num_layers
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.cond_init = nn.Linear(cond_dim, 2 * num_layers * hidden_dim)
+        # torch applies `dropout` between layers only (and warns about it for one layer); `drop` does the rest.
+        self.lstm = nn.LSTM(embed_dim + cond_dim, hidden_dim, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        h, e = self.hidden_dim, self.embed_dim
+        nn.init.normal_(self.embed.weight, std=0.1)
+        for linear in (self.cond_init, self.head):
+            _lecun_normal_(linear.weight)
+            nn.init.zeros_(linear.bias)
+        for layer in range(self.num_layers):
+            w_ih, w_hh = self.lstm_weights(layer)
+            b_ih, b_hh = getattr(self.lstm, f"bias_ih_l{layer}"), getattr(self.lstm, f"bias_hh_l{layer}")
+            w_x = w_ih[:, :e] if layer == 0 else w_ih
+            # Glorot over flax's (in, 4H) kernel: the limit is symmetric in fan_in/fan_out, so torch's
+            # xavier on the transposed [4H, in] view draws the same distribution.
+            nn.init.xavier_uniform_(w_x)
+            if layer == 0:
+                _lecun_normal_(w_ih[:, e:])  # zoo's cond_gates Linear (no bias)
+            # flax's orthogonal (H, 4H) kernel has orthonormal rows; torch's [4H, H] transpose, orthonormal
+            # columns: orthogonal_ on it draws the same (Haar) distribution.
+            nn.init.orthogonal_(w_hh)
+            b_ih.zero_()
+            b_ih[h:2 * h] = 1.0  # forget gate
+            b_hh.zero_()
+            b_hh.requires_grad_(False)  # zoo's cell has one bias: this one stays zero and is not counted
+
+    def lstm_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight_ih [4H, in], weight_hh [4H, H]) of one layer."""
+        return getattr(self.lstm, f"weight_ih_l{layer}"), getattr(self.lstm, f"weight_hh_l{layer}")
+
+    def init_state(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h0, c0), each [num_layers, B, H], from the caption embedding cond [B, cond_dim]."""
+        z = torch.tanh(self.cond_init(cond)).view(cond.shape[0], self.num_layers, 2, self.hidden_dim)
+        return z[:, :, 0].transpose(0, 1).contiguous(), z[:, :, 1].transpose(0, 1).contiguous()
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """tokens int64 [B, T], cond [B, cond_dim] -> float32 logits [B, T, vocab_size]."""
+        h0, c0 = self.init_state(cond)
+        x = self.drop(self.embed(tokens))
+        x = torch.cat([x, cond[:, None, :].to(x.dtype).expand(-1, tokens.shape[1], -1)], dim=-1)
+        x, _ = self.lstm(x, (h0.to(x.dtype), c0.to(x.dtype)))
+        return self.head(self.drop(x)).float()
+
+    def sampling_state(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(h, c, cond_gates [B, 4H]): MelodyRNN.init_state's state, the caption's gate term computed once."""
+        h, c = self.init_state(cond)
+        return h, c, F.linear(cond, self.lstm_weights(0)[0][:, self.embed_dim:])
+
+    def step(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor, cond_gates: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One token int64 [B] -> (float32 logits [B, V], h, c), no dropout: MelodyRNN.step, with the same
+        fused [in, 4H] and [H, 4H] matmuls and the cell in float32 (bias_hh is zero, so it is left out)."""
+        x = self.embed(token)
+        hs, cs = [], []
+        for layer in range(self.num_layers):
+            w_ih, w_hh = self.lstm_weights(layer)
+            b_ih = getattr(self.lstm, f"bias_ih_l{layer}")
+            if layer == 0:
+                gates = F.linear(x, w_ih[:, :self.embed_dim], b_ih) + cond_gates
+            else:
+                gates = F.linear(x, w_ih, b_ih)
+            gates = (gates + F.linear(h[layer], w_hh)).float()
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c_new = torch.sigmoid(f) * c[layer].float() + torch.sigmoid(i) * torch.tanh(g)
+            x = (torch.sigmoid(o) * torch.tanh(c_new)).to(h.dtype)
+            hs.append(x)
+            cs.append(c_new.to(c.dtype))
+        return self.head(x).float(), torch.stack(hs), torch.stack(cs)
+
+
+def masked_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """zoo.objectives.music.masked_loss: mean cross-entropy per real event (mask[:, 1:]; BOS is never a
+    target); dropout follows the model's train()/eval() mode."""
+    tokens = batch["tokens"]
+    logits = model(tokens[:, :-1], batch["cond"])
+    mask = batch["mask"][:, 1:].float()
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none")
+    return (nll * mask.reshape(-1)).sum() / mask.sum().clamp(min=1.0)
+
+
+# ----------------------------------------------------------------------- zoo.sample.music's grammar in torch
+
+class _Grammar:
+    """zoo.sample.music's grammar tables (zoo.data.music's arrays) on a device."""
+
+    def __init__(self, device: torch.device):
+        def table(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(array), device=device)
+
+        self.is_meter, self.is_key = table(music_data.IS_METER), table(music_data.IS_KEY)
+        self.is_event, self.is_dur = table(music_data.IS_EVENT), table(music_data.IS_DUR)
+        self.dur_ticks = table(music_data.DUR_TICKS).long()
+        self.bar_ticks = table(music_data.METER_BAR_TICKS).long()
+        self.vocab = torch.arange(music_data.VOCAB, device=device)
+
+    def advance(self, state: dict[str, torch.Tensor], tok: torch.Tensor) -> dict[str, torch.Tensor]:
+        """zoo.sample.music._advance on [B] tensors."""
+        is_meter, is_bar = self.is_meter[tok], tok == music_data.BAR
+        bar_len = torch.where(is_meter, self.bar_ticks[tok], state["bar_len"])
+        phase = torch.where(is_meter, 1, torch.where(self.is_key[tok], 2, state["phase"]))
+        remaining = state["remaining"] + torch.where(is_bar, bar_len, 0) - self.dur_ticks[tok]
+        return {"phase": phase, "bar_len": bar_len, "remaining": remaining,
+                "bars": state["bars"] + is_bar.long(), "last": tok}
+
+    def allowed(self, state: dict[str, torch.Tensor], target_bars: int) -> torch.Tensor:
+        """zoo.sample.music.allowed_tokens: bool [B, VOCAB]."""
+        only = lambda t: self.vocab == t  # noqa: E731
+        last, remaining = state["last"][:, None], state["remaining"][:, None]
+        fits = self.is_dur & (self.dur_ticks <= remaining)
+        full = remaining <= 0
+        more = (state["bars"] < target_bars)[:, None]
+        after_dur, after_bar = self.is_dur[last], last == music_data.BAR
+        body = ((self.is_key[last] & only(music_data.BAR)) | (after_bar & (remaining > 0) & self.is_event)
+                | (after_bar & full & only(music_data.BAR))
+                | (self.is_event[last] & fits)
+                | (after_dur & full & more & only(music_data.BAR)) | (after_dur & full & ~more & only(music_data.EOS))
+                | (after_dur & ~full & (self.is_event | fits)))
+        phase = state["phase"][:, None]
+        return torch.where(phase == 0, self.is_meter, torch.where(phase == 1, self.is_key, body))
+
+
+class MusicTwin:
+    """MelodyLSTM + AdamW with the zoo's schedule and clipping; see the module docstring."""
+
+    # How often the sampler asks the device whether every melody has ended (zoo's while_loop checks on
+    # device each step; a host sync per event would dominate a GPU step). Steps past the end only add EOS.
+    DONE_CHECK_EVERY = 16
+
+    def __init__(self, config: ml_collections.ConfigDict, dims: dict[str, Any], device: torch.device):
+        self.config, self.device = config, device
+        m = config.model
+        self.model = MelodyLSTM(vocab_size=int(dims["vocab_size"]), cond_dim=int(dims.get("cond_dim", 384)),
+                                embed_dim=m.embed_dim, hidden_dim=m.hidden_dim, num_layers=m.num_layers,
+                                dropout=m.get("dropout", 0.0)).to(device)
+        self.optimizer = ZooOptimizer(self.model.parameters(), config)
+        self.grammar = _Grammar(device)
+        self._loss = self._forward_loss
+        self._probs, self._feed = self._sample_probs, self._sample_feed
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """The JAX config's `compute_dtype`: bfloat16 autocast (float32 parameters, as on the JAX side)."""
+        dtype = self.config.get("compute_dtype", "float32")
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"unknown compute_dtype {dtype!r}")
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=dtype == "bfloat16")
+
+    def _forward_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with self._autocast():
+            return masked_loss(self.model, batch)
+
+    def _sample_probs(self, logits: torch.Tensor, grammar: dict[str, torch.Tensor], done: torch.Tensor,
+                      target: int) -> torch.Tensor:
+        """Next-event probabilities at temperature 1 under zoo.sample.music's grammar mask. An ended
+        melody's grammar allows nothing: it may draw anything (and gets EOS) rather than NaNs."""
+        allowed = self.grammar.allowed(grammar, target) | done[:, None]
+        return torch.softmax(logits.float().masked_fill(~allowed, -math.inf), dim=-1)
+
+    def _sample_feed(self, token: torch.Tensor, grammar: dict[str, torch.Tensor], done: torch.Tensor,
+                     h: torch.Tensor, c: torch.Tensor, cond_gates: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The drawn event (EOS once a melody ended) -> (event, grammar, done, next logits, h, c)."""
+        token = torch.where(done, music_data.EOS, token)
+        logits, h, c = self.model.step(token, h, c, cond_gates)
+        return token, self.grammar.advance(grammar, token), done | (token == music_data.EOS), logits, h, c
+
+    def step(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
+        t = tensors({k: batch[k] for k in ("tokens", "mask", "cond")})
+        t = {k: v.to(self.device, non_blocking=True) for k, v in t.items()}
+        self.model.train()
+        loss = self._loss(t)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def num_params(self) -> int:
+        return count_params(self.model)  # without the frozen zero bias_hh, as the JAX count
+
+    def compile(self) -> None:
+        """`torch.compile` the loss (embedding, caption projections, head, cross-entropy; dynamo leaves
+        nn.LSTM's fused kernel to eager) and the sampler's two per-event pieces (grammar mask and softmax; grammar
+        update, the hand-written cell and head), which leave only the draw itself eager."""
+        self._loss = torch.compile(self._forward_loss)
+        self._probs, self._feed = torch.compile(self._sample_probs), torch.compile(self._sample_feed)
+
+    @torch.no_grad()
+    def sample(self, count: int, seed: int, cond: np.ndarray | None = None) -> torch.Tensor:
+        """int64 [count, length]: zoo.sample.music's draws after a BOS primer at temperature 1, 16 bars
+        (its default), EOS after each melody's end; `length` is zoo's buffer for 16 bars (2048). `cond`
+        [cond_dim] is the caption vector (default: a random unit vector drawn from `seed`)."""
+        self.model.eval()
+        generator = torch.Generator(self.device).manual_seed(seed)
+        bars = music_sample.DEFAULTS["bars"]
+        length = music_sample._bucket(bars * music_sample.TOKENS_PER_BAR + 16)
+        if cond is None:
+            cond_t = torch.randn(self.model.cond_init.in_features, generator=generator, device=self.device)
+        else:
+            cond_t = torch.as_tensor(cond, dtype=torch.float32, device=self.device)
+        cond_t = (cond_t / cond_t.norm().clamp(min=1e-6)).expand(count, -1)
+        primer = np.asarray([music_data.BOS], np.int64)
+        grammar = {k: torch.full((count,), v, dtype=torch.long, device=self.device)
+                   for k, v in music_sample.grammar_state(primer).items()}
+        target = int(music_sample.grammar_state(primer)["bars"]) + bars
+        out = torch.full((count, length), music_data.EOS, dtype=torch.long, device=self.device)
+        done = torch.zeros(count, dtype=torch.bool, device=self.device)
+        with self._autocast():
+            h, c, cond_gates = self.model.sampling_state(cond_t)
+            token = torch.full((count,), music_data.BOS, dtype=torch.long, device=self.device)
+            logits, h, c = self.model.step(token, h, c, cond_gates)
+            for i in range(length):
+                probs = self._probs(logits, grammar, done, target)
+                token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                token, grammar, done, logits, h, c = self._feed(token, grammar, done, h, c, cond_gates)
+                out[:, i] = token
+                if (i + 1) % self.DONE_CHECK_EVERY == 0 and bool(done.all()):
+                    break
+        return out
+
+
+def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int,
+          device: str | torch.device | None = None) -> MusicTwin:
+    """The music twin from configs/music.py and dims {"vocab_size": V, "cond_dim": 384} (what
+    zoo.objectives.music passes to build_model; cond_dim defaults to 384); CUDA when present."""
+    torch.manual_seed(seed)
+    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return MusicTwin(config, dims, device)

@@ -1,0 +1,63 @@
+"""The JAX-vs-PyTorch harness (benchmarks.compare) on a tiny LM: both sides really train, in CI.
+
+One run of the whole harness (JAX, PyTorch eager and torch.compile subprocesses, 2 timed steps) on the real
+English verse corpus with a 1-layer model; skipped with the reason when PyTorch is not installed. The
+harness's pure helpers are tested without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import compare
+from tests import helpers
+
+TINY_LM = [o for o in helpers.TINY if "context_length" not in o] + ["--config.model.context_length=64",
+                                                                     "--config.warmup_steps=1"]
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="PyTorch is not installed (pip install -e .[torch]): no twin to compare")
+
+
+def test_windows_split_steps_evenly():
+    assert compare.windows_of(10, 3) == [4, 3, 3]
+    assert compare.windows_of(2, 5) == [1, 1]
+    assert sum(compare.windows_of(23, 5)) == 23
+
+
+def test_bad_arguments_exit_2():
+    for args, message in [(["--model", "nonsense"], "unknown model"), (["--model", "poem", "--steps", "0"], ">= 1"),
+                          (["--model", "poem", "--bogus"], "unknown argument")]:
+        result = subprocess.run([sys.executable, "-m", "benchmarks.compare", *args], capture_output=True, text=True,
+                                cwd=helpers.ROOT, env=helpers.env())
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@needs_torch
+def test_both_sides_train_the_same_lm(tmp_path):
+    out = tmp_path / "lm.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--model", "poem", "--steps", "2",
+                             "--warmup", "1", "--windows", "2", "--json", str(out), *TINY_LM],
+                            capture_output=True, text=True, cwd=helpers.ROOT, env=helpers.env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    sides = figures["sides"]
+    for side in ("jax", "torch", "torch_compile"):
+        assert "error" not in sides[side], (side, sides[side])
+        assert len(sides[side]["losses"]) == 3 and sides[side]["steps_per_s"] > 0
+    assert sides["jax"]["params"] == sides["torch"]["params"] == sides["torch_compile"]["params"]
+    # Same data, same init distribution: the untrained losses agree (both near ln(vocab)), not bit for bit.
+    first = [sides[s]["losses"][0] for s in ("jax", "torch", "torch_compile")]
+    assert max(first) - min(first) < 0.3, first
+    assert abs(first[0] - math.log(sides["jax"]["dims"]["vocab_size"])) < 0.5, first
+    for key in ("jax_steps_per_s", "torch_eager_steps_per_s", "torch_compile_steps_per_s", "jax_final_loss",
+                "torch_final_loss", "mfu"):
+        assert figures[key] is not None and figures[key] > 0, key
+    assert 0 < figures["mfu"] < 1.5
+    assert "| train steps/s" in result.stdout and "MFU" in result.stdout
