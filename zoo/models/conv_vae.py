@@ -45,6 +45,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from zoo.models.conv import ConvTranspose
+
 LIKELIHOODS = {"bernoulli": 1, "logistic": 2}  # decoder output channels per image channel
 LOG_SCALE_MIN = -7.0  # the logistic's log-scale floor (PixelCNN++): about 1/4 of a grey level
 
@@ -92,7 +94,7 @@ class ConvVAE(nnx.Module):
         self.dec_hidden = nnx.Linear(dec_in, hidden_dim, dtype=dtype, rngs=rngs) if hidden_dim else None
         self.dec_in = nnx.Linear(hidden_dim or dec_in, flat, dtype=dtype, rngs=rngs)
         ups = (*channels[::-1], colours * LIKELIHOODS[likelihood])
-        self.dec_convs = nnx.List([nnx.ConvTranspose(ups[i], ups[i + 1], (kernel_size, kernel_size), strides=(2, 2),
+        self.dec_convs = nnx.List([ConvTranspose(ups[i], ups[i + 1], (kernel_size, kernel_size), strides=(2, 2),
                                                      dtype=dtype, rngs=rngs) for i in range(len(channels))])
         # dec_blocks[i]: the residual convs before dec_convs[i].
         self.dec_blocks = nnx.List([

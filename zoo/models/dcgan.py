@@ -45,6 +45,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from zoo.models.conv import ConvTranspose
+
 _KERNEL_INIT = nnx.initializers.normal(stddev=0.02)
 
 
@@ -99,7 +101,7 @@ class Generator(nnx.Module):
         self.bns = nnx.List([nnx.BatchNorm(w, momentum=0.9, epsilon=1e-5, dtype=dtype, scale_init=_scale_init,
                                            rngs=rngs) for w in widths])
         self.ups = nnx.List([
-            nnx.ConvTranspose(w_in, w_out, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == stages - 1,
+            ConvTranspose(w_in, w_out, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == stages - 1,
                               dtype=dtype, kernel_init=_KERNEL_INIT, rngs=rngs)
             for i, (w_in, w_out) in enumerate(zip(widths, outs, strict=True))])
 
