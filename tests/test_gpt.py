@@ -198,3 +198,18 @@ def test_first_token_bias_constrains_only_the_first_token(model):
     assert not set(out[:, 1:].ravel().tolist()) <= {3, 7}  # later tokens are free
     np.testing.assert_array_equal(
         out, generate_reference(g, p, prompt, max_new_tokens=12, key=key, first_token_bias=bias, **TOPK_TOPP))
+
+
+def test_blockwise_causal_attention_equals_the_full_masked_one():
+    """Past ATTENTION_BLOCK positions training attention skips the masked upper triangle block by block; it
+    must give exactly the full masked softmax attention (and so the decode path's)."""
+    from zoo.models import gpt
+
+    rng = np.random.default_rng(0)
+    t = 3 * gpt.ATTENTION_BLOCK
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 3, t, 8)), jnp.float32) for _ in range(3))
+    full = gpt._attend(q, k, v, jnp.tril(jnp.ones((t, t), dtype=bool)))
+    np.testing.assert_allclose(gpt._causal_attend(q, k, v), full, rtol=1e-5, atol=1e-6)
+    grads = [jax.grad(lambda q, f=f: (f(q) ** 2).sum())(q) for f in
+             (lambda q: gpt._causal_attend(q, k, v), lambda q: gpt._attend(q, k, v, jnp.tril(jnp.ones((t, t), bool))))]
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
