@@ -7,9 +7,10 @@ NAME is a registry family (poem, textgan, dcgan, vae, music). Its benchmark conf
 training config with BENCH_OVERRIDES[NAME] and then the command line's overrides applied; docs/benchmarks.md
 records the tables and commands.
 
-Each side runs in its own subprocess (so peak memory is that side's alone and the two runtimes' thread
-pools never compete): "jax" (the shared loop's own step function, zoo.train.loop.loop_functions, jitted
-with a donated state, exactly as train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
+Each side runs in its own subprocess (so the two runtimes' thread pools never compete, and peak memory is
+that process's: for the torch sides it includes the JAX task that makes the batches): "jax" (the shared
+loop's own step function, zoo.train.loop.loop_functions, jitted with a donated state, exactly as
+train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
 `torch.compile`). All three draw the same batches: the JAX task's `train_batch(step)` for steps
 0 .. warmup + steps - 1, from the same seed, and initialise from the same distributions (not the same
 weights, so losses agree within noise, not bit for bit).
@@ -23,7 +24,8 @@ Figures per side:
 * FLOPs per step: XLA's cost analysis of the compiled JAX step (the same model on both sides), and MFU =
   FLOPs x steps/s / the machine's measured matmul peak (`matmul_peak_flops`: the best float32 N x N
   matmul timed in JAX), so MFU says how close the step runs to what this machine's matmul kernel reaches,
-  not to a datasheet.
+  not to a datasheet. XLA's cost analysis counts a `lax.scan` body ONCE, not once per step: for the music
+  LSTM (384 steps) and the text GAN's 24-step rollout the FLOPs, and so MFU, are understated.
 * sampling (`sample/s`): tokens/s (poem, textgan), images/s (dcgan, vae) or melodies/s (music) from a
   freshly initialised model, the same count on both sides; for the LM also JAX without the KV cache (full
   recomputation per token) and the twin's cached generate.
@@ -55,13 +57,14 @@ SIDES = ("jax", "torch", "torch_compile")
 # docs/benchmarks.md). The LM gets a context long enough to sample 256 new tokens.
 BENCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "poem": {"model.context_length": 512},
+    "poem-zh": {"model.context_length": 512},
     "textgan": {},
     "dcgan": {},
     "vae": {},
     "music": {},
 }
 LOSS_KEY = {"dcgan": "d_loss"}  # the loss compared (the twins' step returns the same one); default "loss"
-SAMPLE_COUNT = {"poem": 8, "textgan": 64, "dcgan": 64, "vae": 64, "music": 8}
+SAMPLE_COUNT = {"poem": 8, "poem-zh": 8, "textgan": 64, "dcgan": 64, "vae": 64, "music": 8}
 LM_NEW_TOKENS = 256
 
 
@@ -208,10 +211,10 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
 
     count = SAMPLE_COUNT[name]
     key = jax.random.PRNGKey(0)
-    if name in ("poem", "textgan"):
+    if name in ("poem", "poem-zh", "textgan"):
         from zoo.sample.decoding import generate, generate_reference
 
-        if name == "poem":
+        if name != "textgan":
             graphdef, params = task.graphdef, state["params"]
             new = min(LM_NEW_TOKENS, task.config.model.context_length - 1)
         else:
@@ -221,7 +224,7 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
         prompt = np.zeros((count, 1), np.int32)
         cached = _timed(lambda: generate(graphdef, params, prompt, max_new_tokens=new, key=key))
         out = {"sample_unit": "tokens", "sample_per_s": count * new / cached, "sample_tokens": new}
-        if name == "poem":
+        if name != "textgan":
             full = _timed(lambda: generate_reference(graphdef, params, prompt, max_new_tokens=new, key=key), 1)
             out["sample_full_recompute_per_s"] = count * new / full
         return out
@@ -238,20 +241,28 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
         seconds = _timed(lambda: _sample_jit(graphdef, params, cond, key, temperature=1.0, same_latent=False))
         return {"sample_unit": "images", "sample_per_s": count / seconds}
     from zoo.data import music as music_data
+    from zoo.sample.music import DEFAULTS, TOKENS_PER_BAR, grammar_state
+    from zoo.sample.music import _bucket as music_bucket
     from zoo.sample.music import _sample_jit as music_sample
-    from zoo.sample.music import grammar_state
 
     primer = np.zeros(64, np.int32)
     primer[0] = music_data.BOS
     grammar = {k: np.int32(v) for k, v in grammar_state(primer[:1]).items()}
-    cond = np.tile(task.embeddings[:1], (count, 1)).astype(np.float32)
-    length = int(task.config.max_len)
+    cond = np.tile(music_caption(task)[None], (count, 1))
+    bars = DEFAULTS["bars"]  # zoo.sample.music's own buffer for its default 16 bars, as the twin's
+    length = music_bucket(bars * TOKENS_PER_BAR + 16)
 
     def run() -> Any:
-        return music_sample(task.graphdef, state["params"], cond, primer, np.int32(1), grammar, np.int32(16), key,
+        return music_sample(task.graphdef, state["params"], cond, primer, np.int32(1), grammar, np.int32(bars), key,
                             length=length, temperature=1.0, top_k=0, top_p=1.0)
 
     return {"sample_unit": "melodies", "sample_per_s": count / _timed(run)}
+
+
+def music_caption(task: Any) -> np.ndarray:
+    """The caption vector both sides' melodies are sampled for: the first caption's embedding, unit norm."""
+    cond = np.asarray(task.embeddings[0], np.float32)
+    return cond / max(float(np.linalg.norm(cond)), 1e-6)
 
 
 # ----------------------------------------------------------------------------------------------- torch
@@ -267,8 +278,9 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
         data = batches(task, warmup + steps)
-        twin = importlib.import_module(f"benchmarks.torch.{TWIN_MODULES[name]}").build(
-            config, task_dims(name, task), int(config.seed))
+        module = importlib.import_module(f"benchmarks.torch.{TWIN_MODULES[name]}")
+        dims = module.task_dims(task) if hasattr(module, "task_dims") else task_dims(name, task)
+        twin = module.build(config, dims, int(config.seed))
         if compiled:
             twin.compile()
         t0 = time.perf_counter()
@@ -295,11 +307,11 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
                "final_loss": float(np.mean(losses[-last:])), "losses": losses, "params": int(twin.num_params()),
                "threads": torch.get_num_threads()}
         if not compiled:  # sampling is compared in eager mode (a compiled sampler recompiles per length)
-            out.update(_torch_sampling(name, twin))
+            out.update(_torch_sampling(name, twin, task))
     return out
 
 
-def _torch_sampling(name: str, twin: Any) -> dict:
+def _torch_sampling(name: str, twin: Any, task: Any) -> dict:
     """Outputs per second of the twin's sampler (one timed run: eager mode has nothing to warm up beyond a
     small first call), and for the LM also with its KV cache."""
     import torch
@@ -308,6 +320,8 @@ def _torch_sampling(name: str, twin: Any) -> dict:
     token_family = name in ("poem", "poem-zh", "textgan")
     out = {}
     runs = [("sample_per_s", twin.sample)]
+    if name == "music":  # the same caption as the JAX side's melodies
+        runs = [("sample_per_s", lambda c, s: twin.sample(c, s, cond=music_caption(task)))]
     if name in ("poem", "poem-zh"):  # nanoGPT's generate (no cache) first, then the twin's KV-cache sampler
         runs.append(("sample_cached_per_s", lambda c, s: twin.sample(c, s, cached=True)))
     with torch.no_grad():
@@ -335,7 +349,7 @@ def run_side(side: str, args: argparse.Namespace, overrides: Sequence[str]) -> d
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": tail[:300]}
+        return {"error": tail[:300], "returncode": result.returncode}
     return json.loads(lines[-1])
 
 
@@ -360,6 +374,7 @@ def summary(name: str, results: dict[str, dict], config: Any, args: argparse.Nam
     return {
         "model": name, "device": args.device, "steps": args.steps, "warmup": args.warmup, "windows": args.windows,
         "batch_size": int(config.batch_size), "overrides": {**BENCH_OVERRIDES.get(name, {})},
+        "command_line_overrides": list(args.overrides),
         "jax_steps_per_s": rate(jax_r), "torch_eager_steps_per_s": rate(eager),
         "torch_compile_steps_per_s": rate(comp),
         "jax_final_loss": jax_r.get("final_loss"), "torch_final_loss": eager.get("final_loss"),
@@ -404,6 +419,11 @@ def markdown(s: dict) -> str:
     return "\n".join(lines + [""] + [f"- {e}" for e in extra])
 
 
+def _usage_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
@@ -414,7 +434,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile side")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: run one side
+    parser.error = _usage_error  # one line and exit 2, as every zoo command-line tool
     args, overrides = parser.parse_known_args(argv)
+    args.overrides = overrides
     try:
         bad = [o for o in overrides if not o.startswith("--config.")]
         if bad:
@@ -438,17 +460,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         sides = ["jax"]
         if importlib.util.find_spec("torch") is None:
             print("note: PyTorch is not installed (pip install -e .[torch]): the JAX side only", file=sys.stderr)
+        elif args.device == "gpu":
+            print("note: the PyTorch twins run on the CPU only so far: the JAX side only", file=sys.stderr)
         else:
             sides += ["torch"] + ([] if args.no_compile else ["torch_compile"])
-        results = {side: run_side(side, args, overrides) for side in sides}
+        results = {}
+        for side in sides:
+            results[side] = run_side(side, args, overrides)
+            if results[side].get("returncode") == 2:  # the side refused its input: say it once, like any tool
+                raise UsageError(results[side]["error"].removeprefix("error: "))
         s = summary(args.model, results, config, args)
+        print(markdown(s))
+        if args.json:
+            try:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(s, indent=1) + "\n")
+            except OSError as e:
+                raise UsageError(f"cannot write --json {args.json}: {e.strerror or e}") from None
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(markdown(s))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(s, indent=1) + "\n")
+    if any("error" in r for r in results.values()):
+        raise SystemExit(1)  # a side crashed: its cell in the table says how
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.decoder_blocks = 0  # 1 (a residual 3x3 conv at 7x7 and 14x14) measured: Sandal 0.79, Shirt 0.61, 7/10 pass
 
     c.kl_weight = 1.0  # the KL's final weight: 1 = the ELBO
-    c.kl_warmup_steps = 500  # beta rises linearly 0 -> 1 over these steps; 0 = no warm-up
+    c.kl_warmup_steps = 500  # beta rises linearly 0 -> kl_weight over these steps; 0 = no warm-up
     c.iwae_samples = 16  # K of eval/iwae_nll during training (reported figures use zoo.objectives.vae.iwae_nll)
 
     c.seed = 0

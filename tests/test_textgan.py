@@ -174,6 +174,7 @@ def test_mle_then_adversarial_steps(task, adversarial):
     assert float(metrics["beta"]) == pytest.approx(1.0)  # the first adversarial step: beta = 1
     assert 3.0 < float(metrics["mle_loss"]) < 9.0  # the MLE regulariser (mle_weight = 1) on the real batch
     # Gumbel-softmax gradients reach the generator: finite and non-zero, and both networks move.
+    assert math.isfinite(float(metrics["g_adv_grad_norm"])) and float(metrics["g_adv_grad_norm"]) > 0
     assert math.isfinite(float(metrics["g_grad_norm"])) and float(metrics["g_grad_norm"]) > 0
     assert math.isfinite(float(metrics["d_grad_norm"])) and float(metrics["d_grad_norm"]) > 0
     for old, new in ((d_before, state["d_params"]), (g_before, state["g_params"])):

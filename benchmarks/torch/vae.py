@@ -16,8 +16,8 @@ Initialisation as Flax NNX's defaults: every kernel lecun_normal (truncated norm
 fan_in of a ConvTranspose2d weight would use the output channels), biases 0; the prior's Linear all zeros.
 
 Loss (VAETask.loss): mean over the batch of recon + beta * KL, recon = -log p(x | z, c) summed over the
-pixels with one reparameterised z, KL in closed form against the (conditional) prior, beta = min(step /
-kl_warmup_steps, 1) from the number of steps taken (1 when kl_warmup_steps <= 0). `model.likelihood`:
+pixels with one reparameterised z, KL in closed form against the (conditional) prior, beta = kl_weight x
+min(step / kl_warmup_steps, 1) from the number of steps taken (kl_weight when kl_warmup_steps <= 0). `model.likelihood`:
 "bernoulli" (sigmoid cross-entropy on the task's binarised pixels) or "logistic" (discretised over the 256
 levels, mirroring zoo.objectives.vae.discretised_logistic_nll). One optimizer: ZooOptimizer(config) (Adam
 b1 0.9, b2 0.999, lr 1e-3 with 100 warm-up steps and cosine decay to 0.1x, no clipping, no weight decay).
@@ -193,8 +193,9 @@ class VAETwin:
         self._loss, self._sample = self.loss, self.sample_images
 
     def beta(self) -> float:
-        """zoo.objectives.vae.kl_beta at the step being taken."""
-        return 1.0 if self.kl_warmup_steps <= 0 else min(self.steps / self.kl_warmup_steps, 1.0)
+        """`kl_weight` x zoo.objectives.vae.kl_beta at the step being taken."""
+        ramp = 1.0 if self.kl_warmup_steps <= 0 else min(self.steps / self.kl_warmup_steps, 1.0)
+        return float(self.config.get("kl_weight", 1.0)) * ramp
 
     def loss(self, x: torch.Tensor, cond: torch.Tensor, eps: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of recon + beta * KL (nats per image), with z = mu + sd * eps. `beta` is a

@@ -6,7 +6,7 @@ forward pass; it made the DCGAN and VAE training steps 0.54x and 0.37x as fast a
 `conv_transpose` keeps lax's forward pass and input gradient and computes the kernel gradient itself: a
 kernel tap meets each input pixel at one output phase only ("sub-pixel" view: output stride * m + r), so
 the gradient of each tap is one matmul, input slice x output-phase slice contracted over batch and pixels
-(8-16 ms for the same layers).
+(8-17 ms for the same layers).
 
 `ConvTranspose` is nnx.ConvTranspose with exactly its parameters (kernel [kh, kw, in, out], bias [out])
 and results (tests/test_conv.py checks values and both gradients against lax), so checkpoints do not depend
@@ -68,12 +68,16 @@ def _transpose_pads(k: int, s: int, padding: str | tuple[int, int]) -> tuple[int
 
 
 class ConvTranspose(nnx.ConvTranspose):
-    """nnx.ConvTranspose computed by `patch_conv`'s sub-pixel phases on the CPU (same parameters and
-    results; padding "SAME", "VALID" or explicit pairs, no kernel dilation, no mask)."""
+    """nnx.ConvTranspose whose kernel gradient is `conv_transpose`'s on the CPU (the forward pass and input
+    gradient are lax's; same parameters and results). Padding "SAME", "VALID" or explicit (lo, hi) pairs;
+    anything else (int paddings, kernel dilation, masks, circular padding) runs nnx's own code."""
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
         dilation = _pair(self.kernel_dilation)
-        if (not use_cpu_kernel_grad(self.out_features) or self.mask is not None or self.padding == "CIRCULAR"
+        explicit = (isinstance(self.padding, str) and self.padding in ("SAME", "VALID")) or (
+            not isinstance(self.padding, str | int) and all(isinstance(p, tuple | list) and len(p) == 2
+                                                            for p in self.padding))
+        if (not explicit or not use_cpu_kernel_grad(self.out_features) or self.mask is not None
                 or self.transpose_kernel or any(d != 1 for d in dilation) or inputs.ndim != 4):
             return super().__call__(inputs)
         strides = _pair(self.strides)
@@ -94,7 +98,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
                    pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
     """lax.conv_transpose (as conv_general_dilated with input dilation `strides` and explicit `pads`) whose
     kernel gradient is computed as patch matmuls: XLA's own kernel gradient of a transposed convolution is
-    the slow part on the CPU (measured 38-108 ms against 4-7 ms for the input gradient at the DCGAN/VAE
+    the slow part on the CPU (measured 38-112 ms against 4-7 ms for the input gradient at the DCGAN/VAE
     shapes), while the patch form is one matmul per kernel tap over the batch and image."""
     return lax.conv_general_dilated(x, kernel, (1, 1), pads, lhs_dilation=strides, dimension_numbers=NHWC)
 

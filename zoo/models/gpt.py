@@ -48,8 +48,9 @@ ATTENTION_BLOCK = 128  # query rows per block of causal attention over long sequ
 
 def _causal_attend(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     """Causal self-attention, q/k/v [B, H, T, D]. Past ATTENTION_BLOCK positions the queries go in blocks,
-    each attending only to the keys up to its own end: the masked-out upper triangle is never computed
-    (T = 512: 10 of 16 score blocks), and each block's scores are a fraction of the T x T tensor."""
+    each attending only to the keys up to its own end: score blocks wholly above the diagonal are never
+    computed (T = 512: 10 of 16 blocks; the diagonal blocks are masked as before), and each block's scores
+    are a fraction of the T x T tensor."""
     t = q.shape[2]
     if t <= ATTENTION_BLOCK or t % ATTENTION_BLOCK:
         return _attend(q, k, v, jnp.tril(jnp.ones((t, t), dtype=bool)))

@@ -255,6 +255,7 @@ class TextGANTask:
 
         g_loss, fake_grads = jax.value_and_grad(g_loss_fn)(fake)
         (g_grads,) = g_pullback(fake_grads)
+        adv_grad_norm = optax.tree.norm(g_grads)  # the Gumbel-softmax gradient alone, before any MLE term
         mle_weight = float(adv.get("mle_weight", 0.0))
         mle_metrics = {}
         if mle_weight:
@@ -267,6 +268,7 @@ class TextGANTask:
                "g_opt_state": g_opt_state, "d_opt_state": d_opt_state}
         return new, {"loss": g_loss, "g_loss": g_loss, "d_loss": d_loss, "d_real": r.mean(), "d_fake": f.mean(),
                      "d_accuracy": (r > f).mean(), "beta": beta, "g_grad_norm": optax.tree.norm(g_grads),
+                     "g_adv_grad_norm": adv_grad_norm,
                      "d_grad_norm": optax.tree.norm(d_grads), **mle_metrics}
 
     def train_step(self, state: dict[str, PyTree], batch: dict[str, jax.Array], key: jax.Array

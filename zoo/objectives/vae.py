@@ -17,7 +17,7 @@ linearly from 0 to `config.kl_weight` (1: the ELBO; below 1 a beta-VAE that keep
 reports the true bounds (beta = 1).
 The step counter that drives beta lives in this task's state (`state["step"]`), so it is exact inside the
 jitted step and restored with checkpoints. Train metrics: loss (the minimised objective), neg_elbo
-(recon + KL: equal to loss once beta = 1), recon, kl, beta, grad_norm.
+(recon + KL: equal to loss once beta reaches 1, i.e. with kl_weight = 1), recon, kl, beta, grad_norm.
 
 Evaluation (mask-weighted means over the test batches, with a fixed key so it is the same every time):
 loss = the negative ELBO (analytic KL, recon averaged over the K samples below), recon, kl, and iwae_nll,
