@@ -86,5 +86,15 @@ def tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return out
 
 
+TRUNCATED_STD = 0.87962566103423978  # sd of a unit normal truncated to [-2, 2] (Flax's variance_scaling)
+
+
+def lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
+    """Flax's lecun_normal (the default kernel init of nnx.Linear and nnx.Conv): a normal truncated to
+    +-2 sd, rescaled so the variance is exactly 1 / fan_in. Torch's layouts differ, so callers give fan_in."""
+    std = (1.0 / fan_in) ** 0.5 / TRUNCATED_STD
+    torch.nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
+
+
 def count_params(*modules: torch.nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)

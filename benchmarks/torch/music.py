@@ -34,18 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch.common import ZooOptimizer, count_params, tensors
+from benchmarks.torch.common import ZooOptimizer, count_params, lecun_normal_, tensors
 from zoo.data import music as music_data
 from zoo.sample import music as music_sample
-
-# zoo's lecun_normal: a normal truncated at two standard deviations, widened to keep the variance 1/fan_in.
-_TRUNCATED_STD = 0.87962566103423978
 
 
 def _lecun_normal_(weight: torch.Tensor) -> None:
     """flax's lecun_normal on a torch [out, in] weight (fan_in = in)."""
-    std = 1.0 / math.sqrt(weight.shape[1]) / _TRUNCATED_STD
-    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+    lecun_normal_(weight, weight.shape[1])
 
 
 class MelodyLSTM(nn.Module):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch.common import ZooOptimizer, count_params, tensors
+from benchmarks.torch.common import ZooOptimizer, count_params, lecun_normal_, tensors
 from benchmarks.torch.gpt import GPT, generate, generate_cached
 from benchmarks.torch.lm import autocast, build_gpt, default_device, lm_loss
 
@@ -37,8 +37,6 @@ MASKED = -1e9
 SCHEDULES = ("constant", "linear", "exponential", "log", "quadratic", "sqrt")
 # zoo.text.tokenizer: the end-of-text token is id 0 in both kinds; a char vocabulary's <unk> is id 1.
 EOS_ID, CHAR_UNK_ID = 0, 1
-# flax's truncated_normal variance scaling divides the stddev by the std of a unit normal cut at +-2.
-_TRUNC_STD = 0.87962566103423978
 
 
 def inverse_temperature(step: int, total: int, maximum: float, schedule: str) -> float:
@@ -74,8 +72,7 @@ def task_dims(task: Any) -> dict[str, Any]:
 def _lecun_normal_(weight: torch.Tensor) -> None:
     """Flax's default kernel init (nnx.Linear, nnx.Conv): truncated normal, variance 1 / fan_in, where
     fan_in = in_features (x kernel width for a conv): PyTorch's layouts put it in weight[0]."""
-    std = math.sqrt(1.0 / weight[0].numel()) / _TRUNC_STD
-    nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
+    lecun_normal_(weight, weight[0].numel())
 
 
 class RelGANDiscriminator(nn.Module):

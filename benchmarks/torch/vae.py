@@ -36,18 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.torch import images
-from benchmarks.torch.common import ZooOptimizer, count_params, tensors
+from benchmarks.torch.common import ZooOptimizer, count_params, lecun_normal_, tensors
+from zoo.models.conv_vae import LIKELIHOODS, LOG_SCALE_MIN
+from zoo.objectives.vae import GREY_LEVELS
 
-LIKELIHOODS = {"bernoulli": 1, "logistic": 2}  # decoder output channels per image channel (zoo.models.conv_vae)
-LOG_SCALE_MIN = -7.0  # the logistic's log-scale floor (zoo.models.conv_vae.LOG_SCALE_MIN)
-GREY_LEVELS = 255  # the logistic's bins are 1/255 wide in the unit scale (zoo.objectives.vae.GREY_LEVELS)
-TRUNCATED_STD = 0.87962566103423978  # sd of a unit normal truncated to [-2, 2] (Flax's variance_scaling)
-
-
-def _lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
-    """Flax's lecun_normal: a normal truncated to +-2 sd, rescaled so the variance is exactly 1 / fan_in."""
-    std = (1.0 / fan_in) ** 0.5 / TRUNCATED_STD
-    nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
+_lecun_normal_ = lecun_normal_
 
 
 def _flax_default_init(module: nn.Module) -> None:
