@@ -98,3 +98,52 @@ def lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
 
 def count_params(*modules: torch.nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
+
+
+def load_flax_params(module: torch.nn.Module, params: dict, stats: dict | None = None,
+                     permute: dict[str, Any] | None = None) -> None:
+    """Copies a Flax model's pure-dict params into the twin with the same module names (parity checks):
+    Linear kernels [in, out] -> weight [out, in]; Conv HWIO -> OIHW; ConvTranspose HWIO -> [in, out, kh, kw]
+    with the spatial flip (lax correlates, torch's transposed conv convolves); BatchNorm scale/bias and,
+    given `stats`, running mean/var. `permute[name]` rearranges a kernel first (e.g. NHWC-flattened rows
+    of a dense layer after a conv, which the twin flattens NCHW)."""
+    permute = permute or {}
+
+    def lookup(tree: Any, name: str) -> Any:
+        for part in name.split("."):
+            tree = tree[int(part)] if part.isdigit() else tree[part]
+        return tree
+
+    with torch.no_grad():
+        for name, m in module.named_modules():
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                d = lookup(params, name)
+                k = np.asarray(permute.get(name, lambda x: x)(np.asarray(d["kernel"], np.float32)))
+                if isinstance(m, torch.nn.Linear):
+                    w = k.T
+                elif isinstance(m, torch.nn.ConvTranspose2d):
+                    w = k[::-1, ::-1].transpose(2, 3, 0, 1)
+                else:
+                    w = k.transpose(3, 2, 0, 1)
+                if w.shape != tuple(m.weight.shape):
+                    raise ValueError(f"{name}: Flax kernel gives {w.shape}, the twin has {tuple(m.weight.shape)}")
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                if m.bias is not None:
+                    m.bias.copy_(torch.from_numpy(np.array(d["bias"], np.float32)))
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                d = lookup(params, name)
+                m.weight.copy_(torch.from_numpy(np.array(d["scale"], np.float32)))
+                m.bias.copy_(torch.from_numpy(np.array(d["bias"], np.float32)))
+                if m.track_running_stats and stats is not None:
+                    s = lookup(stats, name)
+                    m.running_mean.copy_(torch.from_numpy(np.array(s["mean"], np.float32)))
+                    m.running_var.copy_(torch.from_numpy(np.array(s["var"], np.float32)))
+
+
+def nhwc_rows_to_nchw(kernel: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
+    """A dense kernel whose first c*h*w rows read an NHWC-flattened feature map -> rows in NCHW order
+    (the rows past c*h*w, e.g. a concatenated caption, are kept)."""
+    k = np.asarray(kernel)
+    flat = c * h * w
+    head = k[:flat].reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(flat, -1)
+    return np.concatenate([head, k[flat:]], 0)
