@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from zoo.models.conv import ConvTranspose, _transpose_pads, conv_transpose
+from zoo.models.conv import ConvTranspose, conv_transpose, transpose_pads
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 CASES = [  # batch, size, in, out, kernel, stride, padding
@@ -25,7 +25,7 @@ def test_values_and_gradients_equal_lax(batch, size, cin, cout, k, s, padding):
     x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
     lax_padding = padding if isinstance(padding, str) else [padding, padding]
-    pads = tuple(_transpose_pads(k, s, padding) for _ in range(2))
+    pads = tuple(transpose_pads(k, s, padding) for _ in range(2))
 
     def reference(x, kernel):
         return lax.conv_transpose(x, kernel, (s, s), lax_padding, dimension_numbers=NHWC)

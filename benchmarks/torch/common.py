@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -75,6 +76,20 @@ class ZooOptimizer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.count += 1
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else the CPU: where a twin runs unless its build() is told otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(config: Any, device: torch.device) -> contextlib.AbstractContextManager:
+    """The twins' counterpart of the JAX config's `compute_dtype`: bfloat16 autocast (parameters stay
+    float32; normalisation statistics and losses in float32, as in the Flax models) or a no-op for float32."""
+    dtype = str(config.get("compute_dtype", "float32"))
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"unknown compute_dtype {dtype!r}")
+    return torch.autocast(device.type, torch.bfloat16, enabled=dtype == "bfloat16")
 
 
 def tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

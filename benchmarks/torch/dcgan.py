@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.torch import images
-from benchmarks.torch.common import ZooOptimizer, count_params, tensors
+from benchmarks.torch.common import ZooOptimizer, autocast, count_params, tensors
 
 LOSSES = ("nonsaturating", "hinge")
 
@@ -178,12 +178,12 @@ class DCGANTwin:
         """The step on NCHW images, cond rows and the noise (separate from `step` so a check can feed the
         noise the JAX step draws)."""
         self.generator.train()
-        with images.compute_context(self.config, self.device):
+        with autocast(self.config, self.device):
             fake = self._generate(z, cond)
             d_loss = self._d_loss(real, fake.detach(), cond)
         d_loss.backward()
         self.d_opt.step()
-        with images.compute_context(self.config, self.device):
+        with autocast(self.config, self.device):
             g_loss = self._g_loss(fake, cond)  # through the updated D
         g_loss.backward(inputs=self.g_opt.params)
         self.g_opt.step()
@@ -209,7 +209,7 @@ class DCGANTwin:
         z = torch.randn(count, self.z_dim, generator=gen, device=self.device)
         self.generator.eval()
         try:
-            with torch.no_grad(), images.compute_context(self.config, self.device):
+            with torch.no_grad(), autocast(self.config, self.device):
                 fake = self._generate(z, cond)
         finally:
             self.generator.train()

@@ -16,7 +16,6 @@ padding whenever it is symmetric, so the common cases cost no extra pad or crop.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -24,19 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.models.conv import transpose_pads
+
 
 def same_conv_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """(before, after) padding of XLA's "SAME" for one spatial dimension of `size` pixels."""
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
-
-
-def same_transpose_padding(kernel: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding of the dilated input in `lax.conv_transpose(padding="SAME")`."""
-    pad_len = kernel + stride - 2
-    before = kernel - 1 if stride > kernel - 1 else math.ceil(pad_len / 2)
-    return before, pad_len - before
 
 
 class SameConv2d(nn.Conv2d):
@@ -60,7 +54,7 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
     the padding, a one-pixel crop at the end where they cannot (odd kernels with stride 2)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, bias: bool = True):
-        before, after = same_transpose_padding(kernel, stride)
+        before, after = transpose_pads(kernel, stride, "SAME")
         extra = after - before  # >= 0: output_padding; < 0: crop that many at the end
         super().__init__(in_channels, out_channels, kernel, stride, padding=kernel - 1 - before,
                          output_padding=max(extra, 0), bias=bias)
@@ -99,10 +93,3 @@ def sample_conditions(table: np.ndarray, first: np.ndarray, count: int) -> torch
     """`count` caption embeddings [count, 384] cycling through the classes (the first caption of each), from
     what `caption_table` returns."""
     return torch.from_numpy(table[first[np.arange(count) % len(first)]])
-
-
-def compute_context(config: Any, device: torch.device) -> Any:
-    """The twin's counterpart of the JAX model's `compute_dtype`: bfloat16 autocast (matmuls and convolutions
-    in bfloat16, normalisation statistics and losses in float32, as the Flax models do) or a no-op."""
-    enabled = str(config.get("compute_dtype", "float32")) == "bfloat16"
-    return torch.autocast(device.type, torch.bfloat16, enabled=enabled)

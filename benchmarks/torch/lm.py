@@ -7,7 +7,6 @@ Sampling: nanoGPT's `generate` (no cache) from a one-token prompt, or `generate_
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -16,26 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.torch.common import ZooOptimizer, count_params, tensors
+from benchmarks.torch.common import ZooOptimizer, autocast, count_params, default_device, tensors
 from benchmarks.torch.gpt import GPT, generate, generate_cached
 
 # zoo.sample.poem primes with the end-of-text token; both zoo tokenizers (char and BPE) give it id 0.
 PROMPT_TOKEN = 0
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(config: ml_collections.ConfigDict, device: torch.device) -> contextlib.AbstractContextManager:
-    """PyTorch's counterpart of the JAX config's `compute_dtype`: bfloat16 autocast (parameters stay
-    float32, as on the JAX side), or nothing for float32."""
-    dtype = config.get("compute_dtype", "float32")
-    if dtype == "float32":
-        return contextlib.nullcontext()
-    if dtype != "bfloat16":
-        raise ValueError(f"unknown compute_dtype {dtype!r}")
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def build_gpt(config: ml_collections.ConfigDict, vocab_size: int) -> GPT:
@@ -50,11 +34,6 @@ def lm_loss(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor)
     dropout follows the model's train()/eval() mode. `model` is a GPT or its `torch.compile`d wrapper."""
     logits = model(tokens[:, :-1])
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tokens[:, 1:].reshape(-1))
-
-
-def task_dims(task: Any) -> dict[str, Any]:
-    """`dims` for `build` from the JAX LM task (zoo.objectives.lm.LMTask has no `model_dims`)."""
-    return {"vocab_size": task.vocab_size}
 
 
 class LMTwin:
@@ -100,6 +79,6 @@ class LMTwin:
 
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int,
           device: str | torch.device | None = None) -> LMTwin:
-    """The poem twin from configs/poem.py and dims {"vocab_size": V} (`task_dims`); CUDA when present."""
+    """The poem twin from configs/poem.py and dims {"vocab_size": V}; CUDA when present."""
     torch.manual_seed(seed)
     return LMTwin(config, int(dims["vocab_size"]), torch.device(device) if device else default_device())

@@ -24,7 +24,6 @@ at temperature 1, with one random unit caption vector per call, as benchmarks.mu
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
@@ -34,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch.common import ZooOptimizer, count_params, lecun_normal_, tensors
+from benchmarks.torch.common import ZooOptimizer, autocast, count_params, default_device, lecun_normal_, tensors
 from zoo.data import music as music_data
 from zoo.sample import music as music_sample
 
@@ -199,15 +198,8 @@ class MusicTwin:
         self._loss = self._forward_loss
         self._probs, self._feed = self._sample_probs, self._sample_feed
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        """The JAX config's `compute_dtype`: bfloat16 autocast (float32 parameters, as on the JAX side)."""
-        dtype = self.config.get("compute_dtype", "float32")
-        if dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"unknown compute_dtype {dtype!r}")
-        return torch.autocast(self.device.type, torch.bfloat16, enabled=dtype == "bfloat16")
-
     def _forward_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with self._autocast():
+        with autocast(self.config, self.device):
             return masked_loss(self.model, batch)
 
     def _sample_probs(self, logits: torch.Tensor, grammar: dict[str, torch.Tensor], done: torch.Tensor,
@@ -263,7 +255,7 @@ class MusicTwin:
         target = int(music_sample.grammar_state(primer)["bars"]) + bars
         out = torch.full((count, length), music_data.EOS, dtype=torch.long, device=self.device)
         done = torch.zeros(count, dtype=torch.bool, device=self.device)
-        with self._autocast():
+        with autocast(self.config, self.device):
             h, c, cond_gates = self.model.sampling_state(cond_t)
             token = torch.full((count,), music_data.BOS, dtype=torch.long, device=self.device)
             logits, h, c = self.model.step(token, h, c, cond_gates)
@@ -282,5 +274,5 @@ def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int,
     """The music twin from configs/music.py and dims {"vocab_size": V, "cond_dim": 384} (what
     zoo.objectives.music passes to build_model; cond_dim defaults to 384); CUDA when present."""
     torch.manual_seed(seed)
-    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device else default_device()
     return MusicTwin(config, dims, device)

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch.common import ZooOptimizer, count_params, lecun_normal_, tensors
+from benchmarks.torch.common import ZooOptimizer, autocast, count_params, default_device, lecun_normal_, tensors
 from benchmarks.torch.gpt import GPT, generate, generate_cached
-from benchmarks.torch.lm import autocast, build_gpt, default_device, lm_loss
+from benchmarks.torch.lm import build_gpt, lm_loss
 
 MASKED = -1e9
 SCHEDULES = ("constant", "linear", "exponential", "log", "quadratic", "sqrt")

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.torch import images
-from benchmarks.torch.common import ZooOptimizer, count_params, lecun_normal_, tensors
+from benchmarks.torch.common import ZooOptimizer, autocast, count_params, lecun_normal_, tensors
 from zoo.models.conv_vae import LIKELIHOODS, LOG_SCALE_MIN
 from zoo.objectives.vae import GREY_LEVELS
 
@@ -212,7 +212,7 @@ class VAETwin:
         """The step on NCHW images, cond rows and the reparameterisation noise (separate from `step` so a
         check can feed the noise the JAX step draws)."""
         beta = torch.tensor(self.beta(), device=self.device)
-        with images.compute_context(self.config, self.device):
+        with autocast(self.config, self.device):
             loss = self._loss(x, cond, eps, beta)
         loss.backward()
         self.optimizer.step()
@@ -241,7 +241,7 @@ class VAETwin:
         cond = images.sample_conditions(self.table_rows, self.first_caption, count).to(self.device)
         gen = torch.Generator(self.device).manual_seed(seed)
         noise = torch.randn(count, self.model.latent_dim, generator=gen, device=self.device)
-        with torch.no_grad(), images.compute_context(self.config, self.device):
+        with torch.no_grad(), autocast(self.config, self.device):
             return images.nhwc(self._sample(cond, noise))
 
 

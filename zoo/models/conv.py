@@ -54,7 +54,7 @@ def _pair(value: int | Sequence[int] | None) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
 
 
-def _transpose_pads(k: int, s: int, padding: str | tuple[int, int]) -> tuple[int, int]:
+def transpose_pads(k: int, s: int, padding: str | tuple[int, int]) -> tuple[int, int]:
     """The padding lax.conv_transpose gives the dilated input (its `_conv_transpose_padding`)."""
     if padding == "SAME":
         pad_len = k + s - 2
@@ -85,7 +85,7 @@ class ConvTranspose(nnx.ConvTranspose):
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, kernel, bias), dtype=self.dtype)
         padding = self.padding if isinstance(self.padding, str) else [tuple(p) for p in self.padding]
-        pads = [_transpose_pads(kernel.shape[i], strides[i], padding if isinstance(padding, str) else padding[i])
+        pads = [transpose_pads(kernel.shape[i], strides[i], padding if isinstance(padding, str) else padding[i])
                 for i in range(2)]
         y = conv_transpose(inputs, kernel, tuple(strides), tuple(tuple(p) for p in pads))
         if bias is not None:
