@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.timing import time_windows
 from zoo import config as config_lib
 from zoo import registry
 from zoo.errors import UsageError
@@ -101,12 +101,6 @@ def batches(task: Any, count: int) -> list[dict[str, np.ndarray]]:
     return [task.train_batch(step, 0, 1) for step in range(count)]
 
 
-def windows_of(steps: int, windows: int) -> list[int]:
-    """`steps` split into `windows` near-equal window lengths (each >= 1)."""
-    windows = max(1, min(windows, steps))
-    return [steps // windows + (i < steps % windows) for i in range(windows)]
-
-
 def peak_memory_mb(device: str) -> float:
     if device == "gpu":
         return float("nan")  # filled in by the side from its allocator
@@ -156,37 +150,27 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         state = jax.jit(init_state)()
         params = sum(x.size for k, v in state["task"].items() if k == "params" or k.endswith("_params")
                      for x in jax.tree.leaves(v))  # every trainable network (a GAN's G and D)
-        step = jax.jit(train_step, donate_argnums=0)
         t0 = time.perf_counter()
-        compiled = step.lower(state, data[0]).compile()
+        compiled = jax.jit(train_step, donate_argnums=0).lower(state, data[0]).compile()
+        compile_s = time.perf_counter() - t0
         flops = _cost_flops(compiled)
-        losses: list[Any] = []
-        for i in range(warmup):
+
+        def run_step(i: int) -> Any:
+            nonlocal state
             state, metrics = compiled(state, data[i])
-            losses.append(metrics[LOSS_KEY.get(name, "loss")])
-            if i == 0:
-                jax.block_until_ready(metrics)
-                first = time.perf_counter() - t0
-        jax.block_until_ready(state)
-        warmup_s = time.perf_counter() - t0
-        rates, position = [], warmup
-        for length in windows_of(steps, windows):
-            t0 = time.perf_counter()
-            for i in range(position, position + length):
-                state, metrics = compiled(state, data[i])
-                losses.append(metrics[LOSS_KEY.get(name, "loss")])
-            jax.block_until_ready(state)
-            rates.append(length / (time.perf_counter() - t0))
-            position += length
-        losses = [float(x) for x in jax.device_get(losses)]
-        last = windows_of(steps, windows)[-1]
+            return metrics[LOSS_KEY.get(name, "loss")]
+
+        timing = time_windows(run_step, jax.block_until_ready, warmup, steps, windows)
+        timing["compile_s"] += compile_s  # the first step's time includes its compilation
+        timing["warmup_s"] += compile_s
+        losses = [float(x) for x in jax.device_get(timing.pop("losses"))]
+        last = timing.pop("last_window")
         memory = peak_memory_mb(device)
         if device == "gpu":
             stats = jax.devices()[0].memory_stats() or {}
             memory = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 20
         sampling = jax_sampling(name, task, state["task"])
-    return {"steps_per_s": statistics.median(rates), "window_steps_per_s": rates, "compile_s": first,
-            "warmup_s": warmup_s, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
+    return {**timing, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
             "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
             "matmul_peak_flops": matmul_peak_flops(device), **sampling}
 
@@ -283,27 +267,10 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
         twin = module.build(config, dims, int(config.seed))
         if compiled:
             twin.compile()
-        t0 = time.perf_counter()
-        losses: list[Any] = []
-        for i in range(warmup):
-            losses.append(twin.step(data[i]))
-            if i == 0:
-                float(losses[0])
-                first = time.perf_counter() - t0
-        float(losses[-1])
-        warmup_s = time.perf_counter() - t0
-        rates, position = [], warmup
-        for length in windows_of(steps, windows):
-            t0 = time.perf_counter()
-            for i in range(position, position + length):
-                losses.append(twin.step(data[i]))
-            float(losses[-1])
-            rates.append(length / (time.perf_counter() - t0))
-            position += length
-        losses = [float(x) for x in losses]
-        last = windows_of(steps, windows)[-1]
-        out = {"steps_per_s": statistics.median(rates), "window_steps_per_s": rates, "compile_s": first,
-               "warmup_s": warmup_s, "peak_memory_mb": peak_memory_mb(device),
+        timing = time_windows(lambda i: twin.step(data[i]), float, warmup, steps, windows)
+        losses = [float(x) for x in timing.pop("losses")]
+        last = timing.pop("last_window")
+        out = {**timing, "peak_memory_mb": peak_memory_mb(device),
                "final_loss": float(np.mean(losses[-last:])), "losses": losses, "params": int(twin.num_params()),
                "threads": torch.get_num_threads()}
         if not compiled:  # sampling is compared in eager mode (a compiled sampler recompiles per length)

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from benchmarks import compare
+from benchmarks import timing
 from tests import helpers
 
 TINY_LM = [o for o in helpers.TINY if "context_length" not in o] + ["--config.model.context_length=64",
@@ -25,9 +25,9 @@ needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
 
 
 def test_windows_split_steps_evenly():
-    assert compare.windows_of(10, 3) == [4, 3, 3]
-    assert compare.windows_of(2, 5) == [1, 1]
-    assert sum(compare.windows_of(23, 5)) == 23
+    assert timing.windows_of(10, 3) == [4, 3, 3]
+    assert timing.windows_of(2, 5) == [1, 1]
+    assert sum(timing.windows_of(23, 5)) == 23
 
 
 def test_bad_arguments_exit_2():
