@@ -102,8 +102,13 @@ def batches(task: Any, count: int) -> list[dict[str, np.ndarray]]:
 
 
 def peak_memory_mb(device: str) -> float:
+    """This process's peak resident set on the CPU; JAX's device allocator peak on a GPU (only the JAX side
+    runs there)."""
     if device == "gpu":
-        return float("nan")  # filled in by the side from its allocator
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", float("nan")) / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
@@ -166,9 +171,6 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         losses = [float(x) for x in jax.device_get(timing.pop("losses"))]
         last = timing.pop("last_window")
         memory = peak_memory_mb(device)
-        if device == "gpu":
-            stats = jax.devices()[0].memory_stats() or {}
-            memory = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 20
         sampling = jax_sampling(name, task, state["task"])
     return {**timing, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
             "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
