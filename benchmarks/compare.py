@@ -86,17 +86,6 @@ def build_task(name: str, config: Any, workdir: str) -> Any:
     return registry.resolve(registry.get(name).task)(config, workdir)
 
 
-def task_dims(name: str, task: Any) -> dict[str, Any]:
-    """The data-dependent model arguments, as each task passes them to registry.build_model."""
-    if hasattr(task, "model_dims"):
-        return dict(task.model_dims)
-    if name == "music":
-        from zoo.data import music as music_data
-
-        return {"vocab_size": music_data.VOCAB, "cond_dim": int(task.embeddings.shape[1])}
-    return {"vocab_size": int(task.vocab_size)}
-
-
 def batches(task: Any, count: int) -> list[dict[str, np.ndarray]]:
     return [task.train_batch(step, 0, 1) for step in range(count)]
 
@@ -149,7 +138,7 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
 
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
-        dims = task_dims(name, task)
+        dims = dict(task.model_dims)
         data = [jax.device_put(b) for b in batches(task, warmup + steps)]
         init_state, train_step = loop_functions(task, config.seed)
         state = jax.jit(init_state)()
@@ -265,7 +254,7 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
         task = build_task(name, config, workdir)
         data = batches(task, warmup + steps)
         module = importlib.import_module(f"benchmarks.torch.{TWIN_MODULES[name]}")
-        dims = module.task_dims(task) if hasattr(module, "task_dims") else task_dims(name, task)
+        dims = module.task_dims(task) if hasattr(module, "task_dims") else dict(task.model_dims)
         twin = module.build(config, dims, int(config.seed))
         if compiled:
             twin.compile()

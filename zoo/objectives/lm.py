@@ -85,12 +85,17 @@ class LMTask(SingleModelTask):
         self.tx = make_optimizer(config)
         self.config = config
         self.graphdef = nnx.graphdef(nnx.eval_shape(
-            lambda: registry.build_model(config, nnx.Rngs(0), vocab_size=self.vocab_size)))
+            lambda: registry.build_model(config, nnx.Rngs(0), **self.model_dims)))
         log.info("%s: %d train / %d val tokens, vocab %d", config.data, len(train_tokens), len(val_tokens),
                  self.vocab_size)
 
+    @property
+    def model_dims(self) -> dict:
+        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        return {"vocab_size": int(self.vocab_size)}
+
     def init_state(self, key: jax.Array) -> dict:
-        model = registry.build_model(self.config, nnx.Rngs(params=key), vocab_size=self.vocab_size)
+        model = registry.build_model(self.config, nnx.Rngs(params=key), **self.model_dims)
         return init_model_state(model, self.tx)
 
     def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:

@@ -120,9 +120,13 @@ class MusicTask(SingleModelTask):
         log.info("%s: %d train / %d val tunes (%d not encodable, %d skipped by the parser), %d captions",
                  config.data, len(train), len(val), bad, sum(corpus.skipped.values()), len(self.captions))
 
+    @property
+    def model_dims(self) -> dict:
+        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        return {"vocab_size": music_data.VOCAB, "cond_dim": int(self.embeddings.shape[1])}
+
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
-        return registry.build_model(self.config, rngs, vocab_size=music_data.VOCAB,
-                                    cond_dim=int(self.embeddings.shape[1]))
+        return registry.build_model(self.config, rngs, **self.model_dims)
 
     def init_state(self, key: jax.Array) -> dict:
         return init_model_state(self._build(nnx.Rngs(params=key)), self.tx)
