@@ -2,15 +2,17 @@
 
     python -m benchmarks.image_eval --checkpoint zoo/pretrained/dcgan [--samples 10000] [--per-class 1000]
                                     [--diversity 200] [--iwae-k 1000 --iwae-images 1000] [--seed 0]
-                                    [--temperature 1.0] [--json PATH]
+                                    [--temperature T] [--json PATH]
 
 Prints Markdown tables; `--json PATH` also writes every figure. The judge is the small CNN that
 `python -m benchmarks.image_classifier --data DATA` trained on the real training split of the export's
 data (`benchmarks/classifiers/DATA.npz`); the real images are that dataset's test split
 (zoo.data.images.load_images). Samples are drawn with `ImageSampler.sample_cond` conditioned on
 `class_condition(c)`, the embedding of the first caption of class c ("a t-shirt", "a pair of trousers", ...:
-a class-named prompt), from the prior at `--temperature`, in fixed chunks whose seeds derive from `--seed`:
-the same command gives the same figures. DCGAN images (32x32, the 28x28 data zero-padded by 2 px a side at
+a class-named prompt), at `--temperature` (default: what `sample.py` uses, the export's
+`sample_temperature`, else 1), in fixed chunks whose seeds derive from `--seed`: the same command gives the
+same figures. A VAE export with latent mixtures draws its latents from class c's mixture, as `sample.py`
+does; without, from the model's prior. DCGAN images (32x32, the 28x28 data zero-padded by 2 px a side at
 training) are centre-cropped back to 28x28 before they are judged; VAE images are its Bernoulli means.
 
 Figures
@@ -137,14 +139,15 @@ def crop_to(images: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 def class_samples(sampler: Any, class_index: int, n: int, seed: int, temperature: float,
-                  source_shape: Sequence[int]) -> np.ndarray:
+                  source_shape: Sequence[int], model_prior: bool = False) -> np.ndarray:
     """n uint8 samples [n, 28, 28, 1] conditioned on `class_condition(class_index)`, drawn SAMPLE_CHUNK at a
     time (the last call padded: one compiled shape), call i of class c seeded by (seed, c, i)."""
     cond = np.tile(np.asarray(sampler.class_condition(class_index), np.float32)[None], (SAMPLE_CHUNK, 1))
     out = []
     for i in range(math.ceil(n / SAMPLE_CHUNK)):
         call_seed = (seed * 1_000_003 + class_index * 1_009 + i) % (2 ** 31)
-        out.append(np.stack(sampler.sample_cond(cond, call_seed, temperature)))
+        classes = None if model_prior else np.full(SAMPLE_CHUNK, class_index)
+        out.append(np.stack(sampler.sample_cond(cond, call_seed, temperature, classes=classes)))
     return crop_to(np.concatenate(out)[:n], source_shape)
 
 
@@ -188,18 +191,20 @@ def _iwae(sampler: Any, ds: image_data.ImageDataset, n_images: int, k: int, seed
 
 
 def run(checkpoint: Path, samples: int, per_class: int, diversity: int, iwae_k: int, iwae_images: int,
-        seed: int, temperature: float) -> dict:
-    """Every figure of the module docstring for an export directory, as one JSON-able dict."""
+        seed: int, temperature: float | None, model_prior: bool = False) -> dict:
+    """Every figure of the module docstring for an export directory, as one JSON-able dict (temperature
+    None: the sampler's default)."""
     from zoo.sample.image import ImageSampler  # deferred: imports the text stack
 
     start = time.perf_counter()
     sampler = ImageSampler(checkpoint)
+    temperature = sampler.default_temperature if temperature is None else temperature
     return evaluate(sampler, str(checkpoint), samples, per_class, diversity, iwae_k, iwae_images, seed, temperature,
-                    start)
+                    start, model_prior)
 
 
 def evaluate(sampler: Any, name: str, samples: int, per_class: int, diversity: int, iwae_k: int, iwae_images: int,
-             seed: int, temperature: float, start: float | None = None) -> dict:
+             seed: int, temperature: float, start: float | None = None, model_prior: bool = False) -> dict:
     """The figures for anything with ImageSampler's evaluation surface: `info` (images.json: data,
     image_shape, source_shape, likelihood), `class_names`, `class_condition(c)`, `sample_cond(cond, seed,
     temperature)` (and, for a VAE, `graphdef`, `params`, `captions`, `caption_classes`, `table`)."""
@@ -237,7 +242,7 @@ def evaluate(sampler: Any, name: str, samples: int, per_class: int, diversity: i
     rng = np.random.default_rng(DIVERSITY_SEED)
     for c, class_name in enumerate(names):
         t0 = time.perf_counter()
-        images = class_samples(sampler, c, n_class, seed, temperature, source_shape)
+        images = class_samples(sampler, c, n_class, seed, temperature, source_shape, model_prior)
         t1 = time.perf_counter()
         pred = logits_fn(images[:per_class]).argmax(-1)
         if fd_per_class:
@@ -265,7 +270,8 @@ def evaluate(sampler: Any, name: str, samples: int, per_class: int, diversity: i
     out: dict[str, Any] = {
         "checkpoint": name, "data": data, "family": "vae" if _is_vae(sampler) else "gan",
         "image_shape": list(info.get("image_shape", [])), "judged_shape": list(source_shape), "seed": seed,
-        "temperature": temperature, "classifier_test_accuracy": float((real_pred == ds.test_labels).mean()),
+        "temperature": temperature, "latents": "model prior" if model_prior or getattr(sampler, "mixture", None) is None
+        else "latent mixtures", "classifier_test_accuracy": float((real_pred == ds.test_labels).mean()),
         "per_class": per_class_rows}
     acc = [r["sample_accuracy"] for r in per_class_rows]
     out["conditional_accuracy"] = {"mean_sample_accuracy": float(np.mean(acc)),
@@ -302,7 +308,7 @@ def report(out: dict) -> str:
     ca = out["conditional_accuracy"]
     lines = [f"# {out['checkpoint']} ({out['family']}, {out['data']}, samples {'x'.join(map(str, out['image_shape']))}"
              f" judged at {'x'.join(map(str, out['judged_shape']))}, temperature {out['temperature']}, "
-             f"seed {out['seed']})", "",
+             f"seed {out['seed']}{', latents from the ' + out['latents'] if out['family'] == 'vae' else ''})", "",
              f"## Conditional accuracy ({out['per_class'][0]['samples']} samples per class-named prompt; "
              f"classifier accuracy on the real test set {_pct(out['classifier_test_accuracy'])})", "",
              "| class | samples classified as the class | real test images classified as the class | ratio "
@@ -350,17 +356,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--iwae-k", type=int, default=1000, help="importance samples for the VAE's NLL bound")
     parser.add_argument("--iwae-images", type=int, default=1000, help="test images for the VAE's NLL (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="the latent noise's spread (default: the export's sample_temperature, else 1)")
+    parser.add_argument("--model-prior", action="store_true",
+                        help="a VAE with latent mixtures: draw from the model's own prior p(z | c) instead")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args(argv)
     try:
+        if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
+            raise UsageError("--temperature must be a finite number >= 0")
         if args.per_class < 1 or args.diversity < 2 or args.samples < 0 or args.iwae_k < 1 or args.iwae_images < 0:
             raise UsageError("need --per-class >= 1, --diversity >= 2, --samples >= 0, --iwae-k >= 1, "
                              "--iwae-images >= 0")
         if not args.checkpoint.is_dir():
             raise UsageError(f"no export at {args.checkpoint}")
         out = run(args.checkpoint, args.samples, args.per_class, args.diversity, args.iwae_k, args.iwae_images,
-                  args.seed, args.temperature)
+                  args.seed, args.temperature, args.model_prior)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

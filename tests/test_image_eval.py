@@ -110,8 +110,9 @@ class _RealImages:
         cond[class_index] = 1.0
         return cond
 
-    def sample_cond(self, cond, seed, temperature=1.0):
+    def sample_cond(self, cond, seed, temperature=1.0, classes=None):
         c = int(np.asarray(cond)[0].argmax())
+        assert classes is not None and np.all(np.asarray(classes) == c)  # each row's class goes with its condition
         members = np.flatnonzero(self.ds.train_labels == c)
         chosen = np.random.default_rng(seed).choice(members, len(cond), replace=False)
         return list(np.pad(self.ds.train_images[chosen], ((0, 0), (2, 2), (2, 2), (0, 0))))

@@ -49,8 +49,9 @@ def test_samples_shapes_values_and_seeds(sampler):
 
 def test_interpolation_moves_from_one_prompt_to_the_other(sampler):
     frames = sampler.sample(None, 5, seed=0, interpolate=("a sneaker", "a pair of trousers"))
-    first, last = (sampler.sample_cond(sampler.read_prompt(p).cond[None], 0, same_latent=True)[0]
-                   for p in ("a sneaker", "a pair of trousers"))
+    readings = [sampler.read_prompt(p) for p in ("a sneaker", "a pair of trousers")]
+    first, last = (sampler.sample_cond(r.cond[None], 0, same_latent=True, classes=[r.class_index])[0]
+                   for r in readings)
     assert np.array_equal(frames[0], first) and np.array_equal(frames[-1], last)
     steps = [np.abs(frames[i + 1].astype(float) - frames[i]).mean() for i in range(4)]
     assert sum(steps) > 10  # the frames change on the way

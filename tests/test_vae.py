@@ -136,7 +136,7 @@ def test_logistic_vae_trains_on_grey_levels(task):
     def loss(st):
         m = nnx.merge(graphdef, st)
         out, mu, logvar = m(grey, batch["cond"], jax.random.key(0))
-        return (vae.pixel_nll("logistic", out, grey) + vae.gaussian_kl(mu, logvar, *m.prior(batch["cond"]))).mean()
+        return (vae.pixel_nll("logistic", out, grey) + vae.analytic_kl(m, mu, logvar, batch["cond"])).mean()
 
     @jax.jit
     def step(st, opt):
@@ -254,6 +254,28 @@ def test_train_vae_end_to_end(tmp_path):
     model = nnx.merge(graphdef, export_lib.load_params(export, nnx.to_pure_dict(params)))
     images = model.sample(jnp.asarray(table[:2], jnp.float32), jax.random.key(0))
     assert images.shape == (2, 28, 28, 1) and bool(jnp.isfinite(images).all())
+    # The ex-post latent mixtures: one per class, fit to the training images' posterior means, which they
+    # score far better than the prior N(0, I) does; the sampler draws from the named class's mixture.
+    assert info["latent_mixture"] == vae.LATENT_MIXTURE_FILE and info["latent_mixture_components"] == 10
+    with np.load(export / info["latent_mixture"]) as f:
+        mixture = dict(f)
+    assert mixture["log_weights"].shape == (10, 10) and mixture["chol"].shape == (10, 10, 8, 8)
+    np.testing.assert_allclose(np.exp(mixture["log_weights"]).sum(axis=1), 1.0, rtol=1e-5)
+    from zoo.models import gaussian_mixture
+    from zoo.sample.image import ImageSampler
+    data = image_data.load_images("fashion_mnist")
+    rows = np.flatnonzero(data.test_labels == 9)[:200]
+    x = (np.random.default_rng(0).random((200, 28, 28, 1)) * 255 < data.test_images[rows]).astype(np.float32)
+    mu = np.asarray(model.encode(jnp.asarray(x), jnp.tile(jnp.asarray(table[info["caption_classes"].index(9)],
+                                                                      jnp.float32), (200, 1)))[0])
+    boot = {k: v[9] for k, v in mixture.items()}
+    assert float(gaussian_mixture.log_prob(boot, jnp.asarray(mu)).mean()) > float(
+        jax.scipy.stats.norm.logpdf(mu).sum(axis=1).mean()) + 5
+    sampler = ImageSampler(export)
+    cond = np.tile(sampler.class_condition(9)[None], (4, 1))
+    drawn = sampler.sample_cond(cond, 3, classes=np.full(4, 9))
+    assert np.array_equal(np.stack(drawn), np.stack(sampler.sample_cond(cond, 3, classes=np.full(4, 9))))
+    assert not np.array_equal(np.stack(drawn), np.stack(sampler.sample_cond(cond, 3)))  # vs the model's prior
 
 
 def test_kl_to_a_moved_prior():
@@ -264,3 +286,80 @@ def test_kl_to_a_moved_prior():
     np.testing.assert_allclose(vae.gaussian_kl(jnp.zeros((1, 2)), jnp.zeros((1, 2)), 1.5, 0.0), [2 * 0.5 * 1.5**2],
                                rtol=1e-6)
     np.testing.assert_allclose(vae.gaussian_kl(mu, logvar, 0.0, 0.0), vae.gaussian_kl(mu, logvar), rtol=1e-6)
+
+
+def _mixture_model(k: int = 3) -> ConvVAE:
+    """A tiny VAE whose K-component prior has random (non-zero) caption weights, so every output moves."""
+    model = _model(conditional_prior=True, prior_components=k)
+    kernel = model.prior_net.kernel
+    kernel[...] = 0.3 * jax.random.normal(jax.random.key(4), kernel.shape)
+    return model
+
+
+def test_mixture_prior_density_by_hand():
+    """log p(z | c) of the mixture prior is log sum_k w_k N(z; mu_k, diag exp(logvar_k)), weights summing to 1;
+    with one component it is the Gaussian's, and its KL is then the closed form."""
+    model = _mixture_model()
+    cond = jax.random.normal(jax.random.key(1), (4, 384))
+    z = jax.random.normal(jax.random.key(2), (4, 8))
+    log_w, mu, logvar = (np.asarray(v, np.float64) for v in model.prior(cond))
+    assert log_w.shape == (4, 3) and mu.shape == logvar.shape == (4, 3, 8)
+    np.testing.assert_allclose(np.exp(log_w).sum(axis=1), 1.0, rtol=1e-6)
+    assert np.ptp(log_w) > 0.01 and np.ptp(mu[:, 0] - mu[:, 1]) > 0.01  # weights and means vary
+    zz = np.asarray(z, np.float64)[:, None]
+    dens = np.exp(log_w) * np.prod(np.exp(-0.5 * (zz - mu) ** 2 / np.exp(logvar)) / np.sqrt(2 * np.pi * np.exp(logvar)),
+                                   axis=-1)
+    np.testing.assert_allclose(model.prior_log_prob(z, cond), np.log(dens.sum(axis=1)), rtol=1e-5)
+
+    single = _model(conditional_prior=True)
+    q_mu, q_logvar = jnp.full((4, 8), 0.3), jnp.full((4, 8), -0.4)
+    log_w1, mu1, logvar1 = single.prior(cond)
+    assert log_w1.shape == (4, 1) and float(jnp.abs(log_w1).max()) == 0.0
+    np.testing.assert_allclose(vae.kl_estimate(single, z, q_mu, q_logvar, cond),
+                               vae.gaussian_kl(q_mu, q_logvar, mu1[:, 0], logvar1[:, 0]), rtol=1e-6)
+    assert vae.analytic_kl(model, q_mu, q_logvar, cond) is None
+
+
+def test_mixture_kl_estimate():
+    """The one-sample KL estimate log q(z) - log p(z) is unbiased: its mean over many z ~ q matches a
+    brute-force Monte Carlo figure, and it is exactly 0 at every z when p equals q (all K components = q)."""
+    model = _mixture_model()
+    cond = jnp.tile(jax.random.normal(jax.random.key(1), (1, 384)), (20000, 1))
+    q_mu, q_logvar = jnp.full((20000, 8), 0.2), jnp.full((20000, 8), -0.5)
+    z = q_mu + jnp.exp(0.5 * q_logvar) * jax.random.normal(jax.random.key(3), q_mu.shape)
+    kl = np.asarray(vae.kl_estimate(model, z, q_mu, q_logvar, cond), np.float64)
+    log_w, mu, logvar = (np.asarray(v[0], np.float64) for v in model.prior(cond[:1]))
+    zz = np.asarray(z, np.float64)[:, None]
+    log_p = np.log(np.sum(np.exp(log_w - 0.5 * np.sum((zz - mu) ** 2 / np.exp(logvar) + logvar
+                                                       + np.log(2 * np.pi), axis=-1)), axis=1))
+    log_q = -0.5 * np.sum((np.asarray(z) - 0.2) ** 2 / np.exp(-0.5) - 0.5 + np.log(2 * np.pi), axis=1)
+    np.testing.assert_allclose(kl.mean(), (log_q - log_p).mean(), rtol=1e-4)
+    assert kl.mean() > 0.1 and kl.std() > 0.1  # a real divergence, estimated with noise
+
+    same = _mixture_model()
+    bias = np.array(same.prior_net.bias[...])
+    bias[:3 * 8] = 0.2
+    bias[3 * 8:6 * 8] = -0.5
+    same.prior_net.bias[...] = jnp.asarray(bias)
+    same.prior_net.kernel[...] = jnp.zeros(same.prior_net.kernel.shape)
+    np.testing.assert_allclose(vae.kl_estimate(same, z[:50], q_mu[:50], q_logvar[:50], cond[:50]), 0.0, atol=1e-4)
+
+
+def test_mixture_prior_sampling_follows_the_weights():
+    """sample_latent picks component k with probability w_k and scales the draw by the temperature."""
+    model = _mixture_model()
+    bias = np.zeros(model.prior_net.bias.shape, np.float32)
+    bias[0:3 * 8:8] = [-20.0, 0.0, 20.0]  # component k's first coordinate sits at -20, 0, 20
+    bias[3 * 8:6 * 8] = np.log(0.01)  # sd 0.1
+    bias[6 * 8:] = np.log([0.2, 0.3, 0.5])
+    model.prior_net.bias[...] = jnp.asarray(bias)
+    model.prior_net.kernel[...] = jnp.zeros(model.prior_net.kernel.shape)
+    cond = jnp.zeros((4000, 384))
+    sample = nnx.jit(lambda m, c, k, t: m.sample_latent(c, k, t), static_argnums=3)
+    z = np.asarray(sample(model, cond, jax.random.key(0), 1.0))
+    picks = np.round(z[:, 0] / 20).astype(int) + 1
+    np.testing.assert_allclose(np.bincount(picks, minlength=3) / len(z), [0.2, 0.3, 0.5], atol=0.03)
+    np.testing.assert_allclose(z[:, 1:].std(), 0.1, rtol=0.05)
+    np.testing.assert_allclose(np.asarray(sample(model, cond, jax.random.key(0), 0.5))[:, 1:].std(), 0.05, rtol=0.05)
+    with pytest.raises(ValueError, match="conditional_prior"):
+        ConvVAE(**TINY_MODEL, prior_components=2, rngs=nnx.Rngs(0))

@@ -7,7 +7,8 @@ Architecture (configs/vae.py: 28x28x1, channels (32, 64), hidden 256, latent 32,
     p(x | z, c): [z ; c] -> SiLU(Dense hidden) -> SiLU(Dense) -> [channels[-1], H/4, W/4] -> per stage
                  `decoder_blocks` residual blocks h + Conv3x3(SiLU(h)), then ConvTranspose k /2 (SiLU but on
                  the last) -> Bernoulli logits [C] or logistic (locations, log-scales) [2C] per pixel
-    p(z | c):    N(0, I), or (conditional_prior) N(mu(c), exp(logvar(c))) from a Linear initialised to zeros.
+    p(z | c):    N(0, I), or (conditional_prior) N(mu(c), exp(logvar(c))) from a Linear initialised to zeros,
+                 or (prior_components K > 1) a K-Gaussian mixture from that Linear, its means' biases N(0, 1/4).
 Convolutions follow Flax's "SAME" padding (benchmarks/torch/images.py). Layout NCHW inside; the Flax model
 flattens NHWC, which only permutes the rows of enc_hidden (or enc_out) and the columns of dec_in.
 
@@ -16,7 +17,8 @@ Initialisation as Flax NNX's defaults: every kernel lecun_normal (truncated norm
 fan_in of a ConvTranspose2d weight would use the output channels), biases 0; the prior's Linear all zeros.
 
 Loss (VAETask.loss): mean over the batch of recon + beta * KL, recon = -log p(x | z, c) summed over the
-pixels with one reparameterised z, KL in closed form against the (conditional) prior, beta = kl_weight x
+pixels with one reparameterised z, KL in closed form against the (conditional) prior (for a mixture the
+one-sample estimate log q(z | x, c) - log p(z | c) at that z), beta = kl_weight x
 min(step / kl_warmup_steps, 1) from the number of steps taken (kl_weight when kl_warmup_steps <= 0). `model.likelihood`:
 "bernoulli" (sigmoid cross-entropy on the task's binarised pixels) or "logistic" (discretised over the 256
 levels, mirroring zoo.objectives.vae.discretised_logistic_nll). One optimizer: ZooOptimizer(config) (Adam
@@ -37,7 +39,7 @@ from torch import nn
 
 from benchmarks.torch import images
 from benchmarks.torch.common import ZooOptimizer, autocast, count_params, lecun_normal_, tensors
-from zoo.models.conv_vae import LIKELIHOODS, LOG_SCALE_MIN
+from zoo.models.conv_vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
 from zoo.objectives.vae import GREY_LEVELS
 
 _lecun_normal_ = lecun_normal_
@@ -60,8 +62,8 @@ class ConvVAE(nn.Module):
 
     def __init__(self, *, image_shape: Sequence[int] = (28, 28, 1), cond_dim: int = 384, latent_dim: int = 32,
                  channels: Sequence[int] = (32, 64), hidden_dim: int = 256, cond_features: int = 64,
-                 kernel_size: int = 4, conditional_prior: bool = False, decoder_blocks: int = 0,
-                 likelihood: str = "bernoulli"):
+                 kernel_size: int = 4, conditional_prior: bool = False, prior_components: int = 1,
+                 decoder_blocks: int = 0, likelihood: str = "bernoulli"):
         super().__init__()
         height, width, colours = (int(d) for d in image_shape)
         channels = tuple(int(c) for c in channels)
@@ -70,12 +72,14 @@ class ConvVAE(nn.Module):
             raise ValueError(f"image size {height}x{width} is not divisible by 2**len(channels) = {factor}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}")
-        self.colours, self.likelihood, self.latent_dim = colours, likelihood, latent_dim
+        self.colours, self.likelihood, self.latent_dim, self.components = colours, likelihood, latent_dim, \
+            prior_components
         self.bottom = (channels[-1], height // factor, width // factor)
         flat = self.bottom[0] * self.bottom[1] * self.bottom[2]
 
         self.cond_proj = nn.Linear(cond_dim, cond_features)
-        self.prior_net = nn.Linear(cond_features, 2 * latent_dim) if conditional_prior else None
+        width = prior_components * (2 * latent_dim + (prior_components > 1))
+        self.prior_net = nn.Linear(cond_features, width) if conditional_prior else None
         widths = (colours, *channels)
         self.enc_convs = nn.ModuleList([images.SameConv2d(widths[i], widths[i + 1], kernel_size, 2)
                                         for i in range(len(channels))])
@@ -91,9 +95,12 @@ class ConvVAE(nn.Module):
         self.dec_blocks = nn.ModuleList([nn.ModuleList([images.SameConv2d(w, w, 3) for _ in range(decoder_blocks)])
                                          for w in ups[:-1]])
         _flax_default_init(self)
-        if self.prior_net is not None:  # p(z | c) starts as N(0, I)
+        if self.prior_net is not None:  # p(z | c) starts as N(0, I), a mixture's means spread around 0
             nn.init.zeros_(self.prior_net.weight)
             nn.init.zeros_(self.prior_net.bias)
+            if prior_components > 1:
+                with torch.no_grad():
+                    self.prior_net.bias[:prior_components * latent_dim].normal_(0.0, 0.5)
 
     def condition(self, cond: torch.Tensor) -> torch.Tensor:
         """Caption embeddings -> the features encoder, decoder and prior share (computed once per step here;
@@ -124,13 +131,27 @@ class ConvVAE(nn.Module):
             h = up(h) if i == last else F.silu(up(h))
         return h.float()
 
-    def prior(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, logvar) of p(z | c): zeros without a conditional prior."""
+    def prior(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log_weights [B, K], mu [B, K, D], logvar [B, K, D]) of p(z | c): K = 1 and zeros without a
+        conditional prior."""
+        b, k, d = c.shape[0], self.components, self.latent_dim
         if self.prior_net is None:
-            zero = torch.zeros(c.shape[0], self.latent_dim, device=c.device)
-            return zero, zero
-        mu, logvar = self.prior_net(c).float().chunk(2, dim=-1)
-        return mu, logvar
+            zero = torch.zeros(b, 1, d, device=c.device)
+            return torch.zeros(b, 1, device=c.device), zero, zero
+        out = self.prior_net(c).float()
+        mu, logvar = out[:, :k * d].view(b, k, d), out[:, k * d:2 * k * d].view(b, k, d)
+        log_weights = F.log_softmax(out[:, 2 * k * d:], dim=-1) if k > 1 else torch.zeros(b, 1, device=c.device)
+        return log_weights, mu, logvar
+
+    def kl(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """KL(q || p(z | c)) [B]: closed form for one Gaussian, else log q(z) - log p(z | c) at z."""
+        log_weights, prior_mu, prior_logvar = self.prior(c)
+        if self.components == 1:
+            return gaussian_kl(mu, logvar, prior_mu[:, 0], prior_logvar[:, 0])
+        log_q = -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+        per_component = -0.5 * ((z[:, None] - prior_mu).square() * torch.exp(-prior_logvar) + prior_logvar
+                                + LOG_2PI).sum(-1)
+        return log_q - torch.logsumexp(log_weights + per_component, dim=-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         """Pixel parameters -> the image to show in [0, 1]: Bernoulli means or clipped logistic locations."""
@@ -197,7 +218,7 @@ class VAETwin:
         mu, logvar = self.model.encode(x, c)
         z = mu + torch.exp(0.5 * logvar) * eps
         recon = pixel_nll(self.model.likelihood, self.model.decode(z, c), x).mean()
-        kl = gaussian_kl(mu, logvar, *self.model.prior(c)).mean()
+        kl = self.model.kl(z, mu, logvar, c).mean()
         return recon + beta * kl
 
     def step(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
@@ -229,10 +250,13 @@ class VAETwin:
         self._loss = torch.compile(self.loss)
         self._sample = torch.compile(self.sample_images)
 
-    def sample_images(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """ConvVAE.sample at temperature 1: z ~ p(z | c) from unit `noise`, the decoder's mean image (NCHW)."""
+    def sample_images(self, cond: torch.Tensor, noise: torch.Tensor, gumbel: torch.Tensor) -> torch.Tensor:
+        """ConvVAE.sample at temperature 1: a component by Gumbel-max with `gumbel` [B, K], then z from unit
+        `noise`; the decoder's mean image (NCHW)."""
         c = self.model.condition(cond)
-        mu, logvar = self.model.prior(c)
+        log_weights, mu, logvar = self.model.prior(c)
+        pick = (log_weights + gumbel).argmax(-1)[:, None, None].expand(-1, 1, mu.shape[-1])
+        mu, logvar = mu.gather(1, pick)[:, 0], logvar.gather(1, pick)[:, 0]
         return self.model.mean(self.model.decode(mu + torch.exp(0.5 * logvar) * noise, c))
 
     def sample(self, count: int, seed: int) -> torch.Tensor:
@@ -241,8 +265,10 @@ class VAETwin:
         cond = images.sample_conditions(self.table_rows, self.first_caption, count).to(self.device)
         gen = torch.Generator(self.device).manual_seed(seed)
         noise = torch.randn(count, self.model.latent_dim, generator=gen, device=self.device)
+        uniform = torch.rand(count, self.model.components, generator=gen, device=self.device)
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-20)))
         with torch.no_grad(), autocast(self.config, self.device):
-            return images.nhwc(self._sample(cond, noise))
+            return images.nhwc(self._sample(cond, noise, gumbel))
 
 
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int) -> VAETwin:

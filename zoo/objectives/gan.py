@@ -223,7 +223,7 @@ class GANTask:
         return {**state, "g_params": g_params, "g_stats": select_like(params, state["g_stats"]),
                 "g_opt_state": self.tx.init(g_params)}
 
-    def save_assets(self, directory: pathlib.Path) -> None:
+    def save_assets(self, directory: pathlib.Path, params: dict) -> None:
         image_data.save_image_assets(
             directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
             caption_classes=self.caption_classes, embeddings=self.embeddings,

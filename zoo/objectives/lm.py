@@ -105,7 +105,7 @@ class LMTask(SingleModelTask):
         loss, metrics = lm_loss(self.graphdef, state["params"], batch["tokens"], None)
         return {"loss": loss, "bits_per_char": loss * self.tokens_per_char / math.log(2), **metrics}
 
-    def save_assets(self, directory: pathlib.Path) -> None:
+    def save_assets(self, directory: pathlib.Path, params: dict) -> None:
         tokenizer_lib.save_tokenizer(self.tokenizer, pathlib.Path(directory) / TOKENIZER_DIR)
 
 

@@ -138,7 +138,7 @@ class MusicTask(SingleModelTask):
         loss, metrics = masked_loss(self.graphdef, state["params"], batch, None)
         return {"loss": loss, **metrics, EVAL_WEIGHT: batch["mask"][:, 1:].sum()}  # means per event, not per batch
 
-    def save_assets(self, directory: pathlib.Path) -> None:
+    def save_assets(self, directory: pathlib.Path, params: dict) -> None:
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         info = {"encoding_version": ENCODING_VERSION, "vocab_size": music_data.VOCAB,

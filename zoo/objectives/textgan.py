@@ -297,7 +297,7 @@ class TextGANTask:
         return {**state, "g_params": params, "mle_opt_state": self.mle_tx.init(params),
                 "g_opt_state": self.g_tx.init(params)}
 
-    def save_assets(self, directory: pathlib.Path) -> None:
+    def save_assets(self, directory: pathlib.Path, params: dict) -> None:
         directory = pathlib.Path(directory)
         tokenizer_lib.save_tokenizer(self.tokenizer, directory / tokenizer_lib.DIRECTORY)
         info = {"form": self.config.data, "length": self.length, "phase": self.phase, "model_dims": self.model_dims,

@@ -11,7 +11,8 @@ and batches carry the rows their captions pick (`cond`, float32 [B, 384]).
 
 Training minimises recon + beta * KL per image (nats), where recon = -log p(x | z, c) summed over pixels
 with one reparameterised z ~ q(z | x, c), KL = KL(q(z | x, c) || p(z | c)) in closed form (p = N(0, I) unless
-`model.conditional_prior`), and beta rises
+`model.conditional_prior`; for a mixture prior, `model.prior_components` > 1, the one-sample estimate
+log q(z | x, c) - log p(z | c) at that z: no closed form exists), and beta rises
 linearly from 0 to `config.kl_weight` (1: the ELBO; below 1 a beta-VAE that keeps more in the latent) over
 `config.kl_warmup_steps` (KL warm-up / annealing, Bowman et al. 2016; 0 = off). Evaluation always
 reports the true bounds (beta = 1).
@@ -44,7 +45,8 @@ from flax import nnx
 from zoo import registry
 from zoo.data import images as image_data
 from zoo.errors import UsageError
-from zoo.models.conv_vae import LIKELIHOODS, LOG_SCALE_MIN
+from zoo.models import gaussian_mixture
+from zoo.models.conv_vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
 from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 SCALES = {"bernoulli": "binary", "logistic": "unit"}  # the pixels each likelihood is a likelihood of
 GREY_LEVELS = 255  # 8-bit images: the logistic's bins are 1/255 wide in the unit scale
 EVAL_KEY = 20240611  # eval's reparameterisation noise: the same in every eval of every run
-LOG_2PI = math.log(2.0 * math.pi)
+LATENT_MIXTURE_FILE = "latent_mixture.npz"  # the export's per-class ex-post latent mixtures
 
 
 def kl_beta(step: jax.Array | int, warmup_steps: int) -> jax.Array:
@@ -110,26 +112,46 @@ def gaussian_kl(mu: jax.Array, logvar: jax.Array, prior_mu: jax.Array | float = 
                          / jnp.exp(prior_logvar) - 1.0, axis=-1)
 
 
+def analytic_kl(model: nnx.Module, mu: jax.Array, logvar: jax.Array, cond: jax.Array) -> jax.Array | None:
+    """KL(q(z | x, c) || p(z | c)) [B] in closed form for a Gaussian prior; None for a mixture (no closed
+    form)."""
+    log_weights, prior_mu, prior_logvar = model.prior(cond)
+    if log_weights.shape[-1] > 1:
+        return None
+    return gaussian_kl(mu, logvar, prior_mu[:, 0], prior_logvar[:, 0])
+
+
+def kl_estimate(model: nnx.Module, z: jax.Array, mu: jax.Array, logvar: jax.Array, cond: jax.Array) -> jax.Array:
+    """KL(q(z | x, c) || p(z | c)) [B] for the loss: in closed form for a Gaussian prior, otherwise the
+    one-sample estimate log q(z | x, c) - log p(z | c) at the reparameterised z the decoder saw (unbiased,
+    and its gradient reaches the prior's mixture weights, means and scales)."""
+    kl = analytic_kl(model, mu, logvar, cond)
+    if kl is not None:
+        return kl
+    log_q = -0.5 * jnp.sum(jnp.square(z - mu) * jnp.exp(-logvar) + logvar + LOG_2PI, axis=-1)
+    return log_q - model.prior_log_prob(z, cond)
+
+
 def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int,
                            chunk: int = 8) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """K importance samples z_k ~ q(z | x, c) per image: (log w [B, K] = log p(x|z_k,c) + log p(z_k)
-    - log q(z_k|x,c), recon [B, K] = -log p(x|z_k,c), analytic KL [B]). Decodes `chunk` samples of the
+    """K importance samples z_k ~ q(z | x, c) per image: (log w [B, K] = log p(x|z_k,c) + log p(z_k|c)
+    - log q(z_k|x,c), recon [B, K] = -log p(x|z_k,c), KL [B]: analytic for a Gaussian prior, the mean of
+    log q - log p over the K samples for a mixture). Decodes `chunk` samples of the
     whole batch at a time (lax.map), so memory stays ~chunk x one batch whatever K is."""
     mu, logvar = model.encode(x, cond)
-    prior_mu, prior_logvar = model.prior(cond)
     std = jnp.exp(0.5 * logvar)
     eps = jax.random.normal(key, (k, *mu.shape), jnp.float32)
 
-    def one(e: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def one(e: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         z = mu + std * e
         recon = pixel_nll(model.likelihood, model.decode(z, cond), x)
         log_q = -0.5 * jnp.sum(jnp.square(e) + logvar + LOG_2PI, axis=-1)
-        log_p = -0.5 * jnp.sum(jnp.square(z - prior_mu) / jnp.exp(prior_logvar) + prior_logvar + LOG_2PI,
-                               axis=-1)
-        return -recon + log_p - log_q, recon
+        log_p = model.prior_log_prob(z, cond)
+        return -recon + log_p - log_q, recon, log_q - log_p
 
-    log_w, recon = jax.lax.map(one, eps, batch_size=min(chunk, k))
-    return log_w.T, recon.T, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
+    log_w, recon, kl_samples = jax.lax.map(one, eps, batch_size=min(chunk, k))
+    kl = analytic_kl(model, mu, logvar, cond)
+    return log_w.T, recon.T, kl_samples.mean(axis=0) if kl is None else kl
 
 
 def bounds(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int) -> dict[str, jax.Array]:
@@ -191,6 +213,9 @@ class VAETask(SingleModelTask):
             raise UsageError(f"--config.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
         if self.iwae_samples < 1:
             raise UsageError(f"--config.iwae_samples must be >= 1, got {self.iwae_samples}")
+        self.mixture_components = int(config.get("latent_mixture_components", 0))
+        if self.mixture_components < 0:
+            raise UsageError(f"--config.latent_mixture_components must be >= 0, got {self.mixture_components}")
         self.likelihood = str(config.model.get("likelihood", "bernoulli"))
         if self.likelihood not in LIKELIHOODS:
             raise UsageError(f"--config.model.likelihood must be one of {sorted(LIKELIHOODS)}, got {self.likelihood!r}")
@@ -229,9 +254,10 @@ class VAETask(SingleModelTask):
     def loss(self, params: dict, batch: dict, key: jax.Array, beta: jax.Array) -> tuple[jax.Array, dict]:
         """Mean over the batch of recon + beta * KL (nats per image), and the metrics."""
         model = nnx.merge(self.graphdef, params)
-        pixel_params, mu, logvar = model(batch["image"], batch["cond"], key)
-        recon = pixel_nll(model.likelihood, pixel_params, batch["image"]).mean()
-        kl = gaussian_kl(mu, logvar, *model.prior(batch["cond"])).mean()
+        mu, logvar = model.encode(batch["image"], batch["cond"])
+        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, jnp.float32)
+        recon = pixel_nll(model.likelihood, model.decode(z, batch["cond"]), batch["image"]).mean()
+        kl = kl_estimate(model, z, mu, logvar, batch["cond"]).mean()
         return recon + beta * kl, {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "beta": beta}
 
     def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
@@ -250,12 +276,44 @@ class VAETask(SingleModelTask):
     def load_params(self, state: dict, params: dict) -> dict:
         return {**super().load_params(state, params), "step": state["step"]}
 
-    def save_assets(self, directory: pathlib.Path) -> None:
+    def save_assets(self, directory: pathlib.Path, params: dict) -> None:
+        extra = {}
+        if self.mixture_components:
+            mixtures = self.fit_latent_mixtures(params)
+            np.savez_compressed(pathlib.Path(directory) / LATENT_MIXTURE_FILE, **mixtures)  # chol: half zeros
+            extra = {"latent_mixture": LATENT_MIXTURE_FILE, "latent_mixture_components": self.mixture_components}
         image_data.save_image_assets(
             directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
             caption_classes=self.caption_classes, embeddings=self.embeddings, image_shape=self.dataset.image_shape,
             source_shape=self.dataset.image_shape, scale=self.scale, model_dims=self.model_dims, exported_module=None,
-            likelihood=self.likelihood, latent_dim=int(self.config.model.get("latent_dim", 32)))
+            likelihood=self.likelihood, latent_dim=int(self.config.model.get("latent_dim", 32)),
+            sample_temperature=float(self.config.get("sample_temperature", 1.0)), **extra)
+
+    def fit_latent_mixtures(self, params: dict, batch_size: int = 500) -> dict[str, np.ndarray]:
+        """One `latent_mixture_components`-Gaussian mixture per class (zoo.models.gaussian_mixture) fit to the
+        posterior means E[z | x, c] of every training image, binarised once (eval's fixed draw) and conditioned
+        on its class's captions in turn -> the stacked mixture {"log_weights" [C, K], "means" [C, K, D],
+        "chol" [C, K, D, D]}. `params` must be addressable from this process (the VAE is never sharded)."""
+        d = self.dataset
+        batches = image_data.ImageBatches(d.train_images, d.train_labels, self.captions_per_class, batch_size,
+                                          self.config.seed, scale=self.scale)
+        encode = jax.jit(lambda p, x, c: nnx.merge(self.graphdef, p).encode(x, c)[0])
+        params = jax.device_get(params)
+        means, labels = [], []
+        for batch in batches.eval_batches(-(-len(d.train_labels) // batch_size)):
+            keep = batch["mask"] > 0
+            means.append(np.asarray(encode(params, batch["image"], self.embeddings[batch["caption_id"]]))[keep])
+            labels.append(batch["label"][keep])
+        means, labels = np.concatenate(means), np.concatenate(labels)
+        fits = []
+        for c in range(d.num_classes):
+            points = means[labels == c]
+            fits.append(gaussian_mixture.fit(points, min(self.mixture_components, len(points)), seed=self.config.seed))
+            log.info("latent mixture of class %d (%s): %d components on %d posterior means", c, d.class_names[c],
+                     len(fits[-1]["log_weights"]), len(points))
+        if len({len(f["log_weights"]) for f in fits}) > 1:
+            raise UsageError("a class has fewer training images than latent_mixture_components")
+        return {k: np.stack([f[k] for f in fits]) for k in fits[0]}
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> VAETask:

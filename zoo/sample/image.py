@@ -35,6 +35,7 @@ from flax import nnx
 
 from zoo.data.images import ASSETS_FILE
 from zoo.errors import UsageError
+from zoo.models import gaussian_mixture
 from zoo.train import export as export_lib
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,18 @@ class ImageSampler:
             raise UsageError(f"{export_dir}: captions, their classes and embeddings do not match")
         self.graphdef, self.params = export_lib.load_model(export_dir, self.config, self.info.get("exported_module"),
                                                            **self.info["model_dims"])
+        # The spread of the latent noise when --temperature is not given: the export's `sample_temperature`.
+        self.default_temperature = float(self.info.get("sample_temperature", 1.0))
+        self.mixture = None  # a VAE's per-class ex-post latent mixtures (zoo.objectives.vae.fit_latent_mixtures)
+        if self.info.get("latent_mixture"):
+            try:
+                with np.load(export_dir / self.info["latent_mixture"]) as f:
+                    self.mixture = {k: np.asarray(f[k], np.float32) for k in ("log_weights", "means", "chol")}
+            except (OSError, ValueError, KeyError) as e:
+                raise UsageError(f"{export_dir}: cannot read its latent mixture: {e}") from None
+            if len(self.mixture["means"]) != len(self.class_names):
+                raise UsageError(f"{export_dir}: {len(self.mixture['means'])} latent mixtures for "
+                                 f"{len(self.class_names)} classes")
         self._encoder = encoder
 
     @property
@@ -105,19 +118,36 @@ class ImageSampler:
     def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
                interpolate: tuple[str, str] | None = None) -> list[np.ndarray]:
         """`num` uint8 images [H, W, C] for `prompt`, or an interpolation between two prompts."""
-        temperature = 1.0 if temperature is None else float(temperature)
+        temperature = self.default_temperature if temperature is None else float(temperature)
         if interpolate is not None:
             return self.interpolate(*interpolate, num=num, seed=seed, temperature=temperature)
         reading = self.read_prompt(prompt)
         log.info("read the prompt %r as %s", prompt, reading.describe())
-        return self.sample_cond(np.tile(reading.cond[None], (num, 1)), seed, temperature)
+        return self.sample_cond(np.tile(reading.cond[None], (num, 1)), seed, temperature,
+                                classes=np.full(num, reading.class_index))
 
-    def sample_cond(self, cond: np.ndarray, seed: int, temperature: float = 1.0,
-                    same_latent: bool = False) -> list[np.ndarray]:
-        """uint8 images for conditioning rows cond [N, cond_dim]; `same_latent` draws one latent for all."""
-        images = _sample_jit(self.graphdef, self.params, np.asarray(cond, np.float32), jax.random.PRNGKey(seed),
-                             temperature=temperature, same_latent=same_latent)
-        return list(np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0), np.uint8))
+    def sample_cond(self, cond: np.ndarray, seed: int, temperature: float = 1.0, same_latent: bool = False,
+                    classes: np.ndarray | None = None) -> list[np.ndarray]:
+        """uint8 images for conditioning rows cond [N, cond_dim]; `same_latent` draws one latent for all.
+        Given each row's class, a VAE with latent mixtures draws its latents from the class's mixture;
+        otherwise from the model's own prior p(z | c)."""
+        key = jax.random.PRNGKey(seed)
+        cond = np.asarray(cond, np.float32)
+        if self.mixture is not None and classes is not None:
+            images = _decode_jit(self.graphdef, self.params, cond, self._mixture_latents(classes, key, temperature,
+                                                                                        same_latent))
+        else:
+            images = _sample_jit(self.graphdef, self.params, cond, key, temperature=temperature,
+                                 same_latent=same_latent)
+        return _to_uint8(images)
+
+    def _mixture_latents(self, classes: np.ndarray, key: jax.Array, temperature: float,
+                         same_latent: bool = False) -> jax.Array:
+        """Latents [N, D] from the mixtures of `classes` [N]; `same_latent`: one draw (the same key per row)."""
+        rows = jnp.asarray(classes, jnp.int32)
+        if same_latent:
+            return jax.vmap(lambda r: _mixture_sample_jit(self.mixture, r[None], key, temperature)[0])(rows)
+        return _mixture_sample_jit(self.mixture, rows, key, temperature)
 
     def interpolate(self, start: str, end: str, num: int, seed: int, temperature: float = 1.0) -> list[np.ndarray]:
         """`num` (at least 2) images from `start`'s reading to `end`'s, the noise fixed."""
@@ -125,8 +155,15 @@ class ImageSampler:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
         a, b = self.read_prompt(start), self.read_prompt(end)
         log.info("interpolating from %s to %s in %d steps", a.describe(), b.describe(), num)
-        return self.sample_cond(slerp(a.cond, b.cond, np.linspace(0.0, 1.0, num)), seed, temperature,
-                                same_latent=True)
+        t = np.linspace(0.0, 1.0, num)
+        cond = slerp(a.cond, b.cond, t)
+        if self.mixture is None:
+            return self.sample_cond(cond, seed, temperature, same_latent=True)
+        # One draw (the same noise) from each end's class mixture, the latent moving in a straight line.
+        ends = self._mixture_latents(np.array([a.class_index, b.class_index]), jax.random.PRNGKey(seed),
+                                     temperature, same_latent=True)
+        z = (1.0 - t[:, None]) * np.asarray(ends[0]) + t[:, None] * np.asarray(ends[1])
+        return _to_uint8(_decode_jit(self.graphdef, self.params, cond, z.astype(np.float32)))
 
     @staticmethod
     def to_files(images: list[np.ndarray], one_file: bool) -> list[bytes]:
@@ -167,6 +204,21 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _to_uint8(images: jax.Array) -> list[np.ndarray]:
+    return list(np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0), np.uint8))
+
+
+@functools.partial(jax.jit, static_argnames=("temperature",))
+def _mixture_sample_jit(mixture: dict, rows: jax.Array, key: jax.Array, temperature: float) -> jax.Array:
+    return gaussian_mixture.sample(mixture, rows, key, temperature)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _decode_jit(graphdef: nnx.GraphDef, params: Any, cond: jax.Array, z: jax.Array) -> jax.Array:
+    model = nnx.merge(graphdef, params)
+    return model.mean(model.decode(z, cond))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "temperature", "same_latent"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -27,7 +28,7 @@ from zoo.train.task import PyTree
 
 
 def save_export(directory: pathlib.Path, params: PyTree, config: ml_collections.ConfigDict,
-                info: dict[str, Any], save_assets) -> None:
+                info: dict[str, Any], save_assets: Callable[[pathlib.Path, PyTree], None]) -> None:
     """Writes the bundle. `params` may be sharded; every process must call this."""
     directory = pathlib.Path(directory).absolute()
     dtype = jnp.dtype(config.get("export_dtype", "bfloat16"))
@@ -38,7 +39,7 @@ def save_export(directory: pathlib.Path, params: PyTree, config: ml_collections.
     if jax.process_index() == 0:
         (directory / "config.json").write_text(config_lib.to_json(config))
         (directory / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        save_assets(directory)
+        save_assets(directory, params)
 
 
 def is_export(directory: pathlib.Path) -> bool:

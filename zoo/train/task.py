@@ -47,5 +47,6 @@ class Task(Protocol):
     def load_params(self, state: PyTree, params: PyTree) -> PyTree:
         """`state` with its sampling params replaced by `params` (fine-tuning with `init_from`)."""
 
-    def save_assets(self, directory: pathlib.Path) -> None:
-        """Writes the non-array files sampling needs (tokenizer ...) into `directory`."""
+    def save_assets(self, directory: pathlib.Path, params: PyTree) -> None:
+        """Writes the other files sampling needs (tokenizer, caption table, a VAE's latent mixture ...) into
+        `directory`; `params` are the exported params, in the export's dtype (process 0 only)."""
