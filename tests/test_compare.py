@@ -61,3 +61,38 @@ def test_both_sides_train_the_same_lm(tmp_path):
         assert figures[key] is not None and figures[key] > 0, key
     assert 0 < figures["mfu"] < 1.5
     assert "| train steps/s" in result.stdout and "MFU" in result.stdout
+
+
+def test_welch_t_matches_scipy():
+    from scipy import stats
+
+    from benchmarks.loss_agreement import welch
+
+    a, b = [3.1, 2.9, 3.4, 3.0, 3.2], [3.6, 3.3, 3.9, 3.5]
+    out = welch(a, b)
+    expected = stats.ttest_ind(a, b, equal_var=False)
+    assert math.isclose(out["t"], expected.statistic, rel_tol=1e-9) and not out["within_noise"]
+    assert math.isclose(out["difference"], sum(a) / 5 - sum(b) / 4, rel_tol=1e-12)
+    assert welch([1.0, 2.0, 3.0], [1.5, 2.5, 2.0])["within_noise"]
+
+
+@needs_torch
+def test_loss_agreement_runs_both_sides_over_seeds(tmp_path):
+    out = tmp_path / "agree.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.loss_agreement", "--model", "vae", "--seeds", "2",
+                             "--steps", "3", "--last", "2", "--config.batch_size=8", "--config.model.hidden_dim=32",
+                             "--config.model.latent_dim=8", "--json", str(out)], capture_output=True, text=True,
+                            cwd=helpers.ROOT, env=helpers.env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    for side in ("jax", "torch"):
+        runs = figures[side]["losses"]
+        assert len(runs) == 2 and all(len(r) == 3 and all(math.isfinite(x) for x in r) for r in runs)
+        assert runs[0] != runs[1]  # the seeds differ
+        assert figures[side]["final"][0] == sum(runs[0][1:]) / 2
+    # The same model and data: the sides' losses are of one size (an untrained VAE: ~540 nats per image).
+    assert abs(figures["test"]["mean_a"] - figures["test"]["mean_b"]) < 0.05 * figures["test"]["mean_a"]
+    assert "Welch t" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.loss_agreement", "--model", "vae", "--seeds", "1"],
+                         capture_output=True, text=True, cwd=helpers.ROOT, env=helpers.env())
+    assert bad.returncode == 2 and "--seeds >= 2" in bad.stderr and "Traceback" not in bad.stderr

@@ -193,7 +193,8 @@ def test_training_steps_lower_the_loss(task):
         state, metrics = task.jit_train(state, task.train_batch(step, 0, 1), jax.random.key(step))
         history.append(jax.device_get(metrics))
     assert int(state["step"]) == 30
-    np.testing.assert_allclose([m["beta"] for m in history[:12]], [min(s / WARMUP, 1) for s in range(12)],
+    np.testing.assert_allclose([m["beta"] for m in history[:12]],
+                               [task.kl_weight * min(s / WARMUP, 1) for s in range(12)],
                                rtol=1e-6)
     elbo = [float(m["neg_elbo"]) for m in history]
     assert np.mean(elbo[-5:]) < np.mean(elbo[:5]) - 50, elbo
@@ -235,7 +236,8 @@ def test_train_vae_end_to_end(tmp_path):
     records = helpers.metrics(workdir)
     losses = helpers.losses(workdir)
     assert len(losses) == 4 and losses[20] < losses[5], losses
-    assert [r["train/beta"] for r in records if "train/beta" in r][-1] == 1.0
+    kl_weight = json.loads((workdir / "config.json").read_text())["kl_weight"]
+    assert 0 < kl_weight <= 1 and [r["train/beta"] for r in records if "train/beta" in r][-1] == kl_weight
     final = records[-1]
     assert all(math.isfinite(final[f"eval/{k}"]) for k in ("loss", "recon", "kl", "iwae_nll")), final
     export = workdir / "export"

@@ -126,11 +126,12 @@ class ImageSampler:
         return self.sample_cond(np.tile(reading.cond[None], (num, 1)), seed, temperature,
                                 classes=np.full(num, reading.class_index))
 
-    def sample_cond(self, cond: np.ndarray, seed: int, temperature: float = 1.0, same_latent: bool = False,
+    def sample_cond(self, cond: np.ndarray, seed: int, temperature: float | None = None, same_latent: bool = False,
                     classes: np.ndarray | None = None) -> list[np.ndarray]:
         """uint8 images for conditioning rows cond [N, cond_dim]; `same_latent` draws one latent for all.
         Given each row's class, a VAE with latent mixtures draws its latents from the class's mixture;
-        otherwise from the model's own prior p(z | c)."""
+        otherwise from the model's own prior p(z | c). Temperature None: the export's default."""
+        temperature = self.default_temperature if temperature is None else float(temperature)
         key = jax.random.PRNGKey(seed)
         cond = np.asarray(cond, np.float32)
         if self.mixture is not None and classes is not None:
@@ -149,8 +150,10 @@ class ImageSampler:
             return jax.vmap(lambda r: _mixture_sample_jit(self.mixture, r[None], key, temperature)[0])(rows)
         return _mixture_sample_jit(self.mixture, rows, key, temperature)
 
-    def interpolate(self, start: str, end: str, num: int, seed: int, temperature: float = 1.0) -> list[np.ndarray]:
+    def interpolate(self, start: str, end: str, num: int, seed: int,
+                    temperature: float | None = None) -> list[np.ndarray]:
         """`num` (at least 2) images from `start`'s reading to `end`'s, the noise fixed."""
+        temperature = self.default_temperature if temperature is None else float(temperature)
         if num < 2:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
         a, b = self.read_prompt(start), self.read_prompt(end)

@@ -1,0 +1,159 @@
+"""Do the JAX zoo and its PyTorch twin learn alike? Losses over several seeds, with a test of "within noise".
+
+    python -m benchmarks.loss_agreement --model NAME [--seeds 5] [--steps 100] [--last 10] [--json PATH]
+                                        [--config.KEY=VALUE ...]
+
+One run of each side per seed s (`--config.seed=s`: the same batches on both sides, the task's
+`train_batch(step)`; independent inits from the same distributions) over `--steps` steps of the family's
+benchmark config (benchmarks.compare.bench_config). A run's figure is its mean training loss over the
+last `--last` steps (the loss benchmarks.compare reports: LOSS_KEY). Across seeds each side gives a mean and
+a standard deviation; the sides agree within noise when Welch's t of the difference of means is below 2 in
+absolute value (about a 5% two-sided test). One seed, as in benchmarks.compare, cannot say this: a single
+pair of runs differs by the init's luck as much as by any real difference.
+
+Each side runs in its own subprocess (its seeds one after the other), so the runtimes never share cores.
+Prints a Markdown table; `--json PATH` also writes per-seed losses and the test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import compare
+from zoo import registry
+from zoo.errors import UsageError
+
+SIDES = ("jax", "torch")
+AGREEMENT_T = 2.0
+
+
+def jax_losses(name: str, config: Any, steps: int) -> list[float]:
+    import tempfile
+
+    import jax
+
+    from zoo.train.loop import loop_functions
+
+    with tempfile.TemporaryDirectory() as workdir:
+        task = compare.build_task(name, config, workdir)
+        init_state, train_step = loop_functions(task, config.seed)
+        state = jax.jit(init_state)()
+        step = jax.jit(train_step, donate_argnums=0)
+        losses = []
+        for i in range(steps):
+            state, metrics = step(state, task.train_batch(i, 0, 1))
+            losses.append(metrics[compare.LOSS_KEY.get(name, "loss")])
+        return [float(x) for x in jax.device_get(losses)]
+
+
+def torch_losses(name: str, config: Any, steps: int) -> list[float]:
+    import importlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        task = compare.build_task(name, config, workdir)
+        module = importlib.import_module(f"benchmarks.torch.{compare.TWIN_MODULES[name]}")
+        dims = module.task_dims(task) if hasattr(module, "task_dims") else dict(task.model_dims)
+        twin = module.build(config, dims, int(config.seed))
+        return [float(twin.step(task.train_batch(i, 0, 1))) for i in range(steps)]
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Means, sample standard deviations, the difference of means, its standard error and Welch's t."""
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    sd_a, sd_b = statistics.stdev(a), statistics.stdev(b)
+    se = math.sqrt(sd_a ** 2 / len(a) + sd_b ** 2 / len(b))
+    diff = mean_a - mean_b
+    t = diff / se if se > 0 else (0.0 if diff == 0 else math.inf)
+    return {"mean_a": mean_a, "mean_b": mean_b, "sd_a": sd_a, "sd_b": sd_b, "difference": diff,
+            "standard_error": se, "t": t, "within_noise": bool(abs(t) < AGREEMENT_T)}
+
+
+def run_side(side: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, "-m", "benchmarks.loss_agreement", "--model", args.model, "--seeds", str(args.seeds),
+               "--steps", str(args.steps), "--last", str(args.last), "--side", side, *args.overrides]
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": tail[:300]}
+    return json.loads(lines[-1])
+
+
+def markdown(out: dict) -> str:
+    test = out["test"]
+    per_seed = " | ".join(f"{a:.4g} / {b:.4g}" for a, b in zip(out["jax"]["final"], out["torch"]["final"],
+                                                                   strict=True))
+    return "\n".join([
+        f"### {out['model']}: loss ({out['loss_key']}) averaged over steps {out['steps'] - out['last'] + 1}-"
+        f"{out['steps']}, {out['seeds']} seeds", "",
+        "| | JAX (zoo) | PyTorch twin |", "|---|---|---|",
+        f"| mean over seeds | {test['mean_a']:.4g} | {test['mean_b']:.4g} |",
+        f"| standard deviation over seeds | {test['sd_a']:.3g} | {test['sd_b']:.3g} |", "",
+        f"Per seed (JAX / PyTorch): {per_seed}", "",
+        f"Difference {test['difference']:.3g} +- {test['standard_error']:.3g} (standard error), Welch t = "
+        f"{test['t']:.2f}: **{'within noise' if test['within_noise'] else 'NOT within noise'}** "
+        f"(|t| < {AGREEMENT_T:g})."])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--last", type=int, default=10, help="steps averaged into each run's figure")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: one side, all seeds
+    parser.error = compare._usage_error
+    args, overrides = parser.parse_known_args(argv)
+    args.overrides = overrides
+    try:
+        bad = [o for o in overrides if not o.startswith("--config.") or o.startswith("--config.seed")]
+        if bad:
+            raise UsageError(f"unsupported argument {bad[0]!r} (config overrides look like --config.KEY=VALUE; "
+                             "the seeds are 0 .. --seeds - 1)")
+        if args.seeds < 2 or args.steps < 1 or not 1 <= args.last <= args.steps:
+            raise UsageError("need --seeds >= 2, --steps >= 1 and 1 <= --last <= --steps")
+        registry.get(args.model)
+        if args.model not in compare.TWIN_MODULES:
+            raise UsageError(f"no PyTorch twin for {args.model}; choose one of {', '.join(compare.TWIN_MODULES)}")
+        if args.side is not None:
+            fn = jax_losses if args.side == "jax" else torch_losses
+            runs = [fn(args.model, compare.bench_config(args.model, [*overrides, f"--config.seed={s}"]), args.steps)
+                    for s in range(args.seeds)]
+            print(json.dumps({"losses": runs}))
+            return
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise UsageError("PyTorch is not installed: pip install -e .[torch]")
+    except UsageError as e:
+        compare._usage_error(str(e))
+    out: dict[str, Any] = {"model": args.model, "seeds": args.seeds, "steps": args.steps, "last": args.last,
+                           "loss_key": compare.LOSS_KEY.get(args.model, "loss"), "overrides": overrides}
+    for side in SIDES:
+        result = run_side(side, args)
+        if "error" in result:
+            print(f"error: the {side} side failed: {result['error']}", file=sys.stderr)
+            raise SystemExit(1)
+        finals = [float(np.mean(run[-args.last:])) for run in result["losses"]]
+        out[side] = {"final": finals, "losses": result["losses"]}
+    out["test"] = welch(out["jax"]["final"], out["torch"]["final"])
+    print(markdown(out))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
