@@ -20,6 +20,13 @@ The step counter that drives beta lives in this task's state (`state["step"]`), 
 jitted step and restored with checkpoints. Train metrics: loss (the minimised objective), neg_elbo
 (recon + KL: equal to loss once beta reaches 1, i.e. with kl_weight = 1), recon, kl, beta, grad_norm.
 
+Export (`save_assets`): with `config.latent_mixture_components` = K > 0, one K-component full-covariance
+Gaussian mixture per class is fit by EM to the posterior means of every training image of the class
+(`fit_latent_mixtures`, zoo.models.gaussian_mixture) and saved beside the params (latent_mixture.npz);
+samplers draw a class's latents from it instead of from p(z | c) (ex-post density estimation: the
+prior's holes between the encoder's clusters decode as blends of two garments). `config.sample_temperature`
+is stored as the samplers' default spread of the latent noise.
+
 Evaluation (mask-weighted means over the test batches, with a fixed key so it is the same every time):
 loss = the negative ELBO (analytic KL, recon averaged over the K samples below), recon, kl, and iwae_nll,
 the importance-weighted bound of Burda et al. (2016) with K = `config.iwae_samples` samples from q:
