@@ -7,9 +7,11 @@ One run of each side per seed s (`--config.seed=s`: the same batches on both sid
 `train_batch(step)`; independent inits from the same distributions) over `--steps` steps of the family's
 benchmark config (benchmarks.compare.bench_config). A run's figure is its mean training loss over the
 last `--last` steps (the loss benchmarks.compare reports: LOSS_KEY). Across seeds each side gives a mean and
-a standard deviation; the sides agree within noise when Welch's t of the difference of means is below 2 in
-absolute value (about a 5% two-sided test). One seed, as in benchmarks.compare, cannot say this: a single
-pair of runs differs by the init's luck as much as by any real difference.
+a standard deviation. Welch's t-test compares the means (unequal variances; Welch-Satterthwaite degrees of
+freedom): "within noise" means no difference detectable at the 5% level (two-sided), and the 95% confidence
+interval of the difference says how large a difference the seeds could still hide, so a wide interval (few
+seeds, noisy losses) is visible rather than read as agreement. One seed, as in benchmarks.compare, cannot
+say even this: a single pair of runs differs by the init's luck as much as by any real difference.
 
 Each side runs in its own subprocess (its seeds one after the other), so the runtimes never share cores.
 Prints a Markdown table; `--json PATH` also writes per-seed losses and the test.
@@ -34,7 +36,7 @@ from zoo import registry
 from zoo.errors import UsageError
 
 SIDES = ("jax", "torch")
-AGREEMENT_T = 2.0
+LEVEL = 0.05  # two-sided significance level of the test
 
 
 def jax_losses(name: str, config: Any, steps: int) -> list[float]:
@@ -69,14 +71,26 @@ def torch_losses(name: str, config: Any, steps: int) -> list[float]:
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Means, sample standard deviations, the difference of means, its standard error and Welch's t."""
+    """Welch's unequal-variance t-test of mean(a) = mean(b): means, sample standard deviations, the difference
+    of means, its standard error, t, the Welch-Satterthwaite degrees of freedom, the two-sided p-value, the
+    (1 - LEVEL) confidence interval of the difference, and within_noise = p >= LEVEL."""
+    from scipy import stats
+
     mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
     sd_a, sd_b = statistics.stdev(a), statistics.stdev(b)
-    se = math.sqrt(sd_a ** 2 / len(a) + sd_b ** 2 / len(b))
+    va, vb = sd_a ** 2 / len(a), sd_b ** 2 / len(b)
+    se = math.sqrt(va + vb)
     diff = mean_a - mean_b
-    t = diff / se if se > 0 else (0.0 if diff == 0 else math.inf)
+    if se == 0:
+        t, df, p = (0.0 if diff == 0 else math.copysign(math.inf, diff)), math.inf, float(diff == 0)
+    else:
+        t = diff / se
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+        p = float(2 * stats.t.sf(abs(t), df))
+    half = float(stats.t.ppf(1 - LEVEL / 2, df)) * se if se > 0 else 0.0
     return {"mean_a": mean_a, "mean_b": mean_b, "sd_a": sd_a, "sd_b": sd_b, "difference": diff,
-            "standard_error": se, "t": t, "within_noise": bool(abs(t) < AGREEMENT_T)}
+            "standard_error": se, "t": t, "df": df, "p": p, "ci_low": diff - half, "ci_high": diff + half,
+            "within_noise": bool(p >= LEVEL)}
 
 
 def run_side(side: str, args: argparse.Namespace) -> dict:
@@ -101,9 +115,10 @@ def markdown(out: dict) -> str:
         f"| mean over seeds | {test['mean_a']:.4g} | {test['mean_b']:.4g} |",
         f"| standard deviation over seeds | {test['sd_a']:.3g} | {test['sd_b']:.3g} |", "",
         f"Per seed (JAX / PyTorch): {per_seed}", "",
-        f"Difference {test['difference']:.3g} +- {test['standard_error']:.3g} (standard error), Welch t = "
-        f"{test['t']:.2f}: **{'within noise' if test['within_noise'] else 'NOT within noise'}** "
-        f"(|t| < {AGREEMENT_T:g})."])
+        f"Difference {test['difference']:.3g} +- {test['standard_error']:.3g} (standard error), 95% interval "
+        f"[{test['ci_low']:.3g}, {test['ci_high']:.3g}]; Welch t = {test['t']:.2f} on {test['df']:.1f} degrees "
+        f"of freedom, p = {test['p']:.2f}: **{'within noise' if test['within_noise'] else 'NOT within noise'}** "
+        f"(no difference detectable at the {LEVEL:.0%} level)."])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -72,6 +72,10 @@ def test_welch_t_matches_scipy():
     out = welch(a, b)
     expected = stats.ttest_ind(a, b, equal_var=False)
     assert math.isclose(out["t"], expected.statistic, rel_tol=1e-9) and not out["within_noise"]
+    assert math.isclose(out["p"], expected.pvalue, rel_tol=1e-9) and out["p"] < 0.05
+    interval = expected.confidence_interval(0.95)
+    assert math.isclose(out["ci_low"], interval.low, rel_tol=1e-9)
+    assert math.isclose(out["ci_high"], interval.high, rel_tol=1e-9)
     assert math.isclose(out["difference"], sum(a) / 5 - sum(b) / 4, rel_tol=1e-12)
     assert welch([1.0, 2.0, 3.0], [1.5, 2.5, 2.0])["within_noise"]
 

@@ -1,6 +1,6 @@
 """PyTorch twin of the `vae` family: zoo/models/conv_vae.py trained as zoo/objectives/vae.py trains it.
 
-Architecture (configs/vae.py: 28x28x1, channels (32, 64), hidden 256, latent 32, cond_features 64, k=4):
+Architecture (configs/vae.py: 28x28x1, channels (32, 64), hidden 256, latent 64, cond_features 64, k=4):
     c = SiLU(Linear(cond))                                     (shared by encoder, decoder and prior)
     q(z | x, c): x -> (Conv k /2 -> SiLU) per channel width -> flatten ; c -> SiLU(Dense hidden) -> Linear
                  -> (mu, logvar)
@@ -78,8 +78,8 @@ class ConvVAE(nn.Module):
         flat = self.bottom[0] * self.bottom[1] * self.bottom[2]
 
         self.cond_proj = nn.Linear(cond_dim, cond_features)
-        width = prior_components * (2 * latent_dim + (prior_components > 1))
-        self.prior_net = nn.Linear(cond_features, width) if conditional_prior else None
+        prior_width = prior_components * (2 * latent_dim + (prior_components > 1))
+        self.prior_net = nn.Linear(cond_features, prior_width) if conditional_prior else None
         widths = (colours, *channels)
         self.enc_convs = nn.ModuleList([images.SameConv2d(widths[i], widths[i + 1], kernel_size, 2)
                                         for i in range(len(channels))])

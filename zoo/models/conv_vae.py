@@ -36,9 +36,10 @@ blend there. The prior's parameters only meet the loss in beta * E_q[-log p(z | 
 the aggregate posterior by maximum likelihood, whatever beta is (Tomczak & Welling 2018 train a mixture prior
 the same way). Measured (beta = 0.25, latent 64, hidden 512, 6,000 steps, samples at temperature 1): the
 Gaussian prior's samples pass the image bar (benchmarks/image_eval.py) in 4 of 10 classes, a 16-component
-mixture's in 7. A full-covariance mixture fit to the posterior means after training does better still (8/10,
-10/10 at temperature 0.8), so the embedded model keeps K = 1 here and samples from that one instead
-(zoo.models.gaussian_mixture, config `latent_mixture_components`). With K > 1 the KL has no closed form: the
+mixture's in 7, and a full-covariance mixture per class fit to the posterior means after training in 8
+(scratch runs). The embedded model (hidden 256) keeps K = 1 and samples from such a fitted mixture instead
+(zoo.models.gaussian_mixture, config `latent_mixture_components`): 6/10 from its prior, 9/10 from the
+mixtures, 10/10 at temperature 0.8 (benchmarks/results/vae_*eval.json). With K > 1 the KL has no closed form: the
 objective estimates it with the z it decodes (zoo.objectives.vae.kl_estimate).
 
 The caption's projection `c` is shared by the encoder and the decoder and enters each at its dense layer by
@@ -107,8 +108,8 @@ class ConvVAE(nnx.Module):
             def bias_init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
                 means = 0.5 * jax.random.normal(key, (prior_components * latent_dim,), dtype)
                 return jnp.concatenate([means, jnp.zeros((shape[0] - means.size,), dtype)])
-        width = prior_components * (2 * latent_dim + (prior_components > 1))
-        self.prior_net = (nnx.Linear(cond_features, width, dtype=dtype, rngs=rngs, kernel_init=zeros,
+        prior_width = prior_components * (2 * latent_dim + (prior_components > 1))
+        self.prior_net = (nnx.Linear(cond_features, prior_width, dtype=dtype, rngs=rngs, kernel_init=zeros,
                                      bias_init=bias_init) if conditional_prior else None)
         # Encoder.
         widths = (colours, *channels)

@@ -83,7 +83,10 @@ def fit(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 100, tol: flo
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
     log_weights, means, chol = _em(f32(x), f32(np.full(k, -math.log(k))), f32(np.stack(centres)), f32(chol),
                                    f32(floor), tol, iterations)
-    return {"log_weights": np.asarray(log_weights), "means": np.asarray(means), "chol": np.asarray(chol)}
+    out = {"log_weights": np.asarray(log_weights), "means": np.asarray(means), "chol": np.asarray(chol)}
+    if not all(np.isfinite(v).all() for v in out.values()):
+        raise ValueError("EM diverged (a non-finite weight, mean or Cholesky factor); raise `reg`")
+    return out
 
 
 def log_prob(mixture: Mixture, z: jax.Array) -> jax.Array:

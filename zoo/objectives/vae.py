@@ -28,7 +28,8 @@ prior's holes between the encoder's clusters decode as blends of two garments). 
 is stored as the samplers' default spread of the latent noise.
 
 Evaluation (mask-weighted means over the test batches, with a fixed key so it is the same every time):
-loss = the negative ELBO (analytic KL, recon averaged over the K samples below), recon, kl, and iwae_nll,
+loss = the negative ELBO (KL analytic, or for a mixture prior sampled; recon averaged over the K samples
+below), recon, kl, and iwae_nll,
 the importance-weighted bound of Burda et al. (2016) with K = `config.iwae_samples` samples from q:
     -log p(x | c) <= -log (1/K) sum_k p(x | z_k, c) p(z_k) / q(z_k | x, c) =: iwae_nll <= neg ELBO,
 tighter as K grows (K = 1 is the ELBO in expectation). Keep K modest in training runs; `iwae_nll()`
@@ -163,8 +164,9 @@ def importance_log_weights(model: nnx.Module, x: jax.Array, cond: jax.Array, key
 
 def bounds(model: nnx.Module, x: jax.Array, cond: jax.Array, key: jax.Array, k: int) -> dict[str, jax.Array]:
     """Per image [B], nats: `iwae_nll` (the K-sample importance-weighted bound on -log p(x | c)), `neg_elbo`
-    (recon averaged over the same K samples + analytic KL), `recon`, `kl`. iwae_nll <= neg_elbo up to the
-    difference between the sampled and the analytic KL (exactly, for the sampled one)."""
+    (recon averaged over the same K samples + the KL: analytic, or for a mixture prior the mean over those
+    samples), `recon`, `kl`. iwae_nll <= neg_elbo up to the difference between the sampled and the analytic
+    KL (exactly, for the sampled one)."""
     log_w, recon, kl = importance_log_weights(model, x, cond, key, k)
     iwae = -(jax.nn.logsumexp(log_w, axis=1) - math.log(k))
     recon = recon.mean(axis=1)
@@ -223,12 +225,19 @@ class VAETask(SingleModelTask):
         self.mixture_components = int(config.get("latent_mixture_components", 0))
         if self.mixture_components < 0:
             raise UsageError(f"--config.latent_mixture_components must be >= 0, got {self.mixture_components}")
+        if self.mixture_components and config.get("fsdp", False):  # checked now, not after the whole run
+            raise UsageError("--config.latent_mixture_components needs unsharded params at export: set "
+                             "--config.fsdp=False (a VAE this size gains nothing from FSDP) or 0 components")
         self.likelihood = str(config.model.get("likelihood", "bernoulli"))
         if self.likelihood not in LIKELIHOODS:
             raise UsageError(f"--config.model.likelihood must be one of {sorted(LIKELIHOODS)}, got {self.likelihood!r}")
         self.scale = SCALES[self.likelihood]
         self.dataset = image_data.load_images(config.data)
         self.captions_per_class = image_data.class_captions(self.dataset)
+        smallest = int(np.bincount(self.dataset.train_labels, minlength=self.dataset.num_classes).min())
+        if smallest < self.mixture_components:
+            raise UsageError(f"{config.data}: a class has {smallest} training images, fewer than "
+                             f"--config.latent_mixture_components={self.mixture_components}")
         self.captions, self.caption_classes = image_data.caption_table(self.captions_per_class)
         self.embeddings = embed_captions(self.captions)
         d = self.dataset
@@ -300,7 +309,7 @@ class VAETask(SingleModelTask):
         """One `latent_mixture_components`-Gaussian mixture per class (zoo.models.gaussian_mixture) fit to the
         posterior means E[z | x, c] of every training image, binarised once (eval's fixed draw) and conditioned
         on its class's captions in turn -> the stacked mixture {"log_weights" [C, K], "means" [C, K, D],
-        "chol" [C, K, D, D]}. `params` must be addressable from this process (the VAE is never sharded)."""
+        "chol" [C, K, D, D]}. `params` must be addressable from this process (__init__ refuses fsdp)."""
         d = self.dataset
         batches = image_data.ImageBatches(d.train_images, d.train_labels, self.captions_per_class, batch_size,
                                           self.config.seed, scale=self.scale)
@@ -315,11 +324,9 @@ class VAETask(SingleModelTask):
         fits = []
         for c in range(d.num_classes):
             points = means[labels == c]
-            fits.append(gaussian_mixture.fit(points, min(self.mixture_components, len(points)), seed=self.config.seed))
+            fits.append(gaussian_mixture.fit(points, self.mixture_components, seed=self.config.seed))
             log.info("latent mixture of class %d (%s): %d components on %d posterior means", c, d.class_names[c],
                      len(fits[-1]["log_weights"]), len(points))
-        if len({len(f["log_weights"]) for f in fits}) > 1:
-            raise UsageError("a class has fewer training images than latent_mixture_components")
         return {k: np.stack([f[k] for f in fits]) for k in fits[0]}
 
 

@@ -128,7 +128,9 @@ class ImageSampler:
 
     def sample_cond(self, cond: np.ndarray, seed: int, temperature: float | None = None, same_latent: bool = False,
                     classes: np.ndarray | None = None) -> list[np.ndarray]:
-        """uint8 images for conditioning rows cond [N, cond_dim]; `same_latent` draws one latent for all.
+        """uint8 images for conditioning rows cond [N, cond_dim]; `same_latent` draws every row with the same
+        random numbers (one latent for all, but with latent mixtures one per class: the same noise, through
+        each class's own components).
         Given each row's class, a VAE with latent mixtures draws its latents from the class's mixture;
         otherwise from the model's own prior p(z | c). Temperature None: the export's default."""
         temperature = self.default_temperature if temperature is None else float(temperature)
