@@ -1,6 +1,8 @@
 """The PyTorch twins compute what the JAX models compute: with the JAX weights copied in, the VAE twin's
 encoder, prior and decoder outputs and its training losses over several steps (KL warm-up included, the
-same reparameterisation noise) equal the JAX ones. Skipped without PyTorch."""
+same reparameterisation noise) equal the JAX ones; so do the DCGAN twin's generated images (BatchNorm in
+train mode), discriminator logits, G's running statistics and its D and G losses over several steps (the
+same noise z). Skipped without PyTorch."""
 
 from __future__ import annotations
 
@@ -68,3 +70,65 @@ def test_vae_twin_with_copied_weights_matches_jax():
         jax_losses.append(float(metrics["loss"]))
     np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
     assert jax_losses[-1] != jax_losses[0]  # the weights moved: the match is over real updates
+
+
+def test_dcgan_twin_with_copied_weights_matches_jax():
+    import torch
+
+    from benchmarks.torch import dcgan
+    from benchmarks.torch.common import load_flax_params, nhwc_rows_to_nchw
+
+    config = config_lib.apply_overrides(config_lib.load_config_file(helpers.ROOT / "configs/dcgan.py"), [
+        "--config.batch_size=16", "--config.model.z_dim=16", "--config.model.cond_features=8",
+        "--config.model.g_features=8", "--config.model.d_features=8"])
+    task = registry.resolve(registry.get("dcgan").task)(config, tempfile.mkdtemp())
+    state = task.init_state(jax.random.PRNGKey(0))
+    twin = dcgan.build(config, task.model_dims, 0)
+    assert twin.num_params() == sum(x.size for x in jax.tree.leaves((state["g_params"], state["d_params"])))
+    np.testing.assert_array_equal(twin.table_rows, task.table)  # the same caption embeddings
+    # Flax reshapes G's first dense output and flattens D's features NHWC, the twin NCHW: permute those
+    # columns (fc, embed) and rows (psi).
+    g_base, d_top = twin.generator.base, twin.discriminator.psi.in_features // 16
+    load_flax_params(twin.generator, state["g_params"], stats=state["g_stats"],
+                     permute={"fc": lambda k: nhwc_rows_to_nchw(k.T, g_base, 4, 4).T})
+    load_flax_params(twin.discriminator, state["d_params"],
+                     permute={"psi": lambda k: nhwc_rows_to_nchw(k, d_top, 4, 4),
+                              "embed": lambda k: nhwc_rows_to_nchw(k.T, d_top, 4, 4).T})
+
+    batch = task.train_batch(0, 0, 1)
+    n = len(batch["caption_id"])
+    cond = task.table[batch["caption_id"]]
+    z = np.array(jax.random.normal(jax.random.PRNGKey(5), (n, task.z_dim), jnp.float32))
+    real_t, cond_t = torch.from_numpy(batch["image"]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(cond)
+    # As training runs them: G in train mode (batch statistics, running averages updated), D on one batch.
+    fake, g_stats = task._generate(state["g_params"], state["g_stats"], jnp.asarray(z), jnp.asarray(cond), True)
+    twin.generator.train()
+    with torch.no_grad():
+        fake_t = twin.generator(torch.from_numpy(z), cond_t)
+        np.testing.assert_allclose(np.asarray(fake), fake_t.permute(0, 2, 3, 1).numpy(), rtol=1e-4, atol=1e-4)
+        for images, images_t in ((batch["image"], real_t), (np.asarray(fake), fake_t)):
+            logits = task._discriminate(state["d_params"], jnp.asarray(images), jnp.asarray(cond))
+            np.testing.assert_allclose(np.asarray(logits), twin.discriminator(images_t, cond_t).numpy(),
+                                       rtol=1e-4, atol=1e-4)
+    # Running averages: torch blends in the unbiased batch variance, Flax the biased one (factor m / (m - 1),
+    # m = B*H*W, the twin's documented difference); with that undone both are the same update.
+    for i, bn in enumerate(twin.generator.bns):
+        m = n * (4 * 2**i) ** 2
+        old, new = state["g_stats"]["bns"][i], g_stats["bns"][i]
+        np.testing.assert_allclose(bn.running_mean.numpy(), np.asarray(new["mean"]), rtol=1e-4, atol=1e-6)
+        unbiased = 0.9 * np.asarray(old["var"]) + (np.asarray(new["var"]) - 0.9 * np.asarray(old["var"])) * m / (m - 1)
+        np.testing.assert_allclose(bn.running_var.numpy(), unbiased, rtol=1e-4, atol=1e-6)
+
+    step = jax.jit(task.train_step)
+    jax_losses, torch_losses = [], []
+    for i in range(3):
+        batch = task.train_batch(i, 0, 1)
+        key = jax.random.PRNGKey(100 + i)
+        state, metrics = step(state, batch, key)
+        z = np.array(jax.random.normal(key, (len(batch["caption_id"]), task.z_dim), jnp.float32))  # the step's z
+        image = torch.from_numpy(batch["image"]).permute(0, 3, 1, 2).contiguous()
+        d_loss = twin.train_step(image, torch.from_numpy(task.table[batch["caption_id"]]), torch.from_numpy(z))
+        torch_losses.append((float(d_loss), float(twin.metrics["g_loss"])))
+        jax_losses.append((float(metrics["d_loss"]), float(metrics["g_loss"])))
+    np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
+    assert jax_losses[-1][0] != jax_losses[0][0] and jax_losses[-1][1] != jax_losses[0][1]  # real updates
