@@ -2,7 +2,8 @@
 encoder, prior and decoder outputs and its training losses over several steps (KL warm-up included, the
 same reparameterisation noise) equal the JAX ones; so do the DCGAN twin's generated images (BatchNorm in
 train mode), discriminator logits, G's running statistics and its D and G losses over several steps (the
-same noise z). Skipped without PyTorch."""
+same noise z); so do the music twin's logits (nn.LSTM with the caption folded into layer 0's input
+weights) and its losses and weights over several steps. Skipped without PyTorch."""
 
 from __future__ import annotations
 
@@ -132,3 +133,46 @@ def test_dcgan_twin_with_copied_weights_matches_jax():
         jax_losses.append((float(metrics["d_loss"]), float(metrics["g_loss"])))
     np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
     assert jax_losses[-1][0] != jax_losses[0][0] and jax_losses[-1][1] != jax_losses[0][1]  # real updates
+
+
+def test_music_twin_with_copied_weights_matches_jax():
+    pytest.importorskip("music21")
+    import torch
+
+    from benchmarks.torch import music
+    from benchmarks.torch.common import tensors
+
+    config = config_lib.apply_overrides(config_lib.load_config_file(helpers.ROOT / "configs/music.py"), [
+        "--config.data=oneills1850", "--config.max_tunes=40", "--config.batch_size=4", "--config.max_len=64",
+        "--config.model.embed_dim=16", "--config.model.hidden_dim=16", "--config.model.dropout=0.0",
+        "--config.warmup_steps=1"])
+    task = registry.resolve(registry.get("music").task)(config, tempfile.mkdtemp())
+    state = task.init_state(jax.random.PRNGKey(0))
+    twin = music.build(config, dict(task.model_dims), 0, device="cpu")
+    assert twin.num_params() == sum(x.size for x in jax.tree.leaves(state["params"]))
+    music.load_jax_params(twin.model, state["params"])
+    initial = {k: v.clone() for k, v in twin.model.state_dict().items()}
+
+    batch = task.train_batch(0, 0, 1)
+    t = tensors(batch)
+    twin.model.eval()
+    with torch.no_grad():
+        logits_t = twin.model(t["tokens"], t["cond"]).numpy()
+    logits = nnx.merge(task.graphdef, state["params"])(jnp.asarray(batch["tokens"]), jnp.asarray(batch["cond"]))
+    np.testing.assert_allclose(np.asarray(logits), logits_t, rtol=1e-4, atol=1e-4)
+
+    step = jax.jit(task.train_step)
+    jax_losses, torch_losses = [], []
+    for i in range(4):  # the warm-up's zero learning rate, then real updates
+        batch = task.train_batch(i, 0, 1)
+        state, metrics = step(state, batch, jax.random.PRNGKey(100 + i))  # dropout 0: the key changes nothing
+        torch_losses.append(float(twin.step(batch)))
+        jax_losses.append(float(metrics["loss"]))
+    np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
+    assert len(set(jax_losses)) == len(jax_losses)
+    # The weights moved the same way: the JAX params after the steps, in the twin's layout, are the twin's.
+    expected = music.build(config, dict(task.model_dims), 1, device="cpu").model
+    music.load_jax_params(expected, state["params"])
+    for (name, ours), theirs in zip(twin.model.state_dict().items(), expected.state_dict().values(), strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        assert name.startswith("lstm.bias_hh") or not torch.equal(ours, initial[name]), name  # real updates

@@ -139,6 +139,31 @@ def masked_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tenso
     return (nll * mask.reshape(-1)).sum() / mask.sum().clamp(min=1.0)
 
 
+def load_jax_params(model: MelodyLSTM, params: dict) -> None:
+    """Copies MelodyRNN's pure-dict params into the twin (parity checks). Both cells order the fused gates
+    (i, f, g, o), so the 4H axis maps as is: weight_ih_l0 = [w_x | cond_gates] (kernels transposed),
+    weight_ih_l{k>0} = w_x, weight_hh = w_h, bias_ih = w_x's bias, bias_hh stays zero; embed, cond_init
+    and head map one to one."""
+    def t(array: Any) -> torch.Tensor:
+        return torch.from_numpy(np.array(array, np.float32))
+
+    with torch.no_grad():
+        model.embed.weight.copy_(t(params["embed"]["embedding"]))
+        for name in ("cond_init", "head"):
+            getattr(model, name).weight.copy_(t(params[name]["kernel"]).T)
+            getattr(model, name).bias.copy_(t(params[name]["bias"]))
+        for layer in range(model.num_layers):
+            p = params["layers"][layer]
+            w_ih, w_hh = model.lstm_weights(layer)
+            w_x = t(p["w_x"]["kernel"]).T
+            if layer == 0:
+                w_x = torch.cat([w_x, t(params["cond_gates"]["kernel"]).T], dim=1)
+            w_ih.copy_(w_x)
+            w_hh.copy_(t(p["w_h"]["kernel"]).T)
+            getattr(model.lstm, f"bias_ih_l{layer}").copy_(t(p["w_x"]["bias"]))
+            getattr(model.lstm, f"bias_hh_l{layer}").zero_()
+
+
 # ----------------------------------------------------------------------- zoo.sample.music's grammar in torch
 
 class _Grammar:
