@@ -3,7 +3,8 @@ encoder, prior and decoder outputs and its training losses over several steps (K
 same reparameterisation noise) equal the JAX ones; so do the DCGAN twin's generated images (BatchNorm in
 train mode), discriminator logits, G's running statistics and its D and G losses over several steps (the
 same noise z); so do the music twin's logits (nn.LSTM with the caption folded into layer 0's input
-weights) and its losses and weights over several steps. Skipped without PyTorch."""
+weights) and its losses and weights over several steps; so do the poem (GPT) twin's logits, losses and
+weights over several steps (dropout 0). Skipped without PyTorch."""
 
 from __future__ import annotations
 
@@ -176,3 +177,43 @@ def test_music_twin_with_copied_weights_matches_jax():
     for (name, ours), theirs in zip(twin.model.state_dict().items(), expected.state_dict().values(), strict=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
         assert name.startswith("lstm.bias_hh") or not torch.equal(ours, initial[name]), name  # real updates
+
+
+def test_poem_twin_with_copied_weights_matches_jax():
+    import torch
+
+    from benchmarks.torch import gpt, lm
+
+    overrides = [o for o in helpers.TINY if "context_length" not in o]
+    config = config_lib.apply_overrides(config_lib.load_config_file(helpers.ROOT / "configs/poem.py"), [
+        *overrides, "--config.model.context_length=64", "--config.warmup_steps=1", "--config.model.dropout=0.0"])
+    task = registry.resolve(registry.get("poem").task)(config, tempfile.mkdtemp())
+    state = task.init_state(jax.random.PRNGKey(0))
+    dims = lm.task_dims(task) if hasattr(lm, "task_dims") else dict(task.model_dims)
+    twin = lm.build(config, dims, 0, device="cpu")
+    assert twin.num_params() == sum(x.size for x in jax.tree.leaves(state["params"]))
+    gpt.load_jax_params(twin.model, state["params"])
+    initial = {k: v.clone() for k, v in twin.model.state_dict().items()}
+
+    tokens = task.train_batch(0, 0, 1)["tokens"]
+    twin.model.eval()
+    with torch.no_grad():
+        logits_t = twin.model(torch.from_numpy(np.asarray(tokens[:, :-1], np.int64))).numpy()
+    logits = nnx.merge(task.graphdef, state["params"])(jnp.asarray(tokens[:, :-1]))
+    np.testing.assert_allclose(np.asarray(logits), logits_t, rtol=1e-4, atol=1e-4)
+
+    step = jax.jit(task.train_step)
+    jax_losses, torch_losses = [], []
+    for i in range(4):  # the warm-up's zero learning rate, then real updates
+        batch = task.train_batch(i, 0, 1)
+        state, metrics = step(state, batch, jax.random.PRNGKey(100 + i))  # dropout 0: the key changes nothing
+        torch_losses.append(float(twin.step(batch)))
+        jax_losses.append(float(metrics["loss"]))
+    np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
+    assert len(set(jax_losses)) == len(jax_losses)
+    # The weights moved the same way: the JAX params after the steps, in the twin's layout, are the twin's.
+    expected = lm.build(config, dims, 1, device="cpu").model
+    gpt.load_jax_params(expected, state["params"])
+    for (name, ours), theirs in zip(twin.model.state_dict().items(), expected.state_dict().values(), strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        assert not torch.equal(ours, initial[name]), name  # real updates
