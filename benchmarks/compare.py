@@ -243,9 +243,17 @@ def music_caption(task: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- torch
 
 
-def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str, compiled: bool) -> dict:
+def build_twin(name: str, config: Any, task: Any) -> Any:
+    """The PyTorch twin of `task`'s model, seeded by config.seed (its module's `task_dims(task)` where it has
+    one, else the task's model_dims)."""
     import importlib
 
+    module = importlib.import_module(f"benchmarks.torch.{TWIN_MODULES[name]}")
+    dims = module.task_dims(task) if hasattr(module, "task_dims") else dict(task.model_dims)
+    return module.build(config, dims, int(config.seed))
+
+
+def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str, compiled: bool) -> dict:
     import torch
 
     if device == "gpu":
@@ -253,9 +261,7 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
         data = batches(task, warmup + steps)
-        module = importlib.import_module(f"benchmarks.torch.{TWIN_MODULES[name]}")
-        dims = module.task_dims(task) if hasattr(module, "task_dims") else dict(task.model_dims)
-        twin = module.build(config, dims, int(config.seed))
+        twin = build_twin(name, config, task)
         if compiled:
             twin.compile()
         timing = time_windows(lambda i: twin.step(data[i]), float, warmup, steps, windows)
@@ -303,6 +309,12 @@ def run_side(side: str, args: argparse.Namespace, overrides: Sequence[str]) -> d
     command = [sys.executable, "-m", "benchmarks.compare", "--model", args.model, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--windows", str(args.windows), "--device", args.device,
                "--side", side, *overrides]
+    return run_json(command)
+
+
+def run_json(command: Sequence[str]) -> dict:
+    """Runs a side's subprocess: the last JSON line it prints, or {"error": its last stderr line,
+    "returncode"} when it failed or printed none."""
     result = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:

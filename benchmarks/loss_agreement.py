@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,14 +58,11 @@ def jax_losses(name: str, config: Any, steps: int) -> list[float]:
 
 
 def torch_losses(name: str, config: Any, steps: int) -> list[float]:
-    import importlib
     import tempfile
 
     with tempfile.TemporaryDirectory() as workdir:
         task = compare.build_task(name, config, workdir)
-        module = importlib.import_module(f"benchmarks.torch.{compare.TWIN_MODULES[name]}")
-        dims = module.task_dims(task) if hasattr(module, "task_dims") else dict(task.model_dims)
-        twin = module.build(config, dims, int(config.seed))
+        twin = compare.build_twin(name, config, task)
         return [float(twin.step(task.train_batch(i, 0, 1))) for i in range(steps)]
 
 
@@ -96,12 +92,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
 def run_side(side: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, "-m", "benchmarks.loss_agreement", "--model", args.model, "--seeds", str(args.seeds),
                "--steps", str(args.steps), "--last", str(args.last), "--side", side, *args.overrides]
-    result = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": tail[:300]}
-    return json.loads(lines[-1])
+    return compare.run_json(command)
 
 
 def markdown(out: dict) -> str:
