@@ -152,7 +152,6 @@ def test_music_twin_with_copied_weights_matches_jax():
     twin = music.build(config, dict(task.model_dims), 0, device="cpu")
     assert twin.num_params() == sum(x.size for x in jax.tree.leaves(state["params"]))
     music.load_jax_params(twin.model, state["params"])
-    initial = {k: v.clone() for k, v in twin.model.state_dict().items()}
 
     batch = task.train_batch(0, 0, 1)
     t = tensors(batch)
@@ -161,22 +160,8 @@ def test_music_twin_with_copied_weights_matches_jax():
         logits_t = twin.model(t["tokens"], t["cond"]).numpy()
     logits = nnx.merge(task.graphdef, state["params"])(jnp.asarray(batch["tokens"]), jnp.asarray(batch["cond"]))
     np.testing.assert_allclose(np.asarray(logits), logits_t, rtol=1e-4, atol=1e-4)
-
-    step = jax.jit(task.train_step)
-    jax_losses, torch_losses = [], []
-    for i in range(4):  # the warm-up's zero learning rate, then real updates
-        batch = task.train_batch(i, 0, 1)
-        state, metrics = step(state, batch, jax.random.PRNGKey(100 + i))  # dropout 0: the key changes nothing
-        torch_losses.append(float(twin.step(batch)))
-        jax_losses.append(float(metrics["loss"]))
-    np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
-    assert len(set(jax_losses)) == len(jax_losses)
-    # The weights moved the same way: the JAX params after the steps, in the twin's layout, are the twin's.
-    expected = music.build(config, dict(task.model_dims), 1, device="cpu").model
-    music.load_jax_params(expected, state["params"])
-    for (name, ours), theirs in zip(twin.model.state_dict().items(), expected.state_dict().values(), strict=True):
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
-        assert name.startswith("lstm.bias_hh") or not torch.equal(ours, initial[name]), name  # real updates
+    _train_alike(task, state, twin, music.build(config, dict(task.model_dims), 1, device="cpu").model,
+                 music.load_jax_params, frozen="lstm.bias_hh")
 
 
 def test_poem_twin_with_copied_weights_matches_jax():
@@ -189,11 +174,9 @@ def test_poem_twin_with_copied_weights_matches_jax():
         *overrides, "--config.model.context_length=64", "--config.warmup_steps=1", "--config.model.dropout=0.0"])
     task = registry.resolve(registry.get("poem").task)(config, tempfile.mkdtemp())
     state = task.init_state(jax.random.PRNGKey(0))
-    dims = lm.task_dims(task) if hasattr(lm, "task_dims") else dict(task.model_dims)
-    twin = lm.build(config, dims, 0, device="cpu")
+    twin = lm.build(config, dict(task.model_dims), 0, device="cpu")
     assert twin.num_params() == sum(x.size for x in jax.tree.leaves(state["params"]))
     gpt.load_jax_params(twin.model, state["params"])
-    initial = {k: v.clone() for k, v in twin.model.state_dict().items()}
 
     tokens = task.train_batch(0, 0, 1)["tokens"]
     twin.model.eval()
@@ -201,19 +184,28 @@ def test_poem_twin_with_copied_weights_matches_jax():
         logits_t = twin.model(torch.from_numpy(np.asarray(tokens[:, :-1], np.int64))).numpy()
     logits = nnx.merge(task.graphdef, state["params"])(jnp.asarray(tokens[:, :-1]))
     np.testing.assert_allclose(np.asarray(logits), logits_t, rtol=1e-4, atol=1e-4)
+    _train_alike(task, state, twin, lm.build(config, dict(task.model_dims), 1, device="cpu").model,
+                 gpt.load_jax_params)
 
+
+def _train_alike(task, state: dict, twin, fresh_model, load_jax_params, frozen: str | None = None) -> None:
+    """4 training steps on both sides from the same weights and batches (the first at the warm-up's zero
+    learning rate; dropout 0, so the JAX step's key changes nothing): equal losses, and then equal weights:
+    the trained JAX params copied into `fresh_model` (built from another seed, so a weight the copy misses
+    differs) are the twin's, and every weight moved but those named `frozen...`."""
+    import torch
+
+    initial = {k: v.clone() for k, v in twin.model.state_dict().items()}
     step = jax.jit(task.train_step)
     jax_losses, torch_losses = [], []
-    for i in range(4):  # the warm-up's zero learning rate, then real updates
+    for i in range(4):
         batch = task.train_batch(i, 0, 1)
-        state, metrics = step(state, batch, jax.random.PRNGKey(100 + i))  # dropout 0: the key changes nothing
+        state, metrics = step(state, batch, jax.random.PRNGKey(100 + i))
         torch_losses.append(float(twin.step(batch)))
         jax_losses.append(float(metrics["loss"]))
     np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
     assert len(set(jax_losses)) == len(jax_losses)
-    # The weights moved the same way: the JAX params after the steps, in the twin's layout, are the twin's.
-    expected = lm.build(config, dims, 1, device="cpu").model
-    gpt.load_jax_params(expected, state["params"])
-    for (name, ours), theirs in zip(twin.model.state_dict().items(), expected.state_dict().values(), strict=True):
+    load_jax_params(fresh_model, state["params"])
+    for (name, ours), theirs in zip(twin.model.state_dict().items(), fresh_model.state_dict().values(), strict=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
-        assert not torch.equal(ours, initial[name]), name  # real updates
+        assert (frozen and name.startswith(frozen)) or not torch.equal(ours, initial[name]), name  # real updates
