@@ -117,8 +117,8 @@ class ImageSampler:
 
     def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
                interpolate: tuple[str, str] | None = None) -> list[np.ndarray]:
-        """`num` uint8 images [H, W, C] for `prompt`, or an interpolation between two prompts."""
-        temperature = self.default_temperature if temperature is None else float(temperature)
+        """`num` uint8 images [H, W, C] for `prompt`, or an interpolation between two prompts (temperature
+        None: the export's default, resolved by sample_cond / interpolate)."""
         if interpolate is not None:
             return self.interpolate(*interpolate, num=num, seed=seed, temperature=temperature)
         reading = self.read_prompt(prompt)
