@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from zoo.models.dropout import Dropout
+
 # {"cells": one (h, c) pair per layer, each [B, hidden_dim]; "cond_gates": [B, 4 * hidden_dim]}, in the
 # compute dtype: a plain pytree, so a sampler can carry it through a lax.while_loop.
 MelodyState = dict[str, Any]
@@ -87,7 +89,7 @@ class MelodyRNN(nnx.Module):
         self.cond_gates = nnx.Linear(cond_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs)
         self.layers = nnx.List([LSTMLayer(embed_dim if i == 0 else hidden_dim, hidden_dim, dtype, rngs=rngs)
                                 for i in range(num_layers)])
-        self.drop = nnx.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nnx.Linear(hidden_dim, vocab_size, dtype=dtype, rngs=rngs)
 
     def init_state(self, cond: jax.Array) -> MelodyState:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from zoo.models.dropout import Dropout
 from zoo.models.gpt import GPT
 
 
@@ -58,7 +59,7 @@ class RelGANDiscriminator(nnx.Module):
                                for f, n in zip(filter_sizes, num_filters, strict=True)])
         features = sum(num_filters)
         self.highway = nnx.Linear(features, features, dtype=dtype, rngs=rngs)
-        self.drop = nnx.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.hidden = nnx.Linear(features, hidden_dim, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(hidden_dim, 1, dtype=dtype, rngs=rngs)
 
