@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -18,6 +19,17 @@ def init_model_state(model: nnx.Module, tx: optax.GradientTransformation) -> dic
     `nnx.merge(graphdef, params)` takes back."""
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     return {"params": params, "opt_state": tx.init(params)}
+
+
+def top1_correct(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Whether each target has the largest logit: bool, the shape of `targets`.
+
+    The same answer as `logits.argmax(-1) == targets` unless two logits tie exactly, for a fraction of
+    the cost: argmax is a (value, index) reduction that XLA's CPU backend runs as a slow loop fusion (35 ms
+    of the poem LM's 2.6 s step at context 512), while a plain max fuses with the cross-entropy's own.
+    """
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return target_logit >= logits.max(axis=-1)
 
 
 def gradient_step(state: dict[str, PyTree], tx: optax.GradientTransformation,

@@ -19,7 +19,7 @@ from zoo import registry
 from zoo.data import sources
 from zoo.data.lm import TokenWindows
 from zoo.errors import UsageError
-from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state
+from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state, top1_correct
 from zoo.text import tokenizer as tokenizer_lib
 from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
@@ -38,7 +38,7 @@ def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
     logits = model(tokens[:, :-1], deterministic=key is None, rngs=rngs)
     targets = tokens[:, 1:]
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
-    return loss, {"accuracy": (logits.argmax(-1) == targets).mean()}
+    return loss, {"accuracy": top1_correct(logits, targets).mean()}
 
 
 def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_docs: list[str],

@@ -27,7 +27,13 @@ from flax import nnx
 from zoo import registry
 from zoo.data import music as music_data
 from zoo.errors import UsageError
-from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
+from zoo.objectives.common import (
+    SingleModelTask,
+    WithCaptionEmbeddings,
+    gradient_step,
+    init_model_state,
+    top1_correct,
+)
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 from zoo.train.task import EVAL_WEIGHT
@@ -82,7 +88,7 @@ def masked_loss(graphdef: nnx.GraphDef, params: dict, batch: dict, key: jax.Arra
     count = jnp.maximum(mask.sum(), 1.0)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     loss = (nll * mask).sum() / count
-    accuracy = ((logits.argmax(-1) == targets) * mask).sum() / count
+    accuracy = (top1_correct(logits, targets) * mask).sum() / count
     return loss, {"accuracy": accuracy}
 
 

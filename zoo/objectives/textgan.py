@@ -60,6 +60,7 @@ from flax import nnx
 from zoo import registry
 from zoo.data import poem_forms
 from zoo.errors import UsageError
+from zoo.objectives.common import top1_correct
 from zoo.objectives.lm import lm_loss, prepare_tokenizer
 from zoo.text import tokenizer as tokenizer_lib
 from zoo.train.optim import make_optimizer
@@ -132,7 +133,7 @@ def masked_nll(graphdef: nnx.GraphDef, params: PyTree, tokens: jax.Array, bias: 
     logits = nnx.merge(graphdef, params)(tokens[:, :-1]) + bias
     targets = tokens[:, 1:]
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean(axis=1)
-    acc = (logits.argmax(-1) == targets).mean(axis=1)
+    acc = top1_correct(logits, targets).mean(axis=1)
     rows = mask.astype(jnp.float32)
     n = jnp.maximum(rows.sum(), 1.0)
     return {"loss": (nll * rows).sum() / n, "accuracy": (acc * rows).sum() / n, EVAL_WEIGHT: rows.sum()}
