@@ -1,6 +1,6 @@
 """JAX zoo vs its PyTorch twins (benchmarks/torch/): training speed, memory, losses, FLOPs, MFU, sampling.
 
-    python -m benchmarks.compare --model NAME [--steps N] [--device cpu|gpu] [--json PATH]
+    python -m benchmarks.compare --model NAME [--steps N] [--device cpu|gpu] [--json PATH] [--repeats R]
                                  [--windows 5] [--warmup 3] [--no-compile] [--config.KEY=VALUE ...]
 
 NAME is a registry family (poem, textgan, dcgan, vae, music). Its benchmark config is the family's
@@ -18,7 +18,10 @@ weights, so losses agree within noise, not bit for bit).
 Figures per side:
 * steps/s: the median over `--windows` windows of the `--steps` timed steps, after `--warmup` steps (the
   first of which pays JAX's compilation or torch.compile's, reported as warm-up seconds). Each window ends
-  with one sync (block_until_ready / .item()), as the training loop syncs only at log steps.
+  with one sync (block_until_ready / .item()), as the training loop syncs only at log steps. With
+  `--repeats R` the sides run R times in turn (jax, eager, compile, jax, ...) and steps/s is the median of
+  the R runs' figures (each run's is in `repeat_steps_per_s`): on a shared machine the speed drifts by 10%
+  between minutes, and taking turns exposes every side to the same drift.
 * peak memory: the process's peak resident set (CPU) or the device allocator's peak (GPU), in MB.
 * loss: the mean training loss over the last window (the step's metrics["loss"] on both sides).
 * FLOPs per step: XLA's cost analysis of the compiled JAX step (the same model on both sides), and MFU =
@@ -323,6 +326,16 @@ def run_json(command: Sequence[str]) -> dict:
     return json.loads(lines[-1])
 
 
+def combine_repeats(runs: list[dict]) -> dict:
+    """One side's figures from its repeated runs: the first good run's, with steps/s the median of all
+    good runs' (listed in `repeat_steps_per_s`); the first error if no run was good."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[0]
+    rates = [r["steps_per_s"] for r in good]
+    return {**good[0], "steps_per_s": float(np.median(rates)), "repeat_steps_per_s": rates}
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
@@ -343,6 +356,7 @@ def summary(name: str, results: dict[str, dict], config: Any, args: argparse.Nam
         mfu = jax_r["flops_per_step"] * jax_r["steps_per_s"] / jax_r["matmul_peak_flops"]
     return {
         "model": name, "device": args.device, "steps": args.steps, "warmup": args.warmup, "windows": args.windows,
+        "repeats": args.repeats,
         "batch_size": int(config.batch_size), "overrides": {**BENCH_OVERRIDES.get(name, {})},
         "command_line_overrides": list(args.overrides),
         "jax_steps_per_s": rate(jax_r), "torch_eager_steps_per_s": rate(eager),
@@ -403,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile side")
+    parser.add_argument("--repeats", type=int, default=1, help="run the sides this many times in turn")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: run one side
     parser.error = _usage_error  # one line and exit 2, as every zoo command-line tool
     args, overrides = parser.parse_known_args(argv)
@@ -411,8 +426,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         bad = [o for o in overrides if not o.startswith("--config.")]
         if bad:
             raise UsageError(f"unknown argument {bad[0]!r} (config overrides look like --config.KEY=VALUE)")
-        if args.steps < 1 or args.warmup < 1 or args.windows < 1:
-            raise UsageError("--steps, --warmup and --windows must be >= 1")
+        if min(args.steps, args.warmup, args.windows, args.repeats) < 1:
+            raise UsageError("--steps, --warmup, --windows and --repeats must be >= 1")
         registry.get(args.model)
         if args.model not in TWIN_MODULES:
             raise UsageError(f"no PyTorch twin for {args.model}; choose one of {', '.join(TWIN_MODULES)}")
@@ -434,11 +449,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("note: the PyTorch twins run on the CPU only so far: the JAX side only", file=sys.stderr)
         else:
             sides += ["torch"] + ([] if args.no_compile else ["torch_compile"])
-        results = {}
-        for side in sides:
-            results[side] = run_side(side, args, overrides)
-            if results[side].get("returncode") == 2:  # the side refused its input: say it once, like any tool
-                raise UsageError(results[side]["error"].removeprefix("error: "))
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
+        for _ in range(args.repeats):
+            for side in sides:
+                runs[side].append(run_side(side, args, overrides))
+                if runs[side][-1].get("returncode") == 2:  # the side refused its input: say it once, like any tool
+                    raise UsageError(runs[side][-1]["error"].removeprefix("error: "))
+        results = {side: combine_repeats(r) for side, r in runs.items()}
         s = summary(args.model, results, config, args)
         print(markdown(s))
         if args.json:

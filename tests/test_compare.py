@@ -30,9 +30,21 @@ def test_windows_split_steps_evenly():
     assert sum(timing.windows_of(23, 5)) == 23
 
 
+def test_repeats_combine_to_the_median_rate():
+    from benchmarks.compare import combine_repeats
+
+    runs = [{"steps_per_s": 2.0, "final_loss": 1.5}, {"error": "killed"}, {"steps_per_s": 1.0, "final_loss": 1.5},
+            {"steps_per_s": 4.0, "final_loss": 1.5}]
+    combined = combine_repeats(runs)
+    assert combined["steps_per_s"] == 2.0 and combined["repeat_steps_per_s"] == [2.0, 1.0, 4.0]
+    assert combined["final_loss"] == 1.5
+    assert combine_repeats([{"error": "killed"}, {"error": "again"}]) == {"error": "killed"}
+
+
 def test_bad_arguments_exit_2():
     for args, message in [(["--model", "nonsense"], "unknown model"), (["--model", "poem", "--steps", "0"], ">= 1"),
-                          (["--model", "poem", "--bogus"], "unknown argument")]:
+                          (["--model", "poem", "--bogus"], "unknown argument"),
+                          (["--model", "poem", "--repeats", "0"], ">= 1")]:
         result = subprocess.run([sys.executable, "-m", "benchmarks.compare", *args], capture_output=True, text=True,
                                 cwd=helpers.ROOT, env=helpers.env())
         assert result.returncode == 2, result.stderr
