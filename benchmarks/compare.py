@@ -19,9 +19,11 @@ Figures per side:
 * steps/s: the median over `--windows` windows of the `--steps` timed steps, after `--warmup` steps (the
   first of which pays JAX's compilation or torch.compile's, reported as warm-up seconds). Each window ends
   with one sync (block_until_ready / .item()), as the training loop syncs only at log steps. With
-  `--repeats R` the sides run R times in turn (jax, eager, compile, jax, ...) and steps/s is the median of
-  the R runs' figures (each run's is in `repeat_steps_per_s`): on a shared machine the speed drifts by 10%
-  between minutes, and taking turns exposes every side to the same drift.
+  `--repeats R` the sides run R times in turn (jax, eager, compile; then eager, compile, jax; ...) and
+  steps/s and the sampling speeds are the medians of the R runs' figures (each run's steps/s is in
+  `repeat_steps_per_s`, crashed runs are counted in `failed_repeats`); memory, warm-up and losses are the
+  first run's. On a shared machine the speed drifts by 10% between minutes, and taking turns exposes every
+  side to the same drift.
 * peak memory: the process's peak resident set (CPU) or the device allocator's peak (GPU), in MB.
 * loss: the mean training loss over the last window (the step's metrics["loss"] on both sides).
 * FLOPs per step: XLA's cost analysis of the compiled JAX step (the same model on both sides), and MFU =
@@ -326,14 +328,23 @@ def run_json(command: Sequence[str]) -> dict:
     return json.loads(lines[-1])
 
 
+MEDIAN_OF_REPEATS = ("steps_per_s", "sample_per_s", "sample_full_recompute_per_s", "sample_cached_per_s")
+
+
 def combine_repeats(runs: list[dict]) -> dict:
-    """One side's figures from its repeated runs: the first good run's, with steps/s the median of all
-    good runs' (listed in `repeat_steps_per_s`); the first error if no run was good."""
+    """One side's figures from its repeated runs: the speeds (MEDIAN_OF_REPEATS) are the median over the
+    good runs (steps/s of each in `repeat_steps_per_s`), everything else (memory, warm-up, losses) the first
+    good run's; `failed_repeats` counts the runs that crashed. The first error if no run was good."""
     good = [r for r in runs if "error" not in r]
     if not good:
         return runs[0]
-    rates = [r["steps_per_s"] for r in good]
-    return {**good[0], "steps_per_s": float(np.median(rates)), "repeat_steps_per_s": rates}
+    combined = {**good[0], "repeat_steps_per_s": [r["steps_per_s"] for r in good],
+                "failed_repeats": len(runs) - len(good)}
+    for key in MEDIAN_OF_REPEATS:
+        values = [r[key] for r in good if r.get(key) is not None]
+        if values:
+            combined[key] = float(np.median(values))
+    return combined
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -398,6 +409,9 @@ def markdown(s: dict) -> str:
         extra.append(f"LM sampling {j['sample_tokens']} new tokens: JAX KV cache {j['sample_per_s']:.0f} tok/s, "
                      f"JAX full recomputation {j['sample_full_recompute_per_s']:.0f} tok/s "
                      f"({j['sample_per_s'] / j['sample_full_recompute_per_s']:.1f}x)")
+    for c in cols:
+        if sides[c].get("failed_repeats"):
+            extra.append(f"{title[c]}: {sides[c]['failed_repeats']} of its repeated runs crashed")
     if "sample_cached_per_s" in sides.get("torch", {}):
         extra.append(f"PyTorch twin with a KV cache: {sides['torch']['sample_cached_per_s']:.0f} tok/s")
     return "\n".join(lines + [""] + [f"- {e}" for e in extra])
@@ -450,8 +464,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             sides += ["torch"] + ([] if args.no_compile else ["torch_compile"])
         runs: dict[str, list[dict]] = {side: [] for side in sides}
-        for _ in range(args.repeats):
-            for side in sides:
+        for round_ in range(args.repeats):
+            for side in sides[round_ % len(sides):] + sides[:round_ % len(sides)]:  # each side leads a round
                 runs[side].append(run_side(side, args, overrides))
                 if runs[side][-1].get("returncode") == 2:  # the side refused its input: say it once, like any tool
                     raise UsageError(runs[side][-1]["error"].removeprefix("error: "))

@@ -33,11 +33,13 @@ def test_windows_split_steps_evenly():
 def test_repeats_combine_to_the_median_rate():
     from benchmarks.compare import combine_repeats
 
-    runs = [{"steps_per_s": 2.0, "final_loss": 1.5}, {"error": "killed"}, {"steps_per_s": 1.0, "final_loss": 1.5},
-            {"steps_per_s": 4.0, "final_loss": 1.5}]
+    runs = [{"steps_per_s": 2.0, "sample_per_s": 9.0, "final_loss": 1.5}, {"error": "killed"},
+            {"steps_per_s": 1.0, "sample_per_s": 7.0, "final_loss": 1.6},
+            {"steps_per_s": 4.0, "sample_per_s": 8.0, "final_loss": 1.7}]
     combined = combine_repeats(runs)
     assert combined["steps_per_s"] == 2.0 and combined["repeat_steps_per_s"] == [2.0, 1.0, 4.0]
-    assert combined["final_loss"] == 1.5
+    assert combined["sample_per_s"] == 8.0 and combined["failed_repeats"] == 1
+    assert combined["final_loss"] == 1.5  # not a speed: the first good run's
     assert combine_repeats([{"error": "killed"}, {"error": "again"}]) == {"error": "killed"}
 
 

@@ -213,3 +213,32 @@ def test_blockwise_causal_attention_equals_the_full_masked_one():
     grads = [jax.grad(lambda q, f=f: (f(q) ** 2).sum())(q) for f in
              (lambda q: gpt._causal_attend(q, k, v), lambda q: gpt._attend(q, k, v, jnp.tril(jnp.ones((t, t), bool))))]
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
+def test_attention_equals_softmax_attention(dtype, tol):
+    """_attend normalises after the value matmul; it must equal textbook softmax(q k^T / sqrt(d)) v (computed
+    in float64 from the same operands), with and without masked positions, values and gradients."""
+    from zoo.models import gpt
+
+    rng = np.random.default_rng(1)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 3, 6, 8)) * 2, dtype) for _ in range(3))
+    mask = jnp.asarray(rng.random((6, 6)) < 0.7).at[:, 0].set(True)
+
+    def reference(q, k, v):
+        q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+        s = np.einsum("bhtd,bhsd->bhts", q, k) / np.sqrt(8)
+        s = np.where(np.asarray(mask), s, -np.inf)
+        p = np.exp(s - s.max(-1, keepdims=True))
+        return np.einsum("bhts,bhsd->bhtd", p / p.sum(-1, keepdims=True), v)
+
+    got = gpt._attend(q, k, v, mask)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(np.asarray(got, np.float64), reference(q, k, v), rtol=tol, atol=tol)
+    if dtype == jnp.float32:  # gradients against jax.nn.softmax autodiff
+        def textbook(q):
+            s = jnp.where(mask, jnp.einsum("bhtd,bhsd->bhts", q, k) / np.sqrt(8), -jnp.inf)
+            return jnp.einsum("bhts,bhsd->bhtd", jax.nn.softmax(s, axis=-1), v)
+
+        np.testing.assert_allclose(jax.grad(lambda q: (gpt._attend(q, k, v, mask) ** 3).sum())(q),
+                                   jax.grad(lambda q: (textbook(q) ** 3).sum())(q), rtol=1e-4, atol=1e-5)

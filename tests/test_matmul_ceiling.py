@@ -35,3 +35,15 @@ def test_batched_dot_flops_and_timing():
     key = ((4, 8, 16), (4, 16, 32), "float32", "float32", (((2,), (1,)), ((0,), (0,))), None)
     assert dot_flops(key) == 2 * 4 * 8 * 16 * 32
     assert 0 < time_dot(key, repeats=2, trials=1) < 1
+
+
+def test_cond_counts_its_costliest_branch_and_nested_calls_are_seen():
+    x = jnp.ones((8, 8))
+
+    def f(p, x):
+        y = jax.lax.cond(p, lambda x: x @ x, lambda x: (x @ x) @ x, x)
+        return jax.checkpoint(lambda y: jax.jit(lambda y: y @ y)(y))(y)
+
+    counts, notes = collect_dots(jax.make_jaxpr(f)(True, x).jaxpr)
+    assert sum(counts.values()) == 3  # two in the costlier branch, one inside remat(pjit(...))
+    assert any("cond" in n for n in notes)

@@ -5,14 +5,16 @@ is a full threefry2x32 evaluation whose two 32-bit outputs are XOR-ed into one. 
 the largest elementwise cost of a transformer step: 16% of the poem LM's train step at context 512.
 
 Here each threefry2x32 evaluation yields 64 bits, cut into four 16-bit uniforms, so a mask needs a quarter
-of the evaluations, and the backward pass keeps a quarter of the bits to rebuild it. An element is dropped
-when its 16-bit uniform is below round(rate * 65536): the rate is exact to 2^-17 (0.1 becomes 0.100006),
-and the kept elements are scaled by the inverse of the keep probability actually used, so the layer is
-unbiased. The counters are the elements' positions, like partitionable threefry's, so the mask of an array
-sharded over its leading axes is computed shard-locally.
+of the evaluations (and where XLA keeps the hash's output words to rebuild the mask in the backward pass, as
+it does in the poem LM's compiled step, a quarter of the words). An element is dropped when its 16-bit
+uniform is below round(rate * 65536): the rate is exact to 2^-17 (0.1 becomes 0.100006), and the kept
+elements are scaled (in float32) by the inverse of the keep probability actually used, so the layer is
+unbiased up to the input dtype's rounding. The counters are the elements' positions, like partitionable
+threefry's, so the mask of an array sharded over its leading axes is computed shard-locally.
 
-Same interface as `nnx.Dropout` (rate, `deterministic`, `rngs` at call time). Arrays whose last axis is not
-a multiple of 4, and keys of another PRNG implementation, fall back to `jax.random.bernoulli`.
+The call interface of `nnx.Dropout` as the zoo's models use it: the rate, and `deterministic` and `rngs` (an
+`nnx.Rngs`, an `RngStream` or a key) at call time; no `broadcast_dims`. Arrays whose last axis is not a
+multiple of 4, and keys of another PRNG implementation, fall back to `jax.random.bernoulli`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ _FIELDS = 64 // _UNIFORM_BITS  # uniforms per threefry2x32 evaluation
 
 
 def _is_threefry(key: jax.Array) -> bool:
+    """One threefry key: a typed scalar key, or a raw uint32[2] (the default implementation's layout)."""
     if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key.shape == (2,) and key.dtype == jnp.uint32  # a raw threefry key
-    return "threefry" in str(jax.random.key_impl(key))
+        return key.shape == (2,) and key.dtype == jnp.uint32
+    return key.shape == () and "threefry" in str(jax.random.key_impl(key))
 
 
 def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> tuple[jax.Array, float]:
@@ -60,19 +63,26 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> tuple[jax.
 class Dropout(nnx.Module):
     """Inverted dropout with 16-bit uniforms (see the module docstring); a drop-in for `nnx.Dropout`."""
 
-    def __init__(self, rate: float, *, rng_collection: str = "dropout"):
+    def __init__(self, rate: float, *, rng_collection: str = "dropout") -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"dropout rate must be in [0, 1], got {rate}")
         self.rate = rate
         self.rng_collection = rng_collection
 
-    def __call__(self, x: jax.Array, *, deterministic: bool, rngs: nnx.Rngs | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, *, deterministic: bool,
+                 rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None) -> jax.Array:
         if deterministic or self.rate == 0.0:
             return x
         if self.rate == 1.0:
             return jnp.zeros_like(x)
         if rngs is None:
             raise ValueError("Dropout in training mode needs rngs (an nnx.Rngs with a dropout stream)")
-        key = rngs[self.rng_collection]() if isinstance(rngs, nnx.Rngs) else rngs()
+        if isinstance(rngs, nnx.Rngs):
+            key = rngs[self.rng_collection]()
+        elif isinstance(rngs, nnx.RngStream):
+            key = rngs()
+        else:
+            key = rngs
         keep, keep_prob = keep_mask(key, x.shape, self.rate)
-        return jnp.where(keep, x / jnp.asarray(keep_prob, x.dtype), jnp.zeros_like(x))
+        scaled = (x.astype(jnp.float32) * (1.0 / keep_prob)).astype(x.dtype)
+        return jnp.where(keep, scaled, jnp.zeros_like(x))

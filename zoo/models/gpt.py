@@ -37,14 +37,15 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Ar
 
     Plain einsums, faster on the CPU than `jax.nn.dot_product_attention`. The softmax's normalisation is
     applied to the [B,H,T,D] output rather than to the [B,H,T,S] probabilities (FlashAttention's order):
-    one pass less over the scores, forward and backward. Scores and softmax run in float32, so a bfloat16
-    compute dtype does not lose the softmax's precision.
+    one pass less over the scores, forward and backward. Both matmuls accumulate in float32 and the scores,
+    softmax and normalisation stay float32, so a bfloat16 compute dtype rounds only the matmul operands.
     """
-    scores = jnp.einsum("bhtd,bhsd->bhts", q * (1.0 / math.sqrt(q.shape[-1])), k).astype(jnp.float32)
+    f32 = jnp.float32
+    scores = jnp.einsum("bhtd,bhsd->bhts", q * (1.0 / math.sqrt(q.shape[-1])), k, preferred_element_type=f32)
     scores = jnp.where(mask, scores, _NEG_INF)
     weights = jnp.exp(scores - jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True)))
-    out = jnp.einsum("bhts,bhsd->bhtd", weights.astype(v.dtype), v)
-    return out / jnp.sum(weights, axis=-1, keepdims=True).astype(v.dtype)
+    out = jnp.einsum("bhts,bhsd->bhtd", weights.astype(v.dtype), v, preferred_element_type=f32)
+    return (out / jnp.sum(weights, axis=-1, keepdims=True)).astype(v.dtype)
 
 
 ATTENTION_BLOCK = 128  # query rows per block of causal attention over long sequences

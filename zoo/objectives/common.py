@@ -22,14 +22,14 @@ def init_model_state(model: nnx.Module, tx: optax.GradientTransformation) -> dic
 
 
 def top1_correct(logits: jax.Array, targets: jax.Array) -> jax.Array:
-    """Whether each target has the largest logit: bool, the shape of `targets`.
-
-    The same answer as `logits.argmax(-1) == targets` unless two logits tie exactly, for a fraction of
-    the cost: argmax is a (value, index) reduction that XLA's CPU backend runs as a slow loop fusion (35 ms
-    of the poem LM's 2.6 s step at context 512), while a plain max fuses with the cross-entropy's own.
-    """
-    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    return target_logit >= logits.max(axis=-1)
+    """`logits.argmax(-1) == targets` (bool, the shape of `targets`; ties go to the lowest index, as
+    argmax's do), for a fraction of the cost on the CPU: argmax is a (value, index) reduction that XLA's CPU
+    backend runs as a slow loop fusion (35 ms of the poem LM's 2.6 s step at context 512), while this is one
+    elementwise pass and a plain `any` reduction."""
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)
+    index = jax.lax.broadcasted_iota(targets.dtype, logits.shape, logits.ndim - 1)
+    ahead = (logits > target_logit) | ((logits == target_logit) & (index < targets[..., None]))
+    return ~jnp.any(ahead, axis=-1)
 
 
 def gradient_step(state: dict[str, PyTree], tx: optax.GradientTransformation,
