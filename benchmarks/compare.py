@@ -417,6 +417,13 @@ def markdown(s: dict) -> str:
     return "\n".join(lines + [""] + [f"- {e}" for e in extra])
 
 
+def check_overrides(overrides: Sequence[str]) -> None:
+    """The benchmark tools take config overrides and nothing else beyond their own flags."""
+    bad = [o for o in overrides if not o.startswith("--config.")]
+    if bad:
+        raise UsageError(f"unknown argument {bad[0]!r} (config overrides look like --config.KEY=VALUE)")
+
+
 def _usage_error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -437,9 +444,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, overrides = parser.parse_known_args(argv)
     args.overrides = overrides
     try:
-        bad = [o for o in overrides if not o.startswith("--config.")]
-        if bad:
-            raise UsageError(f"unknown argument {bad[0]!r} (config overrides look like --config.KEY=VALUE)")
+        check_overrides(overrides)
         if min(args.steps, args.warmup, args.windows, args.repeats) < 1:
             raise UsageError("--steps, --warmup, --windows and --repeats must be >= 1")
         registry.get(args.model)

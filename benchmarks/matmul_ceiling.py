@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.compare import batches, bench_config, build_task, matmul_peak_flops
+from benchmarks.compare import batches, bench_config, build_task, check_overrides, matmul_peak_flops
 from benchmarks.timing import time_windows
 from zoo.errors import UsageError
 
@@ -161,9 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     args, overrides = parser.parse_known_args(argv)
     try:
-        bad = [o for o in overrides if not o.startswith("--config.")]
-        if bad:
-            raise UsageError(f"unknown argument {bad[0]!r} (config overrides look like --config.KEY=VALUE)")
+        check_overrides(overrides)
         result = measure(args.model, overrides)
         print(markdown(result))
         if args.json:

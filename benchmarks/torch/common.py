@@ -119,13 +119,14 @@ def load_flax_params(module: torch.nn.Module, params: dict, stats: dict | None =
                      permute: dict[str, Any] | None = None) -> None:
     """Copies a Flax model's pure-dict params into the twin with the same module names (parity checks):
     Linear kernels [in, out] -> weight [out, in]; Conv HWIO -> OIHW; ConvTranspose HWIO -> [in, out, kh, kw]
-    with the spatial flip (lax correlates, torch's transposed conv convolves); BatchNorm scale/bias and,
-    given `stats`, running mean/var. `permute[name]` rearranges a kernel first (e.g. NHWC-flattened rows
-    of a dense layer after a conv, which the twin flattens NCHW)."""
+    with the spatial flip (lax correlates, torch's transposed conv convolves); Embed `embedding` -> weight;
+    LayerNorm and BatchNorm scale/bias and, given `stats`, BatchNorm's running mean/var. `permute[name]`
+    rearranges a kernel first (e.g. NHWC-flattened rows of a dense layer after a conv, which the twin
+    flattens NCHW). `params` may also be one module's own dict, for `module` itself."""
     permute = permute or {}
 
     def lookup(tree: Any, name: str) -> Any:
-        for part in name.split("."):
+        for part in filter(None, name.split(".")):  # "" is `module` itself
             tree = tree[int(part)] if part.isdigit() else tree[part]
         return tree
 
@@ -145,11 +146,13 @@ def load_flax_params(module: torch.nn.Module, params: dict, stats: dict | None =
                 m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
                 if m.bias is not None:
                     m.bias.copy_(torch.from_numpy(np.array(d["bias"], np.float32)))
-            elif isinstance(m, torch.nn.BatchNorm2d):
+            elif isinstance(m, torch.nn.Embedding):
+                m.weight.copy_(torch.from_numpy(np.array(lookup(params, name)["embedding"], np.float32)))
+            elif isinstance(m, torch.nn.BatchNorm2d | torch.nn.LayerNorm):
                 d = lookup(params, name)
                 m.weight.copy_(torch.from_numpy(np.array(d["scale"], np.float32)))
                 m.bias.copy_(torch.from_numpy(np.array(d["bias"], np.float32)))
-                if m.track_running_stats and stats is not None:
+                if isinstance(m, torch.nn.BatchNorm2d) and m.track_running_stats and stats is not None:
                     s = lookup(stats, name)
                     m.running_mean.copy_(torch.from_numpy(np.array(s["mean"], np.float32)))
                     m.running_var.copy_(torch.from_numpy(np.array(s["var"], np.float32)))

@@ -18,9 +18,7 @@ Training attention is `F.scaled_dot_product_attention(..., is_causal=True)`, as 
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -222,23 +220,7 @@ def generate_cached(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperat
 
 def load_jax_params(model: GPT, params: dict) -> None:
     """Copies zoo.models.gpt.GPT's pure-dict params into the twin (parity checks). The module names are
-    the same and so is the fused qkv layout (columns [q | k | v], each head-major), so the map is one to
-    one: Linear kernels [in, out] -> weight [out, in] (c_attn, c_proj, c_fc), biases as they are; Embed
-    `embedding` -> wte/wpe weight (wte is also the tied output projection); LayerNorm scale/bias ->
-    weight/bias (ln_1, ln_2, ln_f)."""
-    def t(array: Any) -> torch.Tensor:
-        return torch.from_numpy(np.array(array, np.float32))
-
-    load_flax_params(model, params)  # every Linear
-    with torch.no_grad():
-        for name, m in model.named_modules():
-            if not isinstance(m, nn.Embedding | nn.LayerNorm):
-                continue
-            d = params
-            for part in name.split("."):
-                d = d[int(part)] if part.isdigit() else d[part]
-            if isinstance(m, nn.Embedding):
-                m.weight.copy_(t(d["embedding"]))
-            else:
-                m.weight.copy_(t(d["scale"]))
-                m.bias.copy_(t(d["bias"]))
+    the same and so is the fused qkv layout (columns [q | k | v], each head-major), so
+    `load_flax_params`'s one-to-one map covers it: Linear kernels (c_attn, c_proj, c_fc), Embed (wte, also
+    the tied output projection, and wpe), LayerNorm (ln_1, ln_2, ln_f)."""
+    load_flax_params(model, params)

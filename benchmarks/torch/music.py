@@ -33,7 +33,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch.common import ZooOptimizer, autocast, count_params, default_device, lecun_normal_, tensors
+from benchmarks.torch.common import (
+    ZooOptimizer,
+    autocast,
+    count_params,
+    default_device,
+    lecun_normal_,
+    load_flax_params,
+    tensors,
+)
 from zoo.data import music as music_data
 from zoo.sample import music as music_sample
 
@@ -147,11 +155,9 @@ def load_jax_params(model: MelodyLSTM, params: dict) -> None:
     def t(array: Any) -> torch.Tensor:
         return torch.from_numpy(np.array(array, np.float32))
 
+    for name in ("embed", "cond_init", "head"):  # the one-to-one modules
+        load_flax_params(getattr(model, name), params[name])
     with torch.no_grad():
-        model.embed.weight.copy_(t(params["embed"]["embedding"]))
-        for name in ("cond_init", "head"):
-            getattr(model, name).weight.copy_(t(params[name]["kernel"]).T)
-            getattr(model, name).bias.copy_(t(params[name]["bias"]))
         for layer in range(model.num_layers):
             p = params["layers"][layer]
             w_ih, w_hh = model.lstm_weights(layer)

@@ -19,6 +19,8 @@ multiple of 4, and keys of another PRNG implementation, fall back to `jax.random
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -39,13 +41,9 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> tuple[jax.
     """A bool mask of `shape` (True = keep) and the keep probability it was drawn with."""
     threshold = round(rate * (1 << _UNIFORM_BITS))
     keep_prob = 1.0 - threshold / (1 << _UNIFORM_BITS)
-    if not shape or shape[-1] % _FIELDS or not _is_threefry(key) or threshold in (0, 1 << _UNIFORM_BITS):
-        return jax.random.bernoulli(key, 1.0 - rate, shape), 1.0 - rate
-    words_shape = (*shape[:-1], shape[-1] // _FIELDS)
-    size = 1
-    for d in words_shape:
-        size *= d
-    if size >= 1 << 32:
+    words_shape = (*shape[:-1], shape[-1] // _FIELDS) if shape else ()
+    if (not shape or shape[-1] % _FIELDS or math.prod(words_shape) >= 1 << 32 or not _is_threefry(key)
+            or threshold in (0, 1 << _UNIFORM_BITS)):
         return jax.random.bernoulli(key, 1.0 - rate, shape), 1.0 - rate
     raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     # Each element's row-major position (< 2^32) is its counter: elementwise, so it shards like the input.
