@@ -125,15 +125,23 @@ def _transpose_kernel_grad(x: jax.Array, dy: jax.Array, shape: tuple[int, ...], 
         _taps(x.shape[1 + i], shape[i], pads[i], strides[i]) for i in range(2))
     xp = jnp.pad(x, ((0, 0), (front_h, back_h), (front_w, back_w), (0, 0)))
     dyp = jnp.pad(dy, ((0, 0), (0, m_h * strides[0] - out_h), (0, m_w * strides[1] - out_w), (0, 0)))
-    grad = jnp.zeros(shape, jnp.result_type(x, dy))
+    dtype = jnp.result_type(x, dy)
+    per_tap = {}  # (t_h, t_w) -> [O, I]
     for r_h, row_taps in enumerate(taps_h):
         for r_w, col_taps in enumerate(taps_w):
             phase = dyp[:, r_h::strides[0], r_w::strides[1]]  # [B, m_h, m_w, O]
             for t_h, d_h in row_taps:
                 for t_w, d_w in col_taps:
                     patch = xp[:, d_h + front_h:d_h + front_h + m_h, d_w + front_w:d_w + front_w + m_w]
-                    grad = grad.at[t_h, t_w].set(jnp.einsum("bhwi,bhwo->io", patch, phase))
-    return grad
+                    per_tap[t_h, t_w] = lax.dot_general(phase, patch, (((0, 1, 2), (0, 1, 2)), ((), ())))
+    # Each tap's gradient is computed as [O, I] with the phase as the dot's left operand: XLA's CPU dot
+    # copies its left operand into a transposed layout, and that copy is then one per phase, shared by the
+    # phase's taps, instead of one per input patch (measured 1.2-1.5x faster kernel gradients). The one
+    # transpose to [kh, kw, I, O] is at the end: a transpose per tap makes XLA swap the operands back.
+    zero = jnp.zeros((shape[3], shape[2]), dtype)
+    grad = jnp.stack([jnp.stack([per_tap.get((t_h, t_w), zero) for t_w in range(shape[1])])
+                      for t_h in range(shape[0])])
+    return grad.transpose(0, 1, 3, 2).astype(dtype)
 
 
 conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)

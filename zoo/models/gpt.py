@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from zoo.models.dropout import Dropout
+from zoo.models.linear import Linear, over_rows
 
 # One {"k": [B, H, S, D], "v": [B, H, S, D]} dict per layer, in the compute dtype. Heads before positions
 # so the attention einsums are plain batched matmuls over the cache: [B, S, H, D] made XLA transpose the
@@ -75,8 +76,8 @@ class CausalSelfAttention(nnx.Module):
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.c_attn = nnx.Linear(embed_dim, 3 * embed_dim, dtype=dtype, kernel_init=_normal(0.02), rngs=rngs)
-        self.c_proj = nnx.Linear(embed_dim, embed_dim, dtype=dtype, kernel_init=_normal(proj_std), rngs=rngs)
+        self.c_attn = Linear(embed_dim, 3 * embed_dim, dtype=dtype, kernel_init=_normal(0.02), rngs=rngs)
+        self.c_proj = Linear(embed_dim, embed_dim, dtype=dtype, kernel_init=_normal(proj_std), rngs=rngs)
         self.resid_drop = Dropout(dropout)
 
     def _qkv(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -111,8 +112,8 @@ class MLP(nnx.Module):
     """Position-wise feed-forward: Linear(4x) -> GELU (tanh approximation, as GPT-2) -> Linear."""
 
     def __init__(self, embed_dim: int, dropout: float, dtype: Any, proj_std: float, *, rngs: nnx.Rngs):
-        self.c_fc = nnx.Linear(embed_dim, 4 * embed_dim, dtype=dtype, kernel_init=_normal(0.02), rngs=rngs)
-        self.c_proj = nnx.Linear(4 * embed_dim, embed_dim, dtype=dtype, kernel_init=_normal(proj_std), rngs=rngs)
+        self.c_fc = Linear(embed_dim, 4 * embed_dim, dtype=dtype, kernel_init=_normal(0.02), rngs=rngs)
+        self.c_proj = Linear(4 * embed_dim, embed_dim, dtype=dtype, kernel_init=_normal(proj_std), rngs=rngs)
         self.drop = Dropout(dropout)
 
     def __call__(self, x: jax.Array, *, deterministic: bool, rngs: nnx.Rngs | None) -> jax.Array:
@@ -165,7 +166,7 @@ class GPT(nnx.Module):
 
     def _logits(self, x: jax.Array) -> jax.Array:
         # Weight tying: the output projection is the token embedding, transposed.
-        return self.wte.attend(self.ln_f(x)).astype(jnp.float32)
+        return over_rows(self.wte.attend, self.ln_f(x)).astype(jnp.float32)
 
     def __call__(self, tokens: jax.Array, *, deterministic: bool = True, rngs: nnx.Rngs | None = None
                  ) -> jax.Array:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from zoo.models.dropout import Dropout
+from zoo.models.linear import Linear
 
 # {"cells": one (h, c) pair per layer, each [B, hidden_dim]; "cond_gates": [B, 4 * hidden_dim]}, in the
 # compute dtype: a plain pytree, so a sampler can carry it through a lax.while_loop.
@@ -51,9 +52,9 @@ class LSTMLayer(nnx.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, dtype: Any, *, rngs: nnx.Rngs):
         self.hidden_dim = hidden_dim
-        self.w_x = nnx.Linear(in_dim, 4 * hidden_dim, dtype=dtype, rngs=rngs,
+        self.w_x = Linear(in_dim, 4 * hidden_dim, dtype=dtype, rngs=rngs,
                               kernel_init=nnx.initializers.glorot_uniform(), bias_init=_forget_bias_one)
-        self.w_h = nnx.Linear(hidden_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs,
+        self.w_h = Linear(hidden_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs,
                               kernel_init=nnx.initializers.orthogonal())
 
     def scan(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]
@@ -85,12 +86,12 @@ class MelodyRNN(nnx.Module):
         self.num_layers, self.cond_dim, self.dropout, self.dtype = num_layers, cond_dim, dropout, dtype
         self.embed = nnx.Embed(vocab_size, embed_dim, dtype=dtype, rngs=rngs,
                                embedding_init=nnx.initializers.normal(stddev=0.1))
-        self.cond_init = nnx.Linear(cond_dim, 2 * num_layers * hidden_dim, dtype=dtype, rngs=rngs)
-        self.cond_gates = nnx.Linear(cond_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs)
+        self.cond_init = Linear(cond_dim, 2 * num_layers * hidden_dim, dtype=dtype, rngs=rngs)
+        self.cond_gates = Linear(cond_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs)
         self.layers = nnx.List([LSTMLayer(embed_dim if i == 0 else hidden_dim, hidden_dim, dtype, rngs=rngs)
                                 for i in range(num_layers)])
         self.drop = Dropout(dropout)
-        self.head = nnx.Linear(hidden_dim, vocab_size, dtype=dtype, rngs=rngs)
+        self.head = Linear(hidden_dim, vocab_size, dtype=dtype, rngs=rngs)
 
     def init_state(self, cond: jax.Array) -> MelodyState:
         """The state before the first token, a function of the caption embedding cond [B, cond_dim]:

@@ -33,6 +33,7 @@ from flax import nnx
 
 from zoo.models.dropout import Dropout
 from zoo.models.gpt import GPT
+from zoo.models.linear import Linear
 
 
 class RelGANDiscriminator(nnx.Module):
@@ -48,7 +49,7 @@ class RelGANDiscriminator(nnx.Module):
             raise ValueError("discriminator sizes must be positive")
         self.num_rep, self.embed_dim, self.dtype = num_rep, embed_dim, dtype
         self.filter_sizes = filter_sizes
-        self.embed = nnx.Linear(vocab_size, num_rep * embed_dim, use_bias=False, dtype=dtype,
+        self.embed = Linear(vocab_size, num_rep * embed_dim, use_bias=False, dtype=dtype,
                                 kernel_init=nnx.initializers.normal(1.0 / embed_dim ** 0.5), rngs=rngs)
         # Max-pooling over time makes the CNN blind to WHERE an n-gram occurs; a fixed form (punctuation
         # at every sixth position of a quatrain) needs that, so positions get learned embeddings too.
@@ -58,10 +59,10 @@ class RelGANDiscriminator(nnx.Module):
         self.convs = nnx.List([nnx.Conv(embed_dim, n, (f,), padding="VALID", dtype=dtype, rngs=rngs)
                                for f, n in zip(filter_sizes, num_filters, strict=True)])
         features = sum(num_filters)
-        self.highway = nnx.Linear(features, features, dtype=dtype, rngs=rngs)
+        self.highway = Linear(features, features, dtype=dtype, rngs=rngs)
         self.drop = Dropout(dropout)
-        self.hidden = nnx.Linear(features, hidden_dim, dtype=dtype, rngs=rngs)
-        self.out = nnx.Linear(hidden_dim, 1, dtype=dtype, rngs=rngs)
+        self.hidden = Linear(features, hidden_dim, dtype=dtype, rngs=rngs)
+        self.out = Linear(hidden_dim, 1, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, deterministic: bool = True, rngs: nnx.Rngs | None = None) -> jax.Array:
         """x float [B, T, V] (rows sum to 1), or int [B, T] token ids (the same as their one-hot rows, by a
