@@ -52,3 +52,26 @@ def test_module_is_nnx_conv_transpose_with_the_same_parameters():
     g_theirs = nnx.grad(lambda m: (m(x) ** 2).sum())(theirs)
     np.testing.assert_allclose(g_ours.kernel[...], g_theirs.kernel[...], rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(g_ours.bias[...], g_theirs.bias[...], rtol=1e-4, atol=1e-3)
+
+
+def test_non_square_kernel_strides_and_image():
+    """Rows and columns with different kernel sizes, strides and lengths: a swapped axis would show."""
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 4, 3, 8)), jnp.float32)
+    strides = (1, 2)
+    pads = (transpose_pads(3, 1, "SAME"), transpose_pads(4, 2, "SAME"))
+
+    def reference(x, kernel):
+        return lax.conv_transpose(x, kernel, strides, "SAME", dimension_numbers=NHWC)
+
+    def ours(x, kernel):
+        return conv_transpose(x, kernel, strides, pads)
+
+    assert ours(x, kernel).shape == reference(x, kernel).shape == (2, 5, 12, 8)
+    np.testing.assert_allclose(ours(x, kernel), reference(x, kernel), rtol=1e-5, atol=1e-5)
+    weights = jnp.asarray(rng.normal(size=(2, 5, 12, 8)), jnp.float32)
+    grads = [jax.grad(lambda a, b, f=f: (f(a, b) * weights).sum(), argnums=(0, 1))(x, kernel)
+             for f in (reference, ours)]
+    for expected, got in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

@@ -35,6 +35,34 @@ def test_equals_nnx_linear(shape, use_bias):
     assert float(jnp.abs(g_ours.kernel[...]).sum()) > 0
 
 
+def _dot_operand_ranks(fn, *args) -> list[int]:
+    jaxpr = jax.make_jaxpr(fn)(*args)
+    return [v.aval.ndim for eqn in jaxpr.eqns if eqn.primitive.name == "dot_general" for v in eqn.invars]
+
+
+def test_forward_and_backward_multiply_matrices():
+    """The reason for the class: every matmul of the forward and backward pass on [B, T, in] is 2-D (with
+    nnx.Linear the weight gradient contracts a 3-D pair over two axes)."""
+    x = jnp.ones((2, 3, 5), jnp.float32)
+
+    def loss(model: nnx.Module, x: jax.Array) -> jax.Array:
+        return model(x).sum()
+
+    grads = nnx.grad(loss, argnums=(0, 1))
+    ranks = _dot_operand_ranks(grads, Linear(5, 7, rngs=nnx.Rngs(0)), x)
+    assert ranks and set(ranks) == {2}
+    assert 3 in _dot_operand_ranks(grads, nnx.Linear(5, 7, rngs=nnx.Rngs(0)), x)  # the check tells them apart
+
+
+def test_bfloat16_compute_matches_nnx_linear():
+    ours = Linear(5, 7, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    theirs = nnx.Linear(5, 7, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 5)), jnp.float32)
+    got, expected = ours(x), theirs(x)
+    assert got.dtype == expected.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(expected, np.float32), rtol=1e-2, atol=1e-2)
+
+
 def test_over_rows_keeps_leading_axes():
     embed = nnx.Embed(11, 4, rngs=nnx.Rngs(1))
     x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 3, 4)), jnp.float32)

@@ -1,17 +1,17 @@
 """Dense layers that multiply 2-D matrices: the sequence models' `Linear`, and `over_rows` for other maps.
 
 Why: a dense layer applied to [B, T, in] activations as one 3-D `dot_general` has a weight gradient that
-contracts over two axes (B and T). XLA's CPU backend lowers that with transposed copies of the
-activations; flattened to [B*T, in] first, the same gradient is one plain matrix product. Measured on 2 CPU
-cores (docs/benchmarks.md), the forward and backward of one layer: [32, 512, 256] x [256, 1024] 113 -> 50 ms,
-[64, 384, 256] x [256, 1024] 162 -> 78 ms; whole train steps: the poem LM at context 512 2.62 -> 2.17 s, the
-music LSTM 0.95 -> 0.80 s. Values and parameters are
-nnx.Linear's (tests/test_linear.py), so checkpoints do not depend on which class wrote them.
+contracts over two axes (B and T), which XLA's CPU backend lowers with transposed copies of the activations.
+Flattened to [B*T, in] first, that gradient is one plain matrix product: the forward and backward of a
+[32, 512, 256] x [256, 1024] layer take 50 instead of 113 ms on 2 CPU cores (docs/benchmarks.md has the
+whole-step figures). Parameters and values are nnx.Linear's (tests/test_linear.py), so checkpoints do not
+depend on which class wrote them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 from flax import nnx
@@ -28,5 +28,7 @@ def over_rows(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
 class Linear(nnx.Linear):
     """nnx.Linear over [..., in] inputs, computed on the flattened [N, in] matrix (`over_rows`)."""
 
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, out_sharding: Any = None) -> jax.Array:
+        if out_sharding is not None:  # a sharding of the [..., out] result: no flattening
+            return super().__call__(inputs, out_sharding=out_sharding)
         return over_rows(super().__call__, inputs)

@@ -53,9 +53,9 @@ class LSTMLayer(nnx.Module):
     def __init__(self, in_dim: int, hidden_dim: int, dtype: Any, *, rngs: nnx.Rngs):
         self.hidden_dim = hidden_dim
         self.w_x = Linear(in_dim, 4 * hidden_dim, dtype=dtype, rngs=rngs,
-                              kernel_init=nnx.initializers.glorot_uniform(), bias_init=_forget_bias_one)
+                          kernel_init=nnx.initializers.glorot_uniform(), bias_init=_forget_bias_one)
         self.w_h = Linear(hidden_dim, 4 * hidden_dim, use_bias=False, dtype=dtype, rngs=rngs,
-                              kernel_init=nnx.initializers.orthogonal())
+                          kernel_init=nnx.initializers.orthogonal())
 
     def scan(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]
              ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:

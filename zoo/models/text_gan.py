@@ -50,7 +50,7 @@ class RelGANDiscriminator(nnx.Module):
         self.num_rep, self.embed_dim, self.dtype = num_rep, embed_dim, dtype
         self.filter_sizes = filter_sizes
         self.embed = Linear(vocab_size, num_rep * embed_dim, use_bias=False, dtype=dtype,
-                                kernel_init=nnx.initializers.normal(1.0 / embed_dim ** 0.5), rngs=rngs)
+                            kernel_init=nnx.initializers.normal(1.0 / embed_dim ** 0.5), rngs=rngs)
         # Max-pooling over time makes the CNN blind to WHERE an n-gram occurs; a fixed form (punctuation
         # at every sixth position of a quatrain) needs that, so positions get learned embeddings too.
         self.positions = (nnx.Param(nnx.initializers.normal(1.0 / embed_dim ** 0.5)(rngs.params(),
