@@ -39,6 +39,7 @@ Figures per side:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import resource
@@ -46,13 +47,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import time_windows
+from benchmarks.timing import best_seconds, time_windows
 from zoo import config as config_lib
 from zoo import registry
 from zoo.errors import UsageError
@@ -120,11 +121,7 @@ def matmul_peak_flops(device: str) -> float:
         a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
         b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
         f = jax.jit(lambda x, y: x @ y)
-        f(a, b).block_until_ready()
-        for _ in range(8):
-            t0 = time.perf_counter()
-            f(a, b).block_until_ready()
-            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t0))
+        best_rate = max(best_rate, 2 * n ** 3 / best_seconds(functools.partial(f, a, b), 8))
     return best_rate
 
 
@@ -171,19 +168,6 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
             "matmul_peak_flops": matmul_peak_flops(device), **sampling}
 
 
-def _timed(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """Best wall seconds of `fn()` over `repeats` runs after one untimed run (compilation)."""
-    import jax
-
-    jax.block_until_ready(fn())
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def jax_sampling(name: str, task: Any, state: dict) -> dict:
     """Sampling speed of the freshly trained JAX model: {"sample_unit", "sample_per_s", ...}."""
     import jax
@@ -202,10 +186,10 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
             new = task.length
         params = nnx.State(params) if isinstance(params, dict) else params
         prompt = np.zeros((count, 1), np.int32)
-        cached = _timed(lambda: generate(graphdef, params, prompt, max_new_tokens=new, key=key))
+        cached = best_seconds(lambda: generate(graphdef, params, prompt, max_new_tokens=new, key=key))
         out = {"sample_unit": "tokens", "sample_per_s": count * new / cached, "sample_tokens": new}
         if name != "textgan":
-            full = _timed(lambda: generate_reference(graphdef, params, prompt, max_new_tokens=new, key=key), 1)
+            full = best_seconds(lambda: generate_reference(graphdef, params, prompt, max_new_tokens=new, key=key), 1)
             out["sample_full_recompute_per_s"] = count * new / full
         return out
     if name in ("dcgan", "vae"):
@@ -218,7 +202,7 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
             model = nnx.merge(task.graphdef, state["params"])
         graphdef, params = nnx.split(model)
         cond = np.tile(task.embeddings[:1], (count, 1)).astype(np.float32)
-        seconds = _timed(lambda: _sample_jit(graphdef, params, cond, key, temperature=1.0, same_latent=False))
+        seconds = best_seconds(lambda: _sample_jit(graphdef, params, cond, key, temperature=1.0, same_latent=False))
         return {"sample_unit": "images", "sample_per_s": count / seconds}
     from zoo.data import music as music_data
     from zoo.sample.music import DEFAULTS, TOKENS_PER_BAR, grammar_state
@@ -236,7 +220,7 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
         return music_sample(task.graphdef, state["params"], cond, primer, np.int32(1), grammar, np.int32(bars), key,
                             length=length, temperature=1.0, top_k=0, top_p=1.0)
 
-    return {"sample_unit": "melodies", "sample_per_s": count / _timed(run)}
+    return {"sample_unit": "melodies", "sample_per_s": count / best_seconds(run)}
 
 
 def music_caption(task: Any) -> np.ndarray:

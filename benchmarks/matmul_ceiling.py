@@ -28,14 +28,13 @@ import json
 import math
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.compare import batches, bench_config, build_task, check_overrides, matmul_peak_flops
-from benchmarks.timing import time_windows
+from benchmarks.timing import best_seconds, time_windows
 from zoo.errors import UsageError
 
 DotKey = tuple[tuple[int, ...], tuple[int, ...], str, str, Any, Any]  # lhs, rhs, dtypes, dims, out dtype
@@ -98,15 +97,11 @@ def time_dot(key: DotKey, repeats: int = 10, trials: int = 3) -> float:
     a = jax.random.normal(jax.random.PRNGKey(0), lhs, jnp.float32).astype(lt)
     b = jax.random.normal(jax.random.PRNGKey(1), rhs, jnp.float32).astype(rt)
     f = jax.jit(lambda x, y: lax.dot_general(x, y, dims, preferred_element_type=out))
-    f(a, b).block_until_ready()
-    best = float("inf")
-    for _ in range(trials):
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            r = f(a, b)
-        r.block_until_ready()
-        best = min(best, (time.perf_counter() - t0) / repeats)
-    return best
+
+    def back_to_back() -> Any:
+        return [f(a, b) for _ in range(repeats)][-1]
+
+    return best_seconds(back_to_back, trials) / repeats
 
 
 def measure(name: str, overrides: Sequence[str], step_repeats: int = 6) -> dict:

@@ -24,6 +24,18 @@ def time_train_step(step: Callable, state: Any, batches: Sequence[Any], key: jax
     return state, compile_s, (time.perf_counter() - t0) / max(1, len(batches) - 1)
 
 
+def best_seconds(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """Best wall seconds of `fn()` (its result waited for) over `repeats` runs, after one untimed run that
+    pays the compilation."""
+    jax.block_until_ready(fn())
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def windows_of(steps: int, windows: int) -> list[int]:
     """`steps` split into `windows` near-equal window lengths (each >= 1)."""
     windows = max(1, min(windows, steps))
