@@ -1,7 +1,8 @@
 """JAX zoo vs its PyTorch twins (benchmarks/torch/): training speed, memory, losses, FLOPs, MFU, sampling.
 
     python -m benchmarks.compare --model NAME [--steps N] [--device cpu|gpu] [--json PATH] [--repeats R]
-                                 [--windows 5] [--warmup 3] [--no-compile] [--config.KEY=VALUE ...]
+                                 [--windows 5] [--warmup 3] [--no-compile] [--cpu-devices N]
+                                 [--config.KEY=VALUE ...]
 
 NAME is a registry family (poem, textgan, dcgan, vae, music). Its benchmark config is the family's
 training config with BENCH_OVERRIDES[NAME] and then the command line's overrides applied; docs/benchmarks.md
@@ -11,7 +12,10 @@ Each side runs in its own subprocess (so the two runtimes' thread pools never co
 that process's: for the torch sides it includes the JAX task that makes the batches): "jax" (the shared
 loop's own step function, zoo.train.loop.loop_functions, jitted with a donated state, exactly as
 train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
-`torch.compile`). All three draw the same batches: the JAX task's `train_batch(step)` for steps
+`torch.compile`). With `--cpu-devices N` the JAX side runs data-parallel over N host devices
+(XLA_FLAGS=--xla_force_host_platform_device_count=N: the batch split, the state replicated, as train.py runs
+on N devices), so that each of the CPU's cores runs its own share of every op; the twins keep their
+intra-op threads. All three draw the same batches: the JAX task's `train_batch(step)` for steps
 0 .. warmup + steps - 1, from the same seed, and initialise from the same distributions (not the same
 weights, so losses agree within noise, not bit for bit).
 
@@ -42,6 +46,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -136,20 +141,29 @@ def _cost_flops(compiled: Any) -> float | None:
 def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str) -> dict:
     import jax
 
+    from zoo.train import mesh as mesh_lib
     from zoo.train.loop import loop_functions
 
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
         dims = dict(task.model_dims)
-        data = [jax.device_put(b) for b in batches(task, warmup + steps)]
+        # One device: plain arrays. Several (--cpu-devices, or a multi-GPU host): the batch split over a
+        # `data` mesh and the state replicated, as train.py lays them out.
+        mesh = mesh_lib.make_mesh()
+        mesh_lib.check_batch_size(config.batch_size, mesh)
+        on_mesh = mesh.size > 1
+        data = [jax.device_put(b, mesh_lib.batch_sharding(mesh) if on_mesh else None)
+                for b in batches(task, warmup + steps)]
         init_state, train_step = loop_functions(task, config.seed)
-        state = jax.jit(init_state)()
+        state = jax.jit(init_state, out_shardings=mesh_lib.replicated(mesh) if on_mesh else None)()
         params = sum(x.size for k, v in state["task"].items() if k == "params" or k.endswith("_params")
                      for x in jax.tree.leaves(v))  # every trainable network (a GAN's G and D)
         t0 = time.perf_counter()
-        compiled = jax.jit(train_step, donate_argnums=0).lower(state, data[0]).compile()
+        replicated = (mesh_lib.replicated(mesh),) * 2 if on_mesh else None
+        compiled = jax.jit(train_step, donate_argnums=0, out_shardings=replicated).lower(state, data[0]).compile()
         compile_s = time.perf_counter() - t0
-        flops = _cost_flops(compiled)
+        flops = _cost_flops(compiled)  # per device: a partitioned program's share
+        flops = flops * mesh.size if flops is not None else None
 
         def run_step(i: int) -> Any:
             nonlocal state
@@ -163,7 +177,7 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         last = timing.pop("last_window")
         memory = peak_memory_mb(device)
         sampling = jax_sampling(name, task, state["task"])
-    return {**timing, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
+    return {**timing, "devices": mesh.size, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
             "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
             "matmul_peak_flops": matmul_peak_flops(device), **sampling}
 
@@ -298,13 +312,22 @@ def run_side(side: str, args: argparse.Namespace, overrides: Sequence[str]) -> d
     command = [sys.executable, "-m", "benchmarks.compare", "--model", args.model, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--windows", str(args.windows), "--device", args.device,
                "--side", side, *overrides]
-    return run_json(command)
+    return run_json(command, side_env(side, args.cpu_devices))
 
 
-def run_json(command: Sequence[str]) -> dict:
+def side_env(side: str, cpu_devices: int) -> dict[str, str] | None:
+    """The environment of a side's subprocess: the JAX side on `cpu_devices` host devices (the flag appended
+    to XLA_FLAGS, so that it overrides an earlier device count); None (this one's) otherwise."""
+    if side != "jax" or cpu_devices == 1:
+        return None
+    flag = f"--xla_force_host_platform_device_count={cpu_devices}"
+    return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()}
+
+
+def run_json(command: Sequence[str], env: dict[str, str] | None = None) -> dict:
     """Runs a side's subprocess: the last JSON line it prints, or {"error": its last stderr line,
     "returncode"} when it failed or printed none."""
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -351,7 +374,7 @@ def summary(name: str, results: dict[str, dict], config: Any, args: argparse.Nam
         mfu = jax_r["flops_per_step"] * jax_r["steps_per_s"] / jax_r["matmul_peak_flops"]
     return {
         "model": name, "device": args.device, "steps": args.steps, "warmup": args.warmup, "windows": args.windows,
-        "repeats": args.repeats,
+        "repeats": args.repeats, "cpu_devices": args.cpu_devices,
         "batch_size": int(config.batch_size), "overrides": {**BENCH_OVERRIDES.get(name, {})},
         "command_line_overrides": list(args.overrides),
         "jax_steps_per_s": rate(jax_r), "torch_eager_steps_per_s": rate(eager),
@@ -375,7 +398,8 @@ def markdown(s: dict) -> str:
         ("parameters", "params"),
         (f"sampling ({sides.get('jax', {}).get('sample_unit', 'outputs')}/s)", "sample_per_s"),
     ]
-    lines = [f"### {s['model']} ({s['device']}, batch {s['batch_size']}, {s['steps']} timed steps)", "",
+    devices = f", JAX on {s['cpu_devices']} CPU devices" if s.get("cpu_devices", 1) > 1 else ""
+    lines = [f"### {s['model']} ({s['device']}{devices}, batch {s['batch_size']}, {s['steps']} timed steps)", "",
              "| | " + " | ".join(title[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for label, key in rows:
         cells = [sides[c].get("error", "")[:60] if "error" in sides[c] and key == "steps_per_s" else
@@ -423,14 +447,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile side")
     parser.add_argument("--repeats", type=int, default=1, help="run the sides this many times in turn")
+    parser.add_argument("--cpu-devices", type=int, default=1,
+                        help="on the CPU, run the JAX side data-parallel over this many host devices (the "
+                             "shared loop's batch split, XLA_FLAGS=--xla_force_host_platform_device_count)")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: run one side
     parser.error = _usage_error  # one line and exit 2, as every zoo command-line tool
     args, overrides = parser.parse_known_args(argv)
     args.overrides = overrides
     try:
         check_overrides(overrides)
-        if min(args.steps, args.warmup, args.windows, args.repeats) < 1:
-            raise UsageError("--steps, --warmup, --windows and --repeats must be >= 1")
+        if min(args.steps, args.warmup, args.windows, args.repeats, args.cpu_devices) < 1:
+            raise UsageError("--steps, --warmup, --windows, --repeats and --cpu-devices must be >= 1")
+        if args.cpu_devices > 1 and args.device != "cpu":
+            raise UsageError("--cpu-devices is for --device cpu")
         registry.get(args.model)
         if args.model not in TWIN_MODULES:
             raise UsageError(f"no PyTorch twin for {args.model}; choose one of {', '.join(TWIN_MODULES)}")

@@ -46,11 +46,37 @@ def test_repeats_combine_to_the_median_rate():
 def test_bad_arguments_exit_2():
     for args, message in [(["--model", "nonsense"], "unknown model"), (["--model", "poem", "--steps", "0"], ">= 1"),
                           (["--model", "poem", "--bogus"], "unknown argument"),
-                          (["--model", "poem", "--repeats", "0"], ">= 1")]:
+                          (["--model", "poem", "--repeats", "0"], ">= 1"),
+                          (["--model", "poem", "--cpu-devices", "0"], ">= 1"),
+                          (["--model", "poem", "--cpu-devices", "2", "--device", "gpu"], "for --device cpu")]:
         result = subprocess.run([sys.executable, "-m", "benchmarks.compare", *args], capture_output=True, text=True,
                                 cwd=helpers.ROOT, env=helpers.env())
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_jax_side_on_two_cpu_devices_trains_the_same_steps(monkeypatch):
+    """--cpu-devices 2: the JAX side's subprocess gets two host devices (appended to XLA_FLAGS, overriding
+    an earlier count), splits the batch over them, and trains the same steps as on one device."""
+    from benchmarks.compare import side_env
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    assert side_env("torch", 2) is None and side_env("jax", 1) is None
+    env = {**helpers.env(), "XLA_FLAGS": side_env("jax", 2)["XLA_FLAGS"]}
+    runs = {}
+    for devices, e in ((1, helpers.env()), (2, env)):
+        result = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--model", "poem", "--side", "jax",
+                                 "--steps", "2", "--warmup", "1", "--windows", "1", *TINY_LM],
+                                capture_output=True, text=True, cwd=helpers.ROOT, env=e, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[devices] = json.loads(result.stdout.splitlines()[-1])
+    assert runs[1]["devices"] == 1 and runs[2]["devices"] == 2
+    assert len(runs[2]["losses"]) == 3
+    for a, b in zip(runs[1]["losses"], runs[2]["losses"], strict=True):
+        assert abs(a - b) < 1e-4 * abs(a), (runs[1]["losses"], runs[2]["losses"])
+    assert runs[1]["losses"][-1] < runs[1]["losses"][0]
+    # the step's FLOPs are the whole step's on both (a partitioned program reports one device's share)
+    assert abs(runs[2]["flops_per_step"] / runs[1]["flops_per_step"] - 1) < 0.05
 
 
 @needs_torch
