@@ -14,10 +14,10 @@ loop's own step function, zoo.train.loop.loop_functions, jitted with a donated s
 train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
 `torch.compile`). With `--cpu-devices N` the JAX side runs data-parallel over N host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=N: the batch split, the state replicated, as train.py runs
-on N devices), so that each of the CPU's cores runs its own share of every op; the twins keep their
-intra-op threads. All three draw the same batches: the JAX task's `train_batch(step)` for steps
-0 .. warmup + steps - 1, from the same seed, and initialise from the same distributions (not the same
-weights, so losses agree within noise, not bit for bit).
+on N devices), so that the N shares of every op run concurrently on the CPU's cores; the twins keep
+their intra-op threads. Sampling runs on one device either way. All three draw the same batches: the JAX
+task's `train_batch(step)` for steps 0 .. warmup + steps - 1, from the same seed, and initialise from the
+same distributions (not the same weights, so losses agree within noise, not bit for bit).
 
 Figures per side:
 * steps/s: the median over `--windows` windows of the `--steps` timed steps, after `--warmup` steps (the
@@ -34,7 +34,9 @@ Figures per side:
   FLOPs x steps/s / the machine's measured matmul peak (`matmul_peak_flops`: the best float32 N x N
   matmul timed in JAX), so MFU says how close the step runs to what this machine's matmul kernel reaches,
   not to a datasheet. XLA's cost analysis counts a `lax.scan` body ONCE, not once per step: for the music
-  LSTM (384 steps) and the text GAN's 24-step rollout the FLOPs, and so MFU, are understated.
+  LSTM (384 steps) and the text GAN's 24-step rollout the FLOPs, and so MFU, are understated. With
+  --cpu-devices N the FLOPs are the N devices' shares summed, and the peak is still one matmul on the
+  whole machine.
 * sampling (`sample/s`): tokens/s (poem, textgan), images/s (dcgan, vae) or melodies/s (music) from a
   freshly initialised model, the same count on both sides; for the LM also JAX without the KV cache (full
   recomputation per token) and the twin's cached generate.
@@ -138,8 +140,10 @@ def _cost_flops(compiled: Any) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
-def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str) -> dict:
+def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str,
+             cpu_devices: int = 1) -> dict:
     import jax
+    from jax.sharding import Mesh
 
     from zoo.train import mesh as mesh_lib
     from zoo.train.loop import loop_functions
@@ -147,22 +151,22 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
         dims = dict(task.model_dims)
-        # One device: plain arrays. Several (--cpu-devices, or a multi-GPU host): the batch split over a
-        # `data` mesh and the state replicated, as train.py lays them out.
-        mesh = mesh_lib.make_mesh()
+        # As train.py lays out a step: the batch split along a `data` mesh, the state replicated. The mesh is
+        # the first `cpu_devices` devices (one, unless --cpu-devices), so a multi-GPU host still times one GPU.
+        mesh = Mesh(np.array(jax.devices()[:cpu_devices]), (mesh_lib.DATA_AXIS,))
         mesh_lib.check_batch_size(config.batch_size, mesh)
-        on_mesh = mesh.size > 1
-        data = [jax.device_put(b, mesh_lib.batch_sharding(mesh) if on_mesh else None)
-                for b in batches(task, warmup + steps)]
+        data = [jax.device_put(b, mesh_lib.batch_sharding(mesh)) for b in batches(task, warmup + steps)]
         init_state, train_step = loop_functions(task, config.seed)
-        state = jax.jit(init_state, out_shardings=mesh_lib.replicated(mesh) if on_mesh else None)()
+        state = jax.jit(init_state, out_shardings=mesh_lib.replicated(mesh))()
         params = sum(x.size for k, v in state["task"].items() if k == "params" or k.endswith("_params")
                      for x in jax.tree.leaves(v))  # every trainable network (a GAN's G and D)
         t0 = time.perf_counter()
-        replicated = (mesh_lib.replicated(mesh),) * 2 if on_mesh else None
-        compiled = jax.jit(train_step, donate_argnums=0, out_shardings=replicated).lower(state, data[0]).compile()
+        out_shardings = (mesh_lib.replicated(mesh),) * 2  # the new state and the metrics
+        compiled = jax.jit(train_step, donate_argnums=0, out_shardings=out_shardings).lower(state, data[0]).compile()
         compile_s = time.perf_counter() - t0
-        flops = _cost_flops(compiled)  # per device: a partitioned program's share
+        # XLA's cost analysis of a partitioned program counts one device's share: the whole step is N shares
+        # (work every device repeats, e.g. the optimizer on the replicated state, is counted N times).
+        flops = _cost_flops(compiled)
         flops = flops * mesh.size if flops is not None else None
 
         def run_step(i: int) -> Any:
@@ -176,7 +180,8 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         losses = [float(x) for x in jax.device_get(timing.pop("losses"))]
         last = timing.pop("last_window")
         memory = peak_memory_mb(device)
-        sampling = jax_sampling(name, task, state["task"])
+        # Sampling on one device: with the state replicated every device would run the whole sampler.
+        sampling = jax_sampling(name, task, jax.device_put(state["task"], jax.devices()[0]))
     return {**timing, "devices": mesh.size, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
             "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
             "matmul_peak_flops": matmul_peak_flops(device), **sampling}
@@ -311,14 +316,15 @@ def run_side(side: str, args: argparse.Namespace, overrides: Sequence[str]) -> d
     """One side in a fresh subprocess; its JSON, or {"error": ...} when it could not run."""
     command = [sys.executable, "-m", "benchmarks.compare", "--model", args.model, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--windows", str(args.windows), "--device", args.device,
-               "--side", side, *overrides]
+               "--cpu-devices", str(args.cpu_devices), "--side", side, *overrides]
     return run_json(command, side_env(side, args.cpu_devices))
 
 
 def side_env(side: str, cpu_devices: int) -> dict[str, str] | None:
-    """The environment of a side's subprocess: the JAX side on `cpu_devices` host devices (the flag appended
-    to XLA_FLAGS, so that it overrides an earlier device count); None (this one's) otherwise."""
-    if side != "jax" or cpu_devices == 1:
+    """The environment of a side's subprocess: the JAX side gets exactly `cpu_devices` host devices (the
+    flag appended to XLA_FLAGS overrides a device count already there, e.g. a user's 8 fake devices);
+    the twins this process's environment (None)."""
+    if side != "jax":
         return None
     flag = f"--xla_force_host_platform_device_count={cpu_devices}"
     return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()}
@@ -398,7 +404,8 @@ def markdown(s: dict) -> str:
         ("parameters", "params"),
         (f"sampling ({sides.get('jax', {}).get('sample_unit', 'outputs')}/s)", "sample_per_s"),
     ]
-    devices = f", JAX on {s['cpu_devices']} CPU devices" if s.get("cpu_devices", 1) > 1 else ""
+    n = sides.get("jax", {}).get("devices", 1)  # what the JAX side ran on, not what was asked
+    devices = f", JAX on {n} devices" if n > 1 else ""
     lines = [f"### {s['model']} ({s['device']}{devices}, batch {s['batch_size']}, {s['steps']} timed steps)", "",
              "| | " + " | ".join(title[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for label, key in rows:
@@ -464,8 +471,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.model not in TWIN_MODULES:
             raise UsageError(f"no PyTorch twin for {args.model}; choose one of {', '.join(TWIN_MODULES)}")
         config = bench_config(args.model, overrides)
+        if config.batch_size % args.cpu_devices:
+            raise UsageError(f"--cpu-devices {args.cpu_devices} must divide the batch size {config.batch_size}")
         if args.side == "jax":
-            out = jax_side(args.model, config, args.steps, args.warmup, args.windows, args.device)
+            out = jax_side(args.model, config, args.steps, args.warmup, args.windows, args.device,
+                           args.cpu_devices)
         elif args.side is not None:
             out = torch_side(args.model, config, args.steps, args.warmup, args.windows, args.device,
                              compiled=args.side == "torch_compile")

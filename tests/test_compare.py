@@ -47,27 +47,36 @@ def test_bad_arguments_exit_2():
     for args, message in [(["--model", "nonsense"], "unknown model"), (["--model", "poem", "--steps", "0"], ">= 1"),
                           (["--model", "poem", "--bogus"], "unknown argument"),
                           (["--model", "poem", "--repeats", "0"], ">= 1"),
-                          (["--model", "poem", "--cpu-devices", "0"], ">= 1"),
-                          (["--model", "poem", "--cpu-devices", "2", "--device", "gpu"], "for --device cpu")]:
+                          (["--model", "poem", "--cpu-devices", "0"], "--cpu-devices must be >= 1"),
+                          (["--model", "poem", "--cpu-devices", "2", "--device", "gpu"], "for --device cpu"),
+                          (["--model", "poem", "--cpu-devices", "3", "--config.batch_size=8"], "must divide")]:
         result = subprocess.run([sys.executable, "-m", "benchmarks.compare", *args], capture_output=True, text=True,
-                                cwd=helpers.ROOT, env=helpers.env())
+                                cwd=helpers.ROOT, env=helpers.env(), timeout=120)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_jax_side_on_two_cpu_devices_trains_the_same_steps(monkeypatch):
-    """--cpu-devices 2: the JAX side's subprocess gets two host devices (appended to XLA_FLAGS, overriding
-    an earlier count), splits the batch over them, and trains the same steps as on one device."""
-    from benchmarks.compare import side_env
+    """--cpu-devices N: the JAX side's subprocess gets exactly N host devices (appended to XLA_FLAGS, over a
+    user's 8), splits the batch over them, and trains the same steps on 2 devices as on 1."""
+    from benchmarks import compare
 
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    assert side_env("torch", 2) is None and side_env("jax", 1) is None
-    env = {**helpers.env(), "XLA_FLAGS": side_env("jax", 2)["XLA_FLAGS"]}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    assert compare.side_env("torch", 2) is None
+    commands = []
+    monkeypatch.setattr(compare, "run_json", lambda command, env=None: commands.append((command, env)) or {})
+    args = compare.argparse.Namespace(model="poem", steps=2, warmup=1, windows=1, device="cpu", cpu_devices=2)
+    compare.run_side("jax", args, [])
+    command, env = commands[0]
+    assert command[command.index("--cpu-devices") + 1] == "2"
+    assert env["XLA_FLAGS"].split()[-1] == "--xla_force_host_platform_device_count=2"  # the last one counts
     runs = {}
-    for devices, e in ((1, helpers.env()), (2, env)):
+    for devices in (1, 2):
+        env = {**helpers.env(8), "XLA_FLAGS": compare.side_env("jax", devices)["XLA_FLAGS"]}
         result = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--model", "poem", "--side", "jax",
-                                 "--steps", "2", "--warmup", "1", "--windows", "1", *TINY_LM],
-                                capture_output=True, text=True, cwd=helpers.ROOT, env=e, timeout=600)
+                                 "--cpu-devices", str(devices), "--steps", "2", "--warmup", "1", "--windows", "1",
+                                 *TINY_LM],
+                                capture_output=True, text=True, cwd=helpers.ROOT, env=env, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         runs[devices] = json.loads(result.stdout.splitlines()[-1])
     assert runs[1]["devices"] == 1 and runs[2]["devices"] == 2
