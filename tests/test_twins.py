@@ -4,7 +4,8 @@ same reparameterisation noise) equal the JAX ones; so do the DCGAN twin's genera
 train mode), discriminator logits, G's running statistics and its D and G losses over several steps (the
 same noise z); so do the music twin's logits (nn.LSTM with the caption folded into layer 0's input
 weights) and its losses and weights over several steps; so do the poem (GPT) twin's logits, losses and
-weights over several steps (dropout 0). Skipped without PyTorch."""
+weights over several steps (dropout 0), and the text GAN twin's generator and discriminator outputs and
+its adversarial steps' D and G losses and weights (the same Gumbel noise). Skipped without PyTorch."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from flax import nnx
 from tests import helpers
 from zoo import config as config_lib
 from zoo import registry
+from zoo.errors import UsageError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                                 reason="PyTorch is not installed (pip install -e .[torch]): no twin to check")
@@ -186,6 +188,74 @@ def test_poem_twin_with_copied_weights_matches_jax():
     np.testing.assert_allclose(np.asarray(logits), logits_t, rtol=1e-4, atol=1e-4)
     _train_alike(task, state, twin, lm.build(config, dict(task.model_dims), 1, device="cpu").model,
                  gpt.load_jax_params)
+
+
+def test_textgan_twin_with_copied_weights_matches_jax(monkeypatch):
+    """The adversarial phase: with the JAX weights copied in and the same Gumbel noise (the twin's uniform
+    draws replaced by the JAX step's), the generator's and the discriminator's outputs, 3 steps' D and G
+    losses (the rollout, the relaxed sequences, D's update, then G's RSGAN and MLE gradients) and every
+    weight afterwards equal the JAX ones (dropout 0)."""
+    import torch
+
+    from benchmarks.torch import textgan
+    from zoo.objectives.textgan import build_task
+
+    config = config_lib.apply_overrides(config_lib.load_config_file(helpers.ROOT / "configs/textgan.py"), [
+        "--config.phase=adversarial", "--config.init_from=", "--config.train_steps=30", "--config.batch_size=8",
+        "--config.model.num_layers=1", "--config.model.embed_dim=32", "--config.model.num_heads=2",
+        "--config.model.dropout=0.0", "--config.model.discriminator.num_rep=4",
+        "--config.model.discriminator.embed_dim=8", "--config.model.discriminator.num_filters=(8,8,8,8)",
+        "--config.model.discriminator.hidden_dim=16", "--config.model.discriminator.dropout=0.0"])
+    try:
+        task = build_task(config, tempfile.mkdtemp())
+    except UsageError as e:  # a missing corpus (scripts/fetch_data.sh installs it)
+        pytest.skip(str(e))
+    state = task.init_state(jax.random.PRNGKey(0))
+    dims = textgan.task_dims(task)
+    twin = textgan.build(config, dims, 0, device="cpu")
+    assert twin.num_params() == sum(x.size for x in jax.tree.leaves((state["g_params"], state["d_params"])))
+    textgan.load_jax_params(twin, state["g_params"], state["d_params"])
+
+    tokens = task.train_batch(0, 0, 1)["tokens"]
+    twin.generator.eval()
+    twin.discriminator.eval()
+    with torch.no_grad():
+        g_t = twin.generator(torch.from_numpy(np.asarray(tokens[:, :-1], np.int64))).numpy()
+        d_t = twin.discriminator(torch.from_numpy(np.asarray(tokens[:, 1:], np.int64))).numpy()
+    g = nnx.merge(task.g_def, state["g_params"])(jnp.asarray(tokens[:, :-1]))
+    d = nnx.merge(task.d_def, state["d_params"])(jnp.asarray(tokens[:, 1:]))
+    np.testing.assert_allclose(np.asarray(g), g_t, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(d), d_t, rtol=1e-4, atol=1e-4)
+
+    initial = [{k: v.clone() for k, v in m.state_dict().items()} for m in (twin.generator, twin.discriminator)]
+    step = jax.jit(task.train_step)
+    for i in range(3):
+        batch = task.train_batch(i, 0, 1)
+        key = jax.random.PRNGKey(100 + i)
+        noise_key = jax.random.split(key, 4)[0]  # the Gumbel noise's key in the JAX step
+
+        def uniform(*shape, device=None, key=noise_key):
+            u = jax.random.uniform(key, shape, jnp.float32, minval=float(jnp.finfo(jnp.float32).tiny), maxval=1.0)
+            return torch.from_numpy(np.array(u))
+
+        monkeypatch.setattr(torch, "rand", uniform)
+        state, metrics = step(state, batch, key)
+        g_loss = float(twin.step(batch))
+        np.testing.assert_allclose(g_loss, float(metrics["g_loss"]), rtol=1e-4)
+        np.testing.assert_allclose(float(twin.metrics["d_loss"]), float(metrics["d_loss"]), rtol=1e-4)
+    monkeypatch.undo()
+    fresh = textgan.build(config, dims, 1, device="cpu")
+    textgan.load_jax_params(fresh, state["g_params"], state["d_params"])
+    # Adam moves a weight by up to its learning rate per step whatever the gradient's size, so where a
+    # gradient is ~0 float rounding can change an update by a fraction of it: half a step's tolerance.
+    atol = 0.5 * config.adversarial.g_learning_rate
+    for before, ours_m, theirs_m in zip(initial, (twin.generator, twin.discriminator),
+                                        (fresh.generator, fresh.discriminator), strict=True):
+        for (name, ours), theirs in zip(ours_m.state_dict().items(), theirs_m.state_dict().values(), strict=True):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=atol, err_msg=name)
+            # real updates, but for D's last biases: a relativistic loss sees only D(real) - D(fake), where
+            # they cancel, so their gradient is 0 on both sides
+            assert name in ("hidden.bias", "out.bias") or not torch.equal(ours, before[name]), name
 
 
 def _train_alike(task, state: dict, twin, fresh_model, load_jax_params, frozen: str | None = None) -> None:

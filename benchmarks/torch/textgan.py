@@ -29,8 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch.common import ZooOptimizer, autocast, count_params, default_device, lecun_normal_, tensors
+from benchmarks.torch.common import (
+    ZooOptimizer,
+    autocast,
+    count_params,
+    default_device,
+    lecun_normal_,
+    load_flax_params,
+    tensors,
+)
 from benchmarks.torch.gpt import GPT, generate, generate_cached
+from benchmarks.torch.gpt import load_jax_params as load_gpt_params
 from benchmarks.torch.lm import build_gpt, lm_loss
 
 MASKED = -1e9
@@ -242,6 +251,23 @@ class TextGANTwin:
         if self.config.data != "quatrains":
             rows = rows.masked_fill((rows == self.start_token).cumsum(dim=1) > 0, self.start_token)
         return rows
+
+
+def load_jax_params(twin: TextGANTwin, g_params: dict, d_params: dict) -> None:
+    """Copies the JAX TextGAN's pure-dict params into the twin (parity checks): the generator as
+    gpt.load_jax_params does; the discriminator's dense layers by name, its embeddings as they are (the same
+    layout), and each Conv1d kernel from Flax's [width, in, out] to PyTorch's [out, in, width]."""
+    load_gpt_params(twin.generator, g_params)
+    d = twin.discriminator
+    load_flax_params(d, d_params)  # highway, hidden, out
+    with torch.no_grad():
+        d.embed.copy_(torch.from_numpy(np.array(d_params["embed"]["kernel"], np.float32)))
+        if d.positions is not None:
+            d.positions.copy_(torch.from_numpy(np.array(d_params["positions"], np.float32)))
+        for i, conv in enumerate(d.convs):
+            kernel = np.array(d_params["convs"][i]["kernel"], np.float32)
+            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(2, 1, 0))))
+            conv.bias.copy_(torch.from_numpy(np.array(d_params["convs"][i]["bias"], np.float32)))
 
 
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int,
