@@ -143,7 +143,7 @@ def load_flax_params(module: torch.nn.Module, params: dict, stats: dict | None =
                     w = k.transpose(3, 2, 0, 1)
                 if w.shape != tuple(m.weight.shape):
                     raise ValueError(f"{name}: Flax kernel gives {w.shape}, the twin has {tuple(m.weight.shape)}")
-                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                m.weight.copy_(torch.from_numpy(np.array(w, np.float32, order="C")))  # a writable copy
                 if m.bias is not None:
                     m.bias.copy_(torch.from_numpy(np.array(d["bias"], np.float32)))
             elif isinstance(m, torch.nn.Embedding):

@@ -266,7 +266,7 @@ def load_jax_params(twin: TextGANTwin, g_params: dict, d_params: dict) -> None:
             d.positions.copy_(torch.from_numpy(np.array(d_params["positions"], np.float32)))
         for i, conv in enumerate(d.convs):
             kernel = np.array(d_params["convs"][i]["kernel"], np.float32)
-            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(2, 1, 0))))
+            conv.weight.copy_(torch.from_numpy(np.array(kernel.transpose(2, 1, 0), order="C")))
             conv.bias.copy_(torch.from_numpy(np.array(d_params["convs"][i]["bias"], np.float32)))
 
 
