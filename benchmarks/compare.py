@@ -143,7 +143,6 @@ def _cost_flops(compiled: Any) -> float | None:
 def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str,
              cpu_devices: int = 1) -> dict:
     import jax
-    from jax.sharding import Mesh
 
     from zoo.train import mesh as mesh_lib
     from zoo.train.loop import loop_functions
@@ -153,7 +152,7 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         dims = dict(task.model_dims)
         # As train.py lays out a step: the batch split along a `data` mesh, the state replicated. The mesh is
         # the first `cpu_devices` devices (one, unless --cpu-devices), so a multi-GPU host still times one GPU.
-        mesh = Mesh(np.array(jax.devices()[:cpu_devices]), (mesh_lib.DATA_AXIS,))
+        mesh = mesh_lib.make_mesh(jax.devices()[:cpu_devices])
         mesh_lib.check_batch_size(config.batch_size, mesh)
         data = [jax.device_put(b, mesh_lib.batch_sharding(mesh)) for b in batches(task, warmup + steps)]
         init_state, train_step = loop_functions(task, config.seed)

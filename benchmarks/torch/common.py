@@ -118,11 +118,11 @@ def count_params(*modules: torch.nn.Module) -> int:
 def load_flax_params(module: torch.nn.Module, params: dict, stats: dict | None = None,
                      permute: dict[str, Any] | None = None) -> None:
     """Copies a Flax model's pure-dict params into the twin with the same module names (parity checks):
-    Linear kernels [in, out] -> weight [out, in]; Conv HWIO -> OIHW; ConvTranspose HWIO -> [in, out, kh, kw]
-    with the spatial flip (lax correlates, torch's transposed conv convolves); Embed `embedding` -> weight;
-    LayerNorm and BatchNorm scale/bias and, given `stats`, BatchNorm's running mean/var. `permute[name]`
-    rearranges a kernel first (e.g. NHWC-flattened rows of a dense layer after a conv, which the twin
-    flattens NCHW). `params` may also be one module's own dict, for `module` itself."""
+    Linear kernels [in, out] -> weight [out, in]; Conv HWIO -> OIHW (1-D: WIO -> OIW); ConvTranspose
+    HWIO -> [in, out, kh, kw] with the spatial flip (lax correlates, torch's transposed conv convolves);
+    Embed `embedding` -> weight; LayerNorm and BatchNorm scale/bias and, given `stats`, BatchNorm's running
+    mean/var. `permute[name]` rearranges a kernel first (e.g. NHWC-flattened rows of a dense layer after a
+    conv, which the twin flattens NCHW). `params` may also be one module's own dict, for `module` itself."""
     permute = permute or {}
 
     def lookup(tree: Any, name: str) -> Any:
@@ -132,15 +132,15 @@ def load_flax_params(module: torch.nn.Module, params: dict, stats: dict | None =
 
     with torch.no_grad():
         for name, m in module.named_modules():
-            if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.ConvTranspose2d):
                 d = lookup(params, name)
                 k = np.asarray(permute.get(name, lambda x: x)(np.asarray(d["kernel"], np.float32)))
                 if isinstance(m, torch.nn.Linear):
                     w = k.T
                 elif isinstance(m, torch.nn.ConvTranspose2d):
                     w = k[::-1, ::-1].transpose(2, 3, 0, 1)
-                else:
-                    w = k.transpose(3, 2, 0, 1)
+                else:  # Conv [*window, in, out] -> [out, in, *window]
+                    w = k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2))
                 if w.shape != tuple(m.weight.shape):
                     raise ValueError(f"{name}: Flax kernel gives {w.shape}, the twin has {tuple(m.weight.shape)}")
                 m.weight.copy_(torch.from_numpy(np.array(w, np.float32, order="C")))  # a writable copy

@@ -255,19 +255,15 @@ class TextGANTwin:
 
 def load_jax_params(twin: TextGANTwin, g_params: dict, d_params: dict) -> None:
     """Copies the JAX TextGAN's pure-dict params into the twin (parity checks): the generator as
-    gpt.load_jax_params does; the discriminator's dense layers by name, its embeddings as they are (the same
-    layout), and each Conv1d kernel from Flax's [width, in, out] to PyTorch's [out, in, width]."""
+    gpt.load_jax_params does; the discriminator's layers by name, and its embeddings (plain parameters,
+    in the JAX layout) as they are."""
     load_gpt_params(twin.generator, g_params)
     d = twin.discriminator
-    load_flax_params(d, d_params)  # highway, hidden, out
+    load_flax_params(d, d_params)  # convs, highway, hidden, out
     with torch.no_grad():
         d.embed.copy_(torch.from_numpy(np.array(d_params["embed"]["kernel"], np.float32)))
         if d.positions is not None:
             d.positions.copy_(torch.from_numpy(np.array(d_params["positions"], np.float32)))
-        for i, conv in enumerate(d.convs):
-            kernel = np.array(d_params["convs"][i]["kernel"], np.float32)
-            conv.weight.copy_(torch.from_numpy(np.array(kernel.transpose(2, 1, 0), order="C")))
-            conv.bias.copy_(torch.from_numpy(np.array(d_params["convs"][i]["bias"], np.float32)))
 
 
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -41,11 +42,12 @@ def _on_multihost_tpu() -> bool:
     return "TPU_WORKER_HOSTNAMES" in os.environ and "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
-def make_mesh() -> Mesh:
-    """One `data` axis over every device of every process, each process's devices contiguous.
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """One `data` axis over `devices` (default: every device of every process), each process's devices
+    contiguous.
 
     Auto axes: XLA propagates shardings through the model, so models stay free of sharding code."""
-    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    devices = sorted(jax.devices() if devices is None else devices, key=lambda d: (d.process_index, d.id))
     return Mesh(np.array(devices), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
