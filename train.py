@@ -14,7 +14,7 @@ import pathlib
 import signal
 import sys
 
-from zoo import cli
+from zoo import allocator, cli
 from zoo import config as config_lib
 from zoo.errors import UsageError
 
@@ -57,6 +57,8 @@ def main(argv: list[str]) -> int:
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     if jax.process_index() > 0:  # one process reports progress; every process still reports problems
         logging.getLogger().setLevel(logging.WARNING)
+    logging.info("malloc: %s%s", allocator.name(), "" if allocator.loaded() else
+                 " (install tcmalloc for faster CPU steps: zoo/allocator.py)" if jax.default_backend() == "cpu" else "")
     task = registry.resolve(entry.task)(config, args.workdir)
     try:
         metrics = loop.train(config, args.workdir, task)

@@ -15,7 +15,8 @@ train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
 `torch.compile`). With `--cpu-devices N` the JAX side runs data-parallel over N host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=N: the batch split, the state replicated, as train.py runs
 on N devices), so that the N shares of every op run concurrently on the CPU's cores; the twins keep
-their intra-op threads. Sampling runs on one device either way. All three draw the same batches: the JAX
+their intra-op threads. All sides run under the same malloc, the one train.py runs under: tcmalloc where
+installed (zoo.allocator; `ZOO_MALLOC=system` for glibc's), recorded per side as `malloc`. Sampling runs on one device either way. All three draw the same batches: the JAX
 task's `train_batch(step)` for steps 0 .. warmup + steps - 1, from the same seed, and initialise from the
 same distributions (not the same weights, so losses agree within noise, not bit for bit).
 
@@ -61,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import best_seconds, time_windows
+from zoo import allocator
 from zoo import config as config_lib
 from zoo import registry
 from zoo.errors import UsageError
@@ -183,7 +185,7 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         sampling = jax_sampling(name, task, jax.device_put(state["task"], jax.devices()[0]))
     return {**timing, "devices": mesh.size, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
             "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
-            "matmul_peak_flops": matmul_peak_flops(device), **sampling}
+            "matmul_peak_flops": matmul_peak_flops(device), "malloc": allocator.name(), **sampling}
 
 
 def jax_sampling(name: str, task: Any, state: dict) -> dict:
@@ -276,7 +278,7 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
         last = timing.pop("last_window")
         out = {**timing, "peak_memory_mb": peak_memory_mb(device),
                "final_loss": float(np.mean(losses[-last:])), "losses": losses, "params": int(twin.num_params()),
-               "threads": torch.get_num_threads()}
+               "threads": torch.get_num_threads(), "malloc": allocator.name()}
         if not compiled:  # sampling is compared in eager mode (a compiled sampler recompiles per length)
             out.update(_torch_sampling(name, twin, task))
     return out
@@ -319,14 +321,16 @@ def run_side(side: str, args: argparse.Namespace, overrides: Sequence[str]) -> d
     return run_json(command, side_env(side, args.cpu_devices))
 
 
-def side_env(side: str, cpu_devices: int) -> dict[str, str] | None:
-    """The environment of a side's subprocess: the JAX side gets exactly `cpu_devices` host devices (the
-    flag appended to XLA_FLAGS overrides a device count already there, e.g. a user's 8 fake devices);
-    the twins this process's environment (None)."""
-    if side != "jax":
-        return None
-    flag = f"--xla_force_host_platform_device_count={cpu_devices}"
-    return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()}
+def side_env(side: str, cpu_devices: int) -> dict[str, str]:
+    """The environment of a side's subprocess. Every side runs under the same malloc, the one train.py
+    runs under (zoo.allocator: tcmalloc where installed, ZOO_MALLOC=system for glibc's). The JAX side gets
+    exactly `cpu_devices` host devices: the flag appended to XLA_FLAGS overrides a device count already
+    there, e.g. a user's 8 fake devices."""
+    env = allocator.environment(os.environ)
+    if side == "jax":
+        flag = f"--xla_force_host_platform_device_count={cpu_devices}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+    return env
 
 
 def run_json(command: Sequence[str], env: dict[str, str] | None = None) -> dict:
@@ -405,7 +409,9 @@ def markdown(s: dict) -> str:
     ]
     n = sides.get("jax", {}).get("devices", 1)  # what the JAX side ran on, not what was asked
     devices = f", JAX on {n} devices" if n > 1 else ""
-    lines = [f"### {s['model']} ({s['device']}{devices}, batch {s['batch_size']}, {s['steps']} timed steps)", "",
+    mallocs = sorted({sides[c].get("malloc", "?").split(".so")[0].removeprefix("lib") for c in cols})
+    lines = [f"### {s['model']} ({s['device']}{devices}, batch {s['batch_size']}, {s['steps']} timed steps, "
+             f"malloc: {', '.join(mallocs)})", "",
              "| | " + " | ".join(title[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for label, key in rows:
         cells = [sides[c].get("error", "")[:60] if "error" in sides[c] and key == "steps_per_s" else

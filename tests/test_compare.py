@@ -62,7 +62,9 @@ def test_jax_side_on_two_cpu_devices_trains_the_same_steps(monkeypatch):
     from benchmarks import compare
 
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
-    assert compare.side_env("torch", 2) is None
+    torch_env = compare.side_env("torch", 2)
+    assert torch_env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"  # the twins' env is untouched
+    assert torch_env.get("LD_PRELOAD") == compare.side_env("jax", 2).get("LD_PRELOAD")  # one malloc for all sides
     commands = []
     monkeypatch.setattr(compare, "run_json", lambda command, env=None: commands.append((command, env)) or {})
     args = compare.argparse.Namespace(model="poem", steps=2, warmup=1, windows=1, device="cpu", cpu_devices=2)

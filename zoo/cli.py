@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from zoo import allocator
 from zoo.errors import UsageError
 
 
@@ -34,7 +35,9 @@ def setup_logging() -> None:
 
 
 def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> NoReturn:
-    """Runs `main(argv)` and turns its outcome into the documented exit code."""
+    """A command's entry point: restarts it under tcmalloc where installed (zoo.allocator: XLA's CPU steps
+    run 25-35% faster), then runs `main(argv)` and turns its outcome into the documented exit code."""
+    allocator.reexec_under_tcmalloc()
     argv = sys.argv[1:] if argv is None else argv
     try:
         code = main(argv) or 0
