@@ -16,9 +16,10 @@ train.py runs it), "torch" (eager) and "torch_compile" (the same twin after
 (XLA_FLAGS=--xla_force_host_platform_device_count=N: the batch split, the state replicated, as train.py runs
 on N devices), so that the N shares of every op run concurrently on the CPU's cores; the twins keep
 their intra-op threads. All sides run under the same malloc, the one train.py runs under: tcmalloc where
-installed (zoo.allocator; `ZOO_MALLOC=system` for glibc's), recorded per side as `malloc`. Sampling runs on one device either way. All three draw the same batches: the JAX
-task's `train_batch(step)` for steps 0 .. warmup + steps - 1, from the same seed, and initialise from the
-same distributions (not the same weights, so losses agree within noise, not bit for bit).
+installed (zoo.allocator; `ZOO_MALLOC=system` for glibc's), recorded per side as `malloc`. Sampling runs
+on one device either way. All three draw the same batches: the JAX task's `train_batch(step)` for steps
+0 .. warmup + steps - 1, from the same seed, and initialise from the same distributions (not the same
+weights, so losses agree within noise, not bit for bit).
 
 Figures per side:
 * steps/s: the median over `--windows` windows of the `--steps` timed steps, after `--warmup` steps (the
@@ -62,9 +63,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import best_seconds, time_windows
-from zoo import allocator
+from zoo import allocator, registry
 from zoo import config as config_lib
-from zoo import registry
 from zoo.errors import UsageError
 
 SIDES = ("jax", "torch", "torch_compile")
@@ -519,4 +519,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from zoo import allocator
 from zoo.data.images import ImageDataset, load_images
 from zoo.errors import UsageError
 
@@ -261,4 +262,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

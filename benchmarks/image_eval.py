@@ -64,6 +64,7 @@ import jax
 import numpy as np
 
 from benchmarks.image_classifier import IMAGE_SHAPE, load_classifier
+from zoo import allocator
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 
@@ -381,4 +382,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

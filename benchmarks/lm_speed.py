@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.timing import time_train_step
+from zoo import allocator
 from zoo import config as config_lib
 from zoo.objectives.common import gradient_step, init_model_state
 from zoo.objectives.lm import lm_loss
@@ -65,4 +66,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

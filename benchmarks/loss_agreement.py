@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import compare
-from zoo import registry
+from zoo import allocator, registry
 from zoo.errors import UsageError
 
 SIDES = ("jax", "torch")
@@ -162,4 +162,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

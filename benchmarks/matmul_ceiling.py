@@ -35,6 +35,7 @@ from typing import Any
 
 from benchmarks.compare import batches, bench_config, build_task, check_overrides, matmul_peak_flops
 from benchmarks.timing import best_seconds, time_windows
+from zoo import allocator
 from zoo.errors import UsageError
 
 DotKey = tuple[tuple[int, ...], tuple[int, ...], str, str, Any, Any]  # lhs, rhs, dtypes, dims, out dtype
@@ -167,4 +168,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

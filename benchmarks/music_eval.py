@@ -45,6 +45,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from zoo import allocator
 from zoo.data import music as music_data
 from zoo.objectives.music import encodable_tunes, masked_loss
 from zoo.sample.music import CONDITIONINGS, MelodySampler
@@ -287,4 +288,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

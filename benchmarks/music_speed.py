@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.timing import time_train_step
+from zoo import allocator
 from zoo import config as config_lib
 from zoo.data import music as music_data
 from zoo.objectives.common import gradient_step, init_model_state
@@ -77,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

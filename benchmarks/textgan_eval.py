@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo import allocator
 from zoo.data import poem_forms
 from zoo.errors import UsageError
 from zoo.metrics.bleu import bleu, self_bleu
@@ -150,4 +151,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
     main()

@@ -67,6 +67,46 @@ def _cell_bwd(residuals: tuple, cotangents: tuple[jax.Array, jax.Array]) -> tupl
 _cell_f32.defvjp(_cell_fwd, _cell_bwd)
 
 
+def _scan_steps(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
+                ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def body(carry, xg_t):
+        h, c = carry
+        h, c = _cell(xg_t + h @ kernel, c)
+        return (h, c), h
+
+    return jax.lax.scan(body, state, xg)
+
+
+@jax.custom_vjp
+def _recurrence(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
+                ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    """The recurrence over time-major xg [T, B, 4H] -> (final (h, c), h of every step [T, B, H]), with the
+    recurrent kernel's gradient taken out of the backward loop. Why: autodiff of the scan adds each step's
+    h_{t-1}^T dgates_t ([H, B] x [B, 4H]) into a [H, 4H] accumulator, reading and writing the whole matrix
+    T times (a thin matmul plus an add per step). The gates' gradient is xg's, which the backward pass
+    returns for all steps anyway, so the kernel's is ONE [H, T*B] x [T*B, 4H] matmul after the loop: the
+    music step 0.613 -> 0.586 s (docs/benchmarks.md)."""
+    return _scan_steps(xg, state, kernel)
+
+
+def _recurrence_fwd(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array) -> tuple:
+    out, steps_vjp = jax.vjp(lambda xg_, state_: _scan_steps(xg_, state_, kernel), xg, state)
+    return out, (steps_vjp, state[0], out[1], kernel)
+
+
+def _recurrence_bwd(residuals: tuple, cotangents: tuple) -> tuple:
+    steps_vjp, h0, hs, kernel = residuals
+    d_xg, d_state = steps_vjp(cotangents)  # d_xg is every step's gates' gradient
+    h_prev = jnp.concatenate([h0[None].astype(hs.dtype), hs[:-1]])
+    t, b, hidden = h_prev.shape
+    d_kernel = jax.lax.dot_general(h_prev.reshape(t * b, hidden), d_xg.reshape(t * b, -1),
+                                   (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+    return d_xg, d_state, d_kernel.astype(kernel.dtype)
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
 def _forget_bias_one(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
     """Fused-gate bias (i, f, g, o) with the forget gate at 1: remember by default early in training."""
     del key
@@ -87,14 +127,7 @@ class LSTMLayer(nnx.Module):
     def scan(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]
              ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """xg: input gate pre-activations [B, T, 4H] -> (h for every step [B, T, H], final (h, c))."""
-        kernel = self.w_h.kernel[...].astype(xg.dtype)
-
-        def body(carry, xg_t):
-            h, c = carry
-            h, c = _cell(xg_t + h @ kernel, c)
-            return (h, c), h
-
-        state, hs = jax.lax.scan(body, state, jnp.swapaxes(xg, 0, 1))
+        state, hs = _recurrence(jnp.swapaxes(xg, 0, 1), state, self.w_h.kernel[...].astype(xg.dtype))
         return jnp.swapaxes(hs, 0, 1), state
 
     def step(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
