@@ -57,6 +57,9 @@ def test_environment_preloads_the_library_first_once(tmp_path):
     assert env["LD_PRELOAD"] == f"{library}:libother.so"
     assert allocator.environment(env)["LD_PRELOAD"] == env["LD_PRELOAD"]  # not twice
     assert int(env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"]) >= 1 << 40  # XLA's big buffers are no news
+    assert env["TCMALLOC_RELEASE_RATE"] == "0"  # freed pages stay mapped: no faults in the next step
+    assert allocator.environment({"ZOO_MALLOC": str(library), "TCMALLOC_RELEASE_RATE": "2"}
+                                 )["TCMALLOC_RELEASE_RATE"] == "2"  # the user's setting wins
 
 
 def test_system_malloc_or_a_missing_library_leaves_the_environment_alone(tmp_path):
