@@ -16,7 +16,8 @@ needs_tcmalloc = pytest.mark.skipif(TCMALLOC is None, reason="tcmalloc is not in
                                     "(apt-get install libtcmalloc-minimal4): nothing to restart under")
 
 # A command (zoo.cli.run, as train.py's and sample.py's) whose step materialises 134 MB of temporaries (a
-# [16384, 1024] activation used twice); it prints its allocator and the page faults of one execution once warm.
+# [16384, 1024] activation used twice). It prints its allocator and the page faults of each of 7 executions
+# after the first.
 COMMAND = """
 import resource, jax, jax.numpy as jnp
 from zoo import allocator, cli
@@ -28,26 +29,27 @@ def main(argv):
 
     step = jax.jit(step)
     x, w = jnp.ones((16384, 1024), jnp.float32), jnp.ones((1024, 8), jnp.float32)
-    for _ in range(3):
+    step(x, w).block_until_ready()
+    faults = []
+    for _ in range(7):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         step(x, w).block_until_ready()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        step(x, w).block_until_ready()
-    print(allocator.name(), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 5)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    print(allocator.name(), *faults)
 
 cli.run(main)
 """
 
 
-def run_command(zoo_malloc: str) -> tuple[str, int]:
+def run_command(zoo_malloc: str) -> tuple[str, list[int]]:
     env = {**helpers.env(1), "ZOO_MALLOC": zoo_malloc}
     env.pop("LD_PRELOAD", None)
     env.pop("ZOO_MALLOC_REEXEC", None)
     result = subprocess.run([sys.executable, "-c", COMMAND], capture_output=True, text=True, cwd=helpers.ROOT,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    name, faults = result.stdout.split()
-    return name, int(faults)
+    name, *faults = result.stdout.split()
+    return name, sorted(int(f) for f in faults)
 
 
 def test_environment_preloads_the_library_first_once(tmp_path):
@@ -74,6 +76,7 @@ def test_command_restarts_under_tcmalloc_and_stops_page_faulting_its_temporaries
     assert "tcmalloc" in name
     glibc_name, glibc_faults = run_command("system")
     assert glibc_name == "glibc"
-    # glibc maps the temporaries afresh each execution: about 32,800 4 KB pages faulted in again.
-    assert glibc_faults > 16000, glibc_faults
-    assert faults < 500, faults
+    # glibc maps the temporaries afresh for every execution: about 32,800 4 KB pages faulted in again each
+    # time. tcmalloc reuses them: most executions fault nothing (now and then its heap grows once).
+    assert glibc_faults[0] > 16000, glibc_faults
+    assert faults[len(faults) // 2] < 500, faults
