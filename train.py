@@ -10,6 +10,7 @@ Cloud TPU pods just run it on every host; elsewhere add --coordinator_address HO
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -57,8 +58,10 @@ def main(argv: list[str]) -> int:
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     if jax.process_index() > 0:  # one process reports progress; every process still reports problems
         logging.getLogger().setLevel(logging.WARNING)
-    logging.info("malloc: %s%s", allocator.name(), "" if allocator.loaded() else
-                 " (install tcmalloc for faster CPU steps: zoo/allocator.py)" if jax.default_backend() == "cpu" else "")
+    hint = ""
+    if not allocator.loaded() and jax.default_backend() == "cpu" and allocator.ENV not in os.environ:
+        hint = " (install tcmalloc for faster CPU steps: zoo/allocator.py)"
+    logging.info("malloc: %s%s", allocator.name(), hint)
     task = registry.resolve(entry.task)(config, args.workdir)
     try:
         metrics = loop.train(config, args.workdir, task)

@@ -409,7 +409,7 @@ def markdown(s: dict) -> str:
     ]
     n = sides.get("jax", {}).get("devices", 1)  # what the JAX side ran on, not what was asked
     devices = f", JAX on {n} devices" if n > 1 else ""
-    mallocs = sorted({sides[c].get("malloc", "?").split(".so")[0].removeprefix("lib") for c in cols})
+    mallocs = sorted({_malloc_label(sides[c].get("malloc", "not recorded")) for c in cols})
     lines = [f"### {s['model']} ({s['device']}{devices}, batch {s['batch_size']}, {s['steps']} timed steps, "
              f"malloc: {', '.join(mallocs)})", "",
              "| | " + " | ".join(title[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -435,6 +435,12 @@ def markdown(s: dict) -> str:
     if "sample_cached_per_s" in sides.get("torch", {}):
         extra.append(f"PyTorch twin with a KV cache: {sides['torch']['sample_cached_per_s']:.0f} tok/s")
     return "\n".join(lines + [""] + [f"- {e}" for e in extra])
+
+
+def _malloc_label(name: str) -> str:
+    """"libtcmalloc_minimal.so.4.5.10 TCMALLOC_RELEASE_RATE=0" -> "tcmalloc_minimal TCMALLOC_RELEASE_RATE=0"."""
+    library, _, settings = name.partition(" ")
+    return " ".join(filter(None, [library.split(".so")[0].removeprefix("lib"), settings]))
 
 
 def check_overrides(overrides: Sequence[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ import pytest
 
 from benchmarks import timing
 from tests import helpers
+from zoo import allocator
 
 TINY_LM = [o for o in helpers.TINY if "context_length" not in o] + ["--config.model.context_length=64",
                                                                      "--config.warmup_steps=1"]
@@ -64,7 +66,9 @@ def test_jax_side_on_two_cpu_devices_trains_the_same_steps(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     torch_env = compare.side_env("torch", 2)
     assert torch_env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"  # the twins' env is untouched
-    assert torch_env.get("LD_PRELOAD") == compare.side_env("jax", 2).get("LD_PRELOAD")  # one malloc for all sides
+    # every side under the malloc train.py runs under (tcmalloc where installed)
+    for side in ("jax", "torch"):
+        assert compare.side_env(side, 2).get("LD_PRELOAD") == allocator.environment(os.environ).get("LD_PRELOAD")
     commands = []
     monkeypatch.setattr(compare, "run_json", lambda command, env=None: commands.append((command, env)) or {})
     args = compare.argparse.Namespace(model="poem", steps=2, warmup=1, windows=1, device="cpu", cpu_devices=2)

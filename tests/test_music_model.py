@@ -83,6 +83,12 @@ def test_layer_gradients_equal_autodiff_of_the_textbook_scan():
     assert float(jnp.abs(got[0]["w_h"]["kernel"][...]).max()) > 0.1  # the gradient moved out of the loop
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # A bf16 step: the float32 parameter's gradient stays float32 and close to the float32 one.
+    bf16_graphdef, bf16_params = nnx.split(LSTMLayer(8, 6, jnp.bfloat16, rngs=nnx.Rngs(0)))
+    d_kernel = jax.grad(loss(lambda p, x, st: nnx.merge(bf16_graphdef, p).scan(x.astype(jnp.bfloat16), st)))(
+        bf16_params, xg, state)["w_h"]["kernel"][...]
+    assert d_kernel.dtype == jnp.float32
+    np.testing.assert_allclose(d_kernel, expected[0]["w_h"]["kernel"][...], rtol=0.1, atol=0.1)
 
 
 def test_step_by_step_equals_full_forward():

@@ -51,8 +51,8 @@ def preload_library(environ: Mapping[str, str] = os.environ) -> str | None:
     choice = environ.get(ENV, "")
     if choice == "system" or not sys.platform.startswith("linux"):
         return None
-    if choice:
-        return choice if os.path.isfile(choice) else None
+    if choice:  # absolute, so that a child process in another directory preloads it too
+        return os.path.abspath(choice) if os.path.isfile(choice) else None
     return next(filter(None, (ctypes.util.find_library(name) for name in _TCMALLOC_NAMES)), None)
 
 
@@ -73,10 +73,11 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 def reexec_under_tcmalloc() -> None:
     """Starts this command again (same interpreter and arguments) with tcmalloc preloaded, replacing this
-    process. Call it first thing in a command's entry point, before JAX is imported. It returns without
+    process. Call it first thing in a command's `__main__`, before JAX is imported. It returns without
     restarting when a replacement malloc is already loaded, when none is available or ZOO_MALLOC=system,
-    or in a process it restarted itself (the preload failed: the command goes on under glibc)."""
-    if os.environ.get(_REEXEC_GUARD) or loaded() is not None:
+    when the program cannot be started again (read from stdin), or in a process it restarted itself
+    (the preload failed: the command goes on under glibc)."""
+    if os.environ.pop(_REEXEC_GUARD, None) or loaded() is not None or sys.argv[0] in ("", "-"):
         return
     env = environment()
     if env.get("LD_PRELOAD") == os.environ.get("LD_PRELOAD"):
@@ -84,10 +85,17 @@ def reexec_under_tcmalloc() -> None:
     env[_REEXEC_GUARD] = "1"
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    except OSError:
+        return  # could not start again: carry on under glibc
 
 
 def name() -> str:
-    """The allocator in use, for logs and benchmark records: the library's file name, or "glibc"."""
+    """The allocator in use, for logs and benchmark records: the library's file name with the tcmalloc
+    settings the process runs under, or "glibc"."""
     path = loaded()
-    return os.path.basename(path) if path else "glibc"
+    if not path:
+        return "glibc"
+    settings = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k == "TCMALLOC_RELEASE_RATE"]
+    return " ".join([os.path.basename(path), *settings])

@@ -35,9 +35,11 @@ def setup_logging() -> None:
 
 
 def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> NoReturn:
-    """A command's entry point: restarts it under tcmalloc where installed (zoo.allocator: XLA's CPU steps
-    run 25-35% faster), then runs `main(argv)` and turns its outcome into the documented exit code."""
-    allocator.reexec_under_tcmalloc()
+    """A command's entry point: runs `main(argv)` and turns its outcome into the documented exit code. Called
+    for the command line itself (argv None), it first restarts the command under tcmalloc where installed
+    (zoo.allocator: XLA's CPU steps run 25-42% faster); with an argv given, it never restarts the caller."""
+    if argv is None:
+        allocator.reexec_under_tcmalloc()
     argv = sys.argv[1:] if argv is None else argv
     try:
         code = main(argv) or 0

@@ -69,6 +69,8 @@ _cell_f32.defvjp(_cell_fwd, _cell_bwd)
 
 def _scan_steps(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
                 ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    kernel = kernel.astype(xg.dtype)
+
     def body(carry, xg_t):
         h, c = carry
         h, c = _cell(xg_t + h @ kernel, c)
@@ -97,11 +99,11 @@ def _recurrence_fwd(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: j
 def _recurrence_bwd(residuals: tuple, cotangents: tuple) -> tuple:
     steps_vjp, h0, hs, kernel = residuals
     d_xg, d_state = steps_vjp(cotangents)  # d_xg is every step's gates' gradient
-    h_prev = jnp.concatenate([h0[None].astype(hs.dtype), hs[:-1]])
-    t, b, hidden = h_prev.shape
+    t, b, hidden = hs.shape
+    h_prev = jnp.concatenate([h0[None].astype(hs.dtype), hs])[:t]  # h_{t-1} for every step
     d_kernel = jax.lax.dot_general(h_prev.reshape(t * b, hidden), d_xg.reshape(t * b, -1),
                                    (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
-    return d_xg, d_state, d_kernel.astype(kernel.dtype)
+    return d_xg, d_state, d_kernel.astype(kernel.dtype)  # the parameter's dtype: f32 even in a bf16 step
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -127,7 +129,7 @@ class LSTMLayer(nnx.Module):
     def scan(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]
              ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """xg: input gate pre-activations [B, T, 4H] -> (h for every step [B, T, H], final (h, c))."""
-        state, hs = _recurrence(jnp.swapaxes(xg, 0, 1), state, self.w_h.kernel[...].astype(xg.dtype))
+        state, hs = _recurrence(jnp.swapaxes(xg, 0, 1), state, self.w_h.kernel[...])
         return jnp.swapaxes(hs, 0, 1), state
 
     def step(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
