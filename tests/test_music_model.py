@@ -91,6 +91,32 @@ def test_layer_gradients_equal_autodiff_of_the_textbook_scan():
     np.testing.assert_allclose(d_kernel, expected[0]["w_h"]["kernel"][...], rtol=0.1, atol=0.1)
 
 
+SHARDED_GRADIENT = """
+import jax, jax.numpy as jnp, numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+from zoo.models.melody_rnn import LSTMLayer
+
+graphdef, params = nnx.split(LSTMLayer(8, 16, jnp.float32, rngs=nnx.Rngs(0)))
+mesh = jax.make_mesh((2,), ("data",))
+rows = NamedSharding(mesh, P("data"))
+xg, h, c = jnp.ones((8, 12, 64)), jnp.zeros((8, 16)), jnp.zeros((8, 16))
+grad = jax.jit(jax.grad(lambda p, xg, h, c: jnp.sum(nnx.merge(graphdef, p).scan(xg, (h, c))[0] ** 2)),
+               in_shardings=(NamedSharding(mesh, P()), rows, rows, rows))
+print(grad.lower(params, xg, h, c).compile().as_text())
+"""
+
+
+def test_data_parallel_kernel_gradient_reduces_partial_sums_instead_of_gathering():
+    """With the batch split over 2 devices, the kernel's gradient after the loop is each device's rows
+    contracted and all-reduced: no all-gather of the [T, B, .] operands (merging T and B into one axis
+    made XLA gather them)."""
+    result = subprocess.run([sys.executable, "-c", SHARDED_GRADIENT], capture_output=True, text=True,
+                            cwd=helpers.ROOT, env=helpers.env(2), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "all-reduce" in result.stdout and "all-gather" not in result.stdout
+
+
 def test_step_by_step_equals_full_forward():
     model = _model(dropout=0.1)
     tokens = jax.random.randint(jax.random.key(1), (3, 12), 0, 40)
