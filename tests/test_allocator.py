@@ -11,6 +11,7 @@ import pytest
 from tests import helpers
 from zoo import allocator
 
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD is Linux's")
 TCMALLOC = allocator.preload_library({})
 needs_tcmalloc = pytest.mark.skipif(TCMALLOC is None, reason="tcmalloc is not installed "
                                     "(apt-get install libtcmalloc-minimal4), or not Linux: nothing to restart under")
@@ -77,6 +78,13 @@ def test_system_malloc_or_a_missing_library_leaves_the_environment_alone(tmp_pat
     for choice in ("system", str(tmp_path / "missing.so")):
         env = {"ZOO_MALLOC": choice, "LD_PRELOAD": "libother.so"}
         assert allocator.environment(env) == env
+
+
+def test_a_preloaded_replacement_malloc_is_kept_unless_system_is_asked_for():
+    env = {"LD_PRELOAD": "/opt/lib/libjemalloc.so.2:libother.so"}
+    assert allocator.environment(env)["LD_PRELOAD"] == env["LD_PRELOAD"]  # the user's choice: no tcmalloc added
+    assert allocator.environment({**env, "ZOO_MALLOC": "system"})["LD_PRELOAD"] == "libother.so"
+    assert "LD_PRELOAD" not in allocator.environment({"LD_PRELOAD": "libjemalloc.so.2", "ZOO_MALLOC": "system"})
 
 
 def test_a_relative_library_path_is_made_absolute(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ def loaded() -> str | None:
             paths = {line.split()[-1] for line in maps if "/" in line}
     except OSError:
         return None
-    return next((p for p in sorted(paths) if any(name in os.path.basename(p) for name in _REPLACEMENTS)), None)
+    return next((p for p in sorted(paths) if _is_replacement(p)), None)
 
 
 def preload_library(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -56,12 +56,23 @@ def preload_library(environ: Mapping[str, str] = os.environ) -> str | None:
     return next(filter(None, (ctypes.util.find_library(name) for name in _TCMALLOC_NAMES)), None)
 
 
+def _is_replacement(path: str) -> bool:
+    return any(name in os.path.basename(path) for name in _REPLACEMENTS)
+
+
 def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """`environ` with the allocator preloaded (first in LD_PRELOAD), for a subprocess or a restart."""
+    """`environ` with the allocator preloaded (first in LD_PRELOAD), for a subprocess or a restart. A
+    replacement malloc the user already preloads is kept (and none added); ZOO_MALLOC=system removes it."""
     env = dict(environ)
     library = preload_library(env)
     preloaded = [p for p in env.get("LD_PRELOAD", "").split(":") if p]
-    if library and library not in preloaded:
+    if env.get(ENV) == "system" and any(map(_is_replacement, preloaded)):
+        preloaded = [p for p in preloaded if not _is_replacement(p)]
+        if preloaded:
+            env["LD_PRELOAD"] = ":".join(preloaded)
+        else:
+            del env["LD_PRELOAD"]
+    if library and library not in preloaded and not any(map(_is_replacement, preloaded)):
         env["LD_PRELOAD"] = ":".join([library, *preloaded])
         # tcmalloc reports every allocation over 1 GB on stderr; XLA's temporaries are that big by design.
         env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))
@@ -73,7 +84,8 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 def reexec_under_tcmalloc() -> None:
     """Starts this command again (same interpreter and arguments) with tcmalloc preloaded, replacing this
-    process. Call it first thing in a command's `__main__`, before JAX is imported. It returns without
+    process. Call it first thing in a command's `__main__`, best before JAX is imported (the restart then
+    costs little more than the interpreter's start). It returns without
     restarting when a replacement malloc is already loaded, when none is available or ZOO_MALLOC=system,
     when the program cannot be started again (read from stdin), or in a process it restarted itself
     (the preload failed: the command goes on under glibc)."""
