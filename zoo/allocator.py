@@ -85,10 +85,9 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 def reexec_under_tcmalloc() -> None:
     """Starts this command again (same interpreter and arguments) with tcmalloc preloaded, replacing this
     process. Call it first thing in a command's `__main__`, best before JAX is imported (the restart then
-    costs little more than the interpreter's start). It returns without
-    restarting when a replacement malloc is already loaded, when none is available or ZOO_MALLOC=system,
-    when the program cannot be started again (read from stdin), or in a process it restarted itself
-    (the preload failed: the command goes on under glibc)."""
+    costs little more than the interpreter's start). It returns without restarting when a replacement
+    malloc is already loaded, when none is available or ZOO_MALLOC=system, when the program cannot be started
+    again (read from stdin), or in a process it restarted itself (the preload failed: it goes on under glibc)."""
     if os.environ.pop(_REEXEC_GUARD, None) or loaded() is not None or sys.argv[0] in ("", "-"):
         return
     env = environment()
