@@ -147,7 +147,7 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
     import jax
 
     from zoo.train import mesh as mesh_lib
-    from zoo.train.loop import loop_functions
+    from zoo.train.loop import compiler_options, loop_functions
 
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
@@ -163,7 +163,8 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
                      for x in jax.tree.leaves(v))  # every trainable network (a GAN's G and D)
         t0 = time.perf_counter()
         out_shardings = (mesh_lib.replicated(mesh),) * 2  # the new state and the metrics
-        compiled = jax.jit(train_step, donate_argnums=0, out_shardings=out_shardings).lower(state, data[0]).compile()
+        compiled = jax.jit(train_step, donate_argnums=0, out_shardings=out_shardings,
+                           compiler_options=compiler_options(config)).lower(state, data[0]).compile()
         compile_s = time.perf_counter() - t0
         # XLA's cost analysis of a partitioned program counts one device's share: the whole step is N shares
         # (work every device repeats, e.g. the optimizer on the replicated state, is counted N times).

@@ -108,7 +108,7 @@ def time_dot(key: DotKey, repeats: int = 10, trials: int = 3) -> float:
 def measure(name: str, overrides: Sequence[str], step_repeats: int = 6) -> dict:
     import jax
 
-    from zoo.train.loop import loop_functions
+    from zoo.train.loop import compiler_options, loop_functions
 
     config = bench_config(name, overrides)
     with tempfile.TemporaryDirectory() as workdir:
@@ -117,7 +117,7 @@ def measure(name: str, overrides: Sequence[str], step_repeats: int = 6) -> dict:
         init_state, train_step = loop_functions(task, config.seed)
         state = jax.jit(init_state)()
         counts, notes = collect_dots(jax.make_jaxpr(train_step)(state, batch).jaxpr)
-        step = jax.jit(train_step, donate_argnums=0)
+        step = jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options(config))
 
         def run_step(i: int) -> Any:
             nonlocal state

@@ -1,0 +1,49 @@
+"""zoo.train.loop.compiler_options: a config's XLA CPU options reach the compiler, change what it emits,
+and an option this XLA rejects is dropped with a warning instead of stopping the run."""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import lax
+
+from zoo import config as config_lib
+from zoo.train.loop import compiler_options
+
+pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA CPU options")
+
+YNN_TYPE = "--config.xla_cpu_options.xla_cpu_experimental_ynn_fusion_type"
+
+
+def _conv_hlo(options: dict[str, str] | None) -> str:
+    x, w = jnp.ones((8, 14, 14, 32)), jnp.ones((4, 4, 32, 64))
+
+    def conv(x: jax.Array, w: jax.Array) -> jax.Array:
+        return lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    return jax.jit(conv, compiler_options=options).lower(x, w).compile().as_text()
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan"])
+def test_conv_families_take_their_convolutions_off_ynnpack(name: str) -> None:
+    options = compiler_options(config_lib.load_config_file(f"configs/{name}.py"))
+    assert options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+    default, chosen = _conv_hlo(None), _conv_hlo(options)
+    assert "kind=kCustom" in default  # XLA's default: the convolution inside a YNNPACK fusion
+    assert "kind=kCustom" not in chosen and " convolution(" in chosen  # with the options: a plain one (Eigen)
+
+
+def test_no_options_or_an_empty_one_means_the_defaults() -> None:
+    assert compiler_options(config_lib.load_config_file("configs/poem.py")) is None
+    vae = config_lib.load_config_file("configs/vae.py")
+    assert compiler_options(config_lib.apply_overrides(vae, [f"{YNN_TYPE}="])) is None
+
+
+def test_an_option_xla_rejects_is_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    vae = config_lib.load_config_file("configs/vae.py")
+    with caplog.at_level(logging.WARNING, logger="zoo.train.loop"):
+        assert compiler_options(config_lib.apply_overrides(vae, [f"{YNN_TYPE}=NO_SUCH_TYPE"])) is None
+    assert "xla_cpu_options ignored" in caplog.text and "NO_SUCH_TYPE" in caplog.text
