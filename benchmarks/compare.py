@@ -159,12 +159,13 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         data = [jax.device_put(b, mesh_lib.batch_sharding(mesh)) for b in batches(task, warmup + steps)]
         init_state, train_step = loop_functions(task, config.seed)
         state = jax.jit(init_state, out_shardings=mesh_lib.replicated(mesh))()
+        options = compiler_options(config)  # before t0: its trial compile is not the step's
         params = sum(x.size for k, v in state["task"].items() if k == "params" or k.endswith("_params")
                      for x in jax.tree.leaves(v))  # every trainable network (a GAN's G and D)
         t0 = time.perf_counter()
         out_shardings = (mesh_lib.replicated(mesh),) * 2  # the new state and the metrics
         compiled = jax.jit(train_step, donate_argnums=0, out_shardings=out_shardings,
-                           compiler_options=compiler_options(config)).lower(state, data[0]).compile()
+                           compiler_options=options).lower(state, data[0]).compile()
         compile_s = time.perf_counter() - t0
         # XLA's cost analysis of a partitioned program counts one device's share: the whole step is N shares
         # (work every device repeats, e.g. the optimizer on the replicated state, is counted N times).
@@ -186,7 +187,8 @@ def jax_side(name: str, config: Any, steps: int, warmup: int, windows: int, devi
         sampling = jax_sampling(name, task, jax.device_put(state["task"], jax.devices()[0]))
     return {**timing, "devices": mesh.size, "peak_memory_mb": memory, "final_loss": float(np.mean(losses[-last:])),
             "losses": losses, "flops_per_step": flops, "params": int(params), "dims": dims,
-            "matmul_peak_flops": matmul_peak_flops(device), "malloc": allocator.name(), **sampling}
+            "matmul_peak_flops": matmul_peak_flops(device), "malloc": allocator.name(),
+            "compiler_options": options, **sampling}
 
 
 def jax_sampling(name: str, task: Any, state: dict) -> dict:

@@ -43,13 +43,13 @@ def jax_losses(name: str, config: Any, steps: int) -> list[float]:
 
     import jax
 
-    from zoo.train.loop import loop_functions
+    from zoo.train.loop import compiler_options, loop_functions
 
     with tempfile.TemporaryDirectory() as workdir:
         task = compare.build_task(name, config, workdir)
         init_state, train_step = loop_functions(task, config.seed)
         state = jax.jit(init_state)()
-        step = jax.jit(train_step, donate_argnums=0)
+        step = jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options(config))
         losses = []
         for i in range(steps):
             state, metrics = step(state, task.train_batch(i, 0, 1))

@@ -58,7 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU
     c.fsdp = False
     # On the CPU only (zoo.train.loop.compiler_options): the convolutions on Eigen, not YNNPACK, whose
-    # convolution kernels use one core; steps 5-6% faster (docs/benchmarks.md). Set to "" for XLA's default.
+    # convolution kernels use one core; steps 4-6% faster (docs/benchmarks.md). XLA's default instead:
+    # --config.xla_cpu_options.xla_cpu_experimental_ynn_fusion_type=
     c.xla_cpu_options = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
     c.log_every = 100

@@ -1,5 +1,6 @@
-"""zoo.train.loop.compiler_options: a config's XLA CPU options reach the compiler, change what it emits,
-and an option this XLA rejects is dropped with a warning instead of stopping the run."""
+"""zoo.train.loop.compiler_options: a config's XLA CPU options reach the compiler and change what it emits;
+an option this XLA rejects (a bad value, or a flag a release dropped) is dropped with a warning instead of
+stopping the run; other backends get none. tests/test_vae.py checks that train.py uses them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import logging
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import pytest
 from jax import lax
 
+from tests.helpers import ROOT
 from zoo import config as config_lib
+from zoo.train import loop
 from zoo.train.loop import compiler_options
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA CPU options")
@@ -29,7 +33,7 @@ def _conv_hlo(options: dict[str, str] | None) -> str:
 
 @pytest.mark.parametrize("name", ["vae", "dcgan"])
 def test_conv_families_take_their_convolutions_off_ynnpack(name: str) -> None:
-    options = compiler_options(config_lib.load_config_file(f"configs/{name}.py"))
+    options = compiler_options(config_lib.load_config_file(ROOT / f"configs/{name}.py"))
     assert options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
     default, chosen = _conv_hlo(None), _conv_hlo(options)
     assert "kind=kCustom" in default  # XLA's default: the convolution inside a YNNPACK fusion
@@ -37,13 +41,27 @@ def test_conv_families_take_their_convolutions_off_ynnpack(name: str) -> None:
 
 
 def test_no_options_or_an_empty_one_means_the_defaults() -> None:
-    assert compiler_options(config_lib.load_config_file("configs/poem.py")) is None
-    vae = config_lib.load_config_file("configs/vae.py")
+    assert compiler_options(config_lib.load_config_file(ROOT / "configs/poem.py")) is None
+    vae = config_lib.load_config_file(ROOT / "configs/vae.py")
     assert compiler_options(config_lib.apply_overrides(vae, [f"{YNN_TYPE}="])) is None
 
 
 def test_an_option_xla_rejects_is_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    vae = config_lib.load_config_file("configs/vae.py")
+    vae = config_lib.load_config_file(ROOT / "configs/vae.py")
     with caplog.at_level(logging.WARNING, logger="zoo.train.loop"):
         assert compiler_options(config_lib.apply_overrides(vae, [f"{YNN_TYPE}=NO_SUCH_TYPE"])) is None
     assert "xla_cpu_options ignored" in caplog.text and "NO_SUCH_TYPE" in caplog.text
+
+
+def test_a_flag_this_xla_does_not_know_is_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """What an XLA release that removed the flag would do (a CLI override cannot add a key, a config can)."""
+    config = ml_collections.ConfigDict({"xla_cpu_options": {"xla_cpu_no_such_flag": "1"}})
+    with caplog.at_level(logging.WARNING, logger="zoo.train.loop"):
+        assert compiler_options(config) is None
+    assert "xla_cpu_no_such_flag" in caplog.text
+
+
+def test_other_backends_get_no_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    vae = config_lib.load_config_file(ROOT / "configs/vae.py")
+    monkeypatch.setattr(loop.jax, "default_backend", lambda: "gpu")
+    assert compiler_options(vae) is None

@@ -233,6 +233,8 @@ def test_train_vae_end_to_end(tmp_path):
            "--config.async_checkpoints=False"]
     result = subprocess.run(cmd, env=helpers.env(), capture_output=True, text=True, timeout=300, cwd=helpers.ROOT)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    if jax.default_backend() == "cpu":  # the config's XLA CPU options reached the loop's steps
+        assert "XLA compiler options: {'xla_cpu_experimental_ynn_fusion_type'" in result.stdout, result.stdout
     records = helpers.metrics(workdir)
     losses = helpers.losses(workdir)
     assert len(losses) == 4 and losses[20] < losses[5], losses

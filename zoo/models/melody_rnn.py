@@ -42,7 +42,7 @@ def _cell(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _cell_f32(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(h, c) of one LSTM step, with a hand-written backward pass. Why: for autodiff's backward `lax.scan`
     keeps 13 [T, B, H] arrays of intermediates per layer; this keeps the activated gates, c and tanh(c_new)
-    (8 x H per step), which made the music step 3-7% faster (docs/benchmarks.md)."""
+    (6 x H per step), which made the music step 3-7% faster (docs/benchmarks.md)."""
     return _cell_fwd(gates, c)[0]
 
 
@@ -55,8 +55,9 @@ def _gate_scale(width: int) -> tuple[jax.Array, jax.Array]:
 
 def _cell_fwd(gates: jax.Array, c: jax.Array) -> tuple[tuple[jax.Array, jax.Array], tuple]:
     # All four activations in one elementwise pass over [B, 4H], as sigmoid(x) = 0.5 tanh(0.5 x) + 0.5:
-    # splitting first made XLA's CPU backend run four fusions and a concatenation per step (music step 5%
-    # slower, docs/benchmarks.md).
+    # splitting first made XLA's CPU backend run four fusions and a concatenation per step (the music step
+    # 5% slower in one process, 1-2% between processes; docs/benchmarks.md). For x < -9 the tanh form's
+    # relative error grows (absolute error stays under 1e-7), which an LSTM's gates do not notice.
     scale, is_g = _gate_scale(gates.shape[-1])
     acts = scale * jnp.tanh(scale * gates) + jnp.where(is_g, 0.0, 0.5)
     i, f, g, o = jnp.split(acts, 4, axis=-1)

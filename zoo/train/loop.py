@@ -81,19 +81,20 @@ def loop_functions(task: Task, seed: int) -> tuple[Callable[[], PyTree], Callabl
     return init_state, train_step
 
 
-def compiler_options(config: ml_collections.ConfigDict) -> dict[str, str] | None:
-    """The XLA compiler options the config asks for on this backend: `config.xla_cpu_options` when the
-    default backend is the CPU, none elsewhere. Why: XLA's CPU backend leaves some kernel choices to
-    options, and the best one depends on the model: the VAE and DCGAN steps run 5-6% faster with their
-    convolutions on Eigen instead of YNNPACK, the text GAN's 4% slower (docs/benchmarks.md). The options
-    are experimental ones that an XLA release may drop: where this XLA rejects them, a warning says so and
-    the step compiles without them."""
-    options = {str(k): str(v) for k, v in (config.get("xla_cpu_options") or {}).items() if v}  # "" = the default
+def compiler_options(config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+    """The XLA compiler options the config asks for on this backend, for the train and eval steps:
+    `config.xla_cpu_options` when the default backend is the CPU, none elsewhere. Why: XLA's CPU backend
+    leaves some kernel choices to options, and the best one depends on the model: the VAE and DCGAN steps
+    run 4-6% faster with their convolutions on Eigen instead of YNNPACK, the text GAN's 4% slower
+    (docs/benchmarks.md). An option set to "" is left at XLA's default. These are experimental options that
+    an XLA release may drop or change: where this XLA rejects any of them, a warning says so and the steps
+    compile with none."""
+    options = {str(k): v for k, v in (config.get("xla_cpu_options") or {}).items() if v != ""}
     if not options or jax.default_backend() != "cpu":
         return None
     try:
         jax.jit(lambda: jnp.zeros(()), compiler_options=options).lower().compile()
-    except Exception as e:  # noqa: BLE001 - XLA raises its runtime error type, whose home moves
+    except jax.errors.JaxRuntimeError as e:
         log.warning("config.xla_cpu_options ignored: %s", " ".join(str(e).split()))
         return None
     return options
@@ -125,6 +126,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
     replicated = mesh_lib.replicated(mesh)
 
     options = compiler_options(config)
+    if options:
+        log.info("XLA compiler options: %s", options)
     train_step = jax.jit(train_step, in_shardings=(shardings, batch_sharding),
                          out_shardings=(shardings, replicated), donate_argnums=0, compiler_options=options)
     eval_step = jax.jit(lambda state, batch: task.eval_step(state["task"], batch),
