@@ -108,5 +108,5 @@ def name() -> str:
     path = loaded()
     if not path:
         return "glibc"
-    settings = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k == "TCMALLOC_RELEASE_RATE"]
-    return " ".join([os.path.basename(path), *settings])
+    rate = os.environ.get("TCMALLOC_RELEASE_RATE")
+    return os.path.basename(path) + (f" TCMALLOC_RELEASE_RATE={rate}" if rate is not None else "")
