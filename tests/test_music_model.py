@@ -109,8 +109,8 @@ print(grad.lower(params, xg, h, c).compile().as_text())
 
 def test_data_parallel_kernel_gradient_reduces_partial_sums_instead_of_gathering():
     """With the batch split over 2 devices, the kernel's gradient after the loop is each device's rows
-    contracted and all-reduced: no all-gather of the [T, B, .] operands (merging T and B into one axis
-    made XLA gather them)."""
+    contracted and all-reduced: no all-gather of its operands (merging [T, B] into one row axis, time
+    first, made XLA gather them; batch first, as now, keeps each device's rows contiguous)."""
     result = subprocess.run([sys.executable, "-c", SHARDED_GRADIENT], capture_output=True, text=True,
                             cwd=helpers.ROOT, env=helpers.env(2), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -92,31 +92,40 @@ def _scan_steps(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.A
     return jax.lax.scan(body, state, xg)
 
 
+def _batch_major_steps(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
+                       ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    state, hs = _scan_steps(jnp.swapaxes(xg, 0, 1), state, kernel)
+    return state, jnp.swapaxes(hs, 0, 1)
+
+
 @jax.custom_vjp
 def _recurrence(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
                 ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-    """The recurrence over time-major xg [T, B, 4H] -> (final (h, c), h of every step [T, B, H]), with the
+    """The recurrence over batch-major xg [B, T, 4H] -> (final (h, c), h of every step [B, T, H]), with the
     recurrent kernel's gradient taken out of the backward loop. Why: autodiff of the scan adds each step's
     h_{t-1}^T dgates_t ([H, B] x [B, 4H]) into a [H, 4H] accumulator, reading and writing the whole matrix
     T times (a thin matmul plus an add per step). The gates' gradient is xg's, which the backward pass
-    returns for all steps anyway, so the kernel's is ONE matmul after the loop, contracting T and B: the
-    music step 0.613 -> 0.586 s in one process, 595-616 -> 573-579 ms in separate ones (docs/benchmarks.md)."""
-    return _scan_steps(xg, state, kernel)
+    returns for all steps anyway, so the kernel's is ONE matmul after the loop: the music step 0.613 ->
+    0.586 s in one process, 595-616 -> 573-579 ms in separate ones (docs/benchmarks.md)."""
+    return _batch_major_steps(xg, state, kernel)
 
 
 def _recurrence_fwd(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array) -> tuple:
-    out, steps_vjp = jax.vjp(lambda xg_, state_: _scan_steps(xg_, state_, kernel), xg, state)
+    out, steps_vjp = jax.vjp(lambda xg_, state_: _batch_major_steps(xg_, state_, kernel), xg, state)
     return out, (steps_vjp, state[0], out[1], kernel)
 
 
 def _recurrence_bwd(residuals: tuple, cotangents: tuple) -> tuple:
     steps_vjp, h0, hs, kernel = residuals
-    d_xg, d_state = steps_vjp(cotangents)  # d_xg is every step's gates' gradient
-    h_prev = jnp.concatenate([h0[None].astype(hs.dtype), hs])[:hs.shape[0]]  # h_{t-1} for every step
-    # Contracted over time and batch as two axes, not one merged [T*B] axis: merging the batch-sharded axis
-    # made a data-parallel step all-gather both [T, B, .] operands (measured on 2 devices); this way each
-    # device contracts its own rows and the [H, 4H] partial sums are all-reduced. Same speed on one device.
-    d_kernel = jax.lax.dot_general(h_prev, d_xg, (((0, 1), (0, 1)), ((), ())), preferred_element_type=jnp.float32)
+    d_xg, d_state = steps_vjp(cotangents)  # d_xg is every step's gates' gradient, batch-major like xg
+    h_prev = jnp.concatenate([h0[:, None].astype(hs.dtype), hs[:, :-1]], axis=1)  # h_{t-1} for every step
+    # Both operands batch-major, with [B, T] merged into one row axis, batch first. Why: time-major, the
+    # [T, B] rows would need a transposed copy of h_prev before XLA's dot (11 ms a layer), and merged with
+    # the batch-sharded axis minor they made a data-parallel step all-gather (measured on 2 devices).
+    # Batch-major, each device contracts its own rows and the [H, 4H] partial sums are all-reduced.
+    rows = h_prev.shape[0] * h_prev.shape[1]
+    d_kernel = jax.lax.dot_general(h_prev.reshape(rows, -1), d_xg.reshape(rows, -1), (((0,), (0,)), ((), ())),
+                                   preferred_element_type=jnp.float32)
     return d_xg, d_state, d_kernel.astype(kernel.dtype)  # the parameter's dtype: f32 even in a bf16 step
 
 
@@ -143,8 +152,8 @@ class LSTMLayer(nnx.Module):
     def scan(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]
              ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """xg: input gate pre-activations [B, T, 4H] -> (h for every step [B, T, H], final (h, c))."""
-        state, hs = _recurrence(jnp.swapaxes(xg, 0, 1), state, self.w_h.kernel[...])
-        return jnp.swapaxes(hs, 0, 1), state
+        state, hs = _recurrence(xg, state, self.w_h.kernel[...])
+        return hs, state
 
     def step(self, xg: jax.Array, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         h, c = state
