@@ -8,10 +8,11 @@ The caption embedding enters twice: it sets every layer's initial (h, c) (throug
 and it is added to layer 0's gate pre-activations at every step (the same as concatenating it to each
 input), so the model cannot forget the prompt over a long tune.
 
-Each layer is one `jax.lax.scan` over time. The input part of the gates (x W_x + b, and the caption's
-part) does not depend on the recurrence, so it is one big matmul over all steps before the scan; inside
-the scan each step does one fused [H, 4H] matmul. `step` runs the same cells for a single token, so a
-sampler can carry the state in a `lax.while_loop`; `__call__` equals running `step` token by token.
+Each layer is one `jax.lax.scan` over time that reads and writes the batch-major arrays at each step.
+The input part of the gates (x W_x + b, and the caption's part) does not depend on the recurrence, so it
+is one big matmul over all steps before the scan; inside the scan each step does one fused [H, 4H]
+matmul. `step` runs the same cells for a single token, so a sampler can carry the state in a
+`lax.while_loop`; `__call__` equals running `step` token by token.
 
 Like zoo/models/gpt.py the model holds no RNG state: dropout draws from an `nnx.Rngs` given at call time.
 """
@@ -80,53 +81,73 @@ def _cell_bwd(residuals: tuple, cotangents: tuple[jax.Array, jax.Array]) -> tupl
 _cell_f32.defvjp(_cell_fwd, _cell_bwd)
 
 
-def _scan_steps(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
-                ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+def _forward_loop(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array, keep_residuals: bool
+                  ) -> tuple[tuple[jax.Array, jax.Array], jax.Array, Any]:
+    """Run the recurrence over batch-major xg [B, T, 4H] -> (final (h, c), h of every step [B, T, H], and with
+    keep_residuals each step's cell residuals, stacked time-major for the backward loop)."""
+    batch, steps, _ = xg.shape
     kernel = kernel.astype(xg.dtype)
 
-    def body(carry, xg_t):
-        h, c = carry
-        h, c = _cell(xg_t + h @ kernel, c)
-        return (h, c), h
+    def body(carry, t):
+        h, c, hs = carry
+        gates = jax.lax.dynamic_index_in_dim(xg, t, axis=1, keepdims=False) + h @ kernel
+        (h, c), residuals = _cell_fwd(gates.astype(jnp.float32), c.astype(jnp.float32))
+        h, c = h.astype(xg.dtype), c.astype(xg.dtype)
+        return (h, c, jax.lax.dynamic_update_index_in_dim(hs, h, t, axis=1)), residuals if keep_residuals else None
 
-    return jax.lax.scan(body, state, xg)
-
-
-def _batch_major_steps(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
-                       ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-    state, hs = _scan_steps(jnp.swapaxes(xg, 0, 1), state, kernel)
-    return state, jnp.swapaxes(hs, 0, 1)
+    h, c = (part.astype(xg.dtype) for part in state)
+    hs = jnp.zeros((batch, steps, h.shape[-1]), xg.dtype)
+    (h, c, hs), residuals = jax.lax.scan(body, (h, c, hs), jnp.arange(steps))
+    return (h, c), hs, residuals
 
 
 @jax.custom_vjp
 def _recurrence(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array
                 ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-    """The recurrence over batch-major xg [B, T, 4H] -> (final (h, c), h of every step [B, T, H]), with the
-    recurrent kernel's gradient taken out of the backward loop. Why: autodiff of the scan adds each step's
-    h_{t-1}^T dgates_t ([H, B] x [B, 4H]) into a [H, 4H] accumulator, reading and writing the whole matrix
-    T times (a thin matmul plus an add per step). The gates' gradient is xg's, which the backward pass
-    returns for all steps anyway, so the kernel's is ONE matmul after the loop: the music step 0.613 ->
-    0.586 s in one process, 595-616 -> 573-579 ms in separate ones (docs/benchmarks.md)."""
-    return _batch_major_steps(xg, state, kernel)
+    """The recurrence over batch-major xg [B, T, 4H] -> (final (h, c), h of every step [B, T, H]), with both
+    loops written out. Why:
+    - The loops index the batch-major arrays at step t (strided rows) instead of scanning over time-major
+      copies: no [B, T, .] <-> [T, B, .] transposes of the gates, of h and of their gradients (about 100 MB
+      a layer each way).
+    - The recurrent kernel's gradient is ONE matmul after the backward loop. Autodiff of the scan would add
+      each step's h_{t-1}^T dgates_t ([H, B] x [B, 4H]) into a [H, 4H] accumulator, reading and writing the
+      whole matrix T times.
+    The music step: 0.590 -> 0.575 s (docs/benchmarks.md); values and gradients equal autodiff of a
+    textbook scan (tests/test_music_model.py)."""
+    state, hs, _ = _forward_loop(xg, state, kernel, keep_residuals=False)
+    return state, hs
 
 
 def _recurrence_fwd(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.Array) -> tuple:
-    out, steps_vjp = jax.vjp(lambda xg_, state_: _batch_major_steps(xg_, state_, kernel), xg, state)
-    return out, (steps_vjp, state[0], out[1], kernel)
+    state_out, hs, residuals = _forward_loop(xg, state, kernel, keep_residuals=True)
+    return (state_out, hs), (residuals, state, hs, kernel)
 
 
-def _recurrence_bwd(residuals: tuple, cotangents: tuple) -> tuple:
-    steps_vjp, h0, hs, kernel = residuals
-    d_xg, d_state = steps_vjp(cotangents)  # d_xg is every step's gates' gradient, batch-major like xg
-    h_prev = jnp.concatenate([h0[:, None].astype(hs.dtype), hs[:, :-1]], axis=1)  # h_{t-1} for every step
-    # Both operands batch-major, with [B, T] merged into one row axis, batch first. Why: time-major, the
-    # [T, B] rows would need a transposed copy of h_prev before XLA's dot (11 ms a layer), and merged with
-    # the batch-sharded axis minor they made a data-parallel step all-gather (measured on 2 devices).
-    # Batch-major, each device contracts its own rows and the [H, 4H] partial sums are all-reduced.
+def _recurrence_bwd(saved: tuple, cotangents: tuple) -> tuple:
+    residuals, (h0, c0), hs, kernel = saved
+    (dh_last, dc_last), d_hs = cotangents
+    dtype = hs.dtype
+    kernel_t = kernel.astype(dtype).T
+
+    def body(carry, step):
+        dh, dc, d_xg = carry
+        t, cell_residuals = step
+        dh = dh + jax.lax.dynamic_index_in_dim(d_hs, t, axis=1, keepdims=False)
+        d_gates, dc = _cell_bwd(cell_residuals, (dh.astype(jnp.float32), dc.astype(jnp.float32)))
+        d_gates = d_gates.astype(dtype)  # the casts mirror the forward's, as autodiff's would
+        d_xg = jax.lax.dynamic_update_index_in_dim(d_xg, d_gates, t, axis=1)
+        return (d_gates @ kernel_t, dc.astype(dtype), d_xg), None
+
+    d_xg = jnp.zeros((*hs.shape[:2], kernel.shape[-1]), dtype)
+    (dh0, dc0, d_xg), _ = jax.lax.scan(body, (dh_last.astype(dtype), dc_last.astype(dtype), d_xg),
+                                       (jnp.arange(hs.shape[1]), residuals), reverse=True)
+    h_prev = jnp.concatenate([h0[:, None].astype(dtype), hs[:, :-1]], axis=1)  # h_{t-1} for every step
+    # [B, T] merged into one row axis, batch first: with the batch split over devices, each device contracts
+    # its own rows and the [H, 4H] partial sums are all-reduced (time first, XLA all-gathered the operands).
     rows = h_prev.shape[0] * h_prev.shape[1]
     d_kernel = jax.lax.dot_general(h_prev.reshape(rows, -1), d_xg.reshape(rows, -1), (((0,), (0,)), ((), ())),
                                    preferred_element_type=jnp.float32)
-    return d_xg, d_state, d_kernel.astype(kernel.dtype)  # the parameter's dtype: f32 even in a bf16 step
+    return d_xg, (dh0.astype(h0.dtype), dc0.astype(c0.dtype)), d_kernel.astype(kernel.dtype)
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
