@@ -23,6 +23,7 @@ from zoo.objectives.common import gradient_step, init_model_state
 from zoo.objectives.lm import lm_loss
 from zoo.registry import build_model
 from zoo.sample.decoding import generate
+from zoo.train.loop import compiler_options
 from zoo.train.optim import make_optimizer
 
 
@@ -41,7 +42,7 @@ def main() -> None:
     def step(state, tokens, key):
         return gradient_step(state, tx, lambda params: lm_loss(graphdef, params, tokens, key))
 
-    step = jax.jit(step, donate_argnums=0)
+    step = jax.jit(step, donate_argnums=0, compiler_options=compiler_options(config))  # as the loop does
     rng = np.random.default_rng(0)
     shape = (config.batch_size, config.model.context_length + 1)
     batches = [rng.integers(0, args.vocab, shape, dtype=np.int32) for _ in range(args.steps + 1)]

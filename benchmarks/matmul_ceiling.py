@@ -7,7 +7,8 @@ own matmuls are not square: a 256-wide transformer multiplies [16384, 256] by [2
 dimension keeps the kernel far from its peak however well the rest of the step is written. This tool walks
 the jaxpr of the family's jitted train step (the benchmark config of benchmarks/compare.py), collects every
 `dot_general` with its shapes (a `lax.scan` body counts once per iteration), times each distinct one alone
-(the best of a few back-to-back runs), and reports:
+(the best of a few back-to-back runs, compiled with the config's `xla_cpu_options` as the step is, so both
+use the same kernels), and reports:
 
 * matmul FLOPs per step and the seconds those matmuls take alone;
 * the matmul-only ceiling: those FLOPs over those seconds, as a share of the square-matmul peak. That is the
@@ -88,8 +89,9 @@ def dot_flops(key: DotKey) -> float:
     return 2.0 * math.prod(lhs[i] for i in (*lhs_batch, *lhs_contract)) * math.prod(lhs_free) * math.prod(rhs_free)
 
 
-def time_dot(key: DotKey, repeats: int = 10, trials: int = 3) -> float:
-    """Seconds of one such dot_general alone: the best of `trials` runs of `repeats` back-to-back calls."""
+def time_dot(key: DotKey, repeats: int = 10, trials: int = 3, options: dict[str, Any] | None = None) -> float:
+    """Seconds of one such dot_general alone: the best of `trials` runs of `repeats` back-to-back calls,
+    compiled with `options` (the step's XLA compiler options, so both use the same kernels)."""
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -97,7 +99,7 @@ def time_dot(key: DotKey, repeats: int = 10, trials: int = 3) -> float:
     lhs, rhs, lt, rt, dims, out = key
     a = jax.random.normal(jax.random.PRNGKey(0), lhs, jnp.float32).astype(lt)
     b = jax.random.normal(jax.random.PRNGKey(1), rhs, jnp.float32).astype(rt)
-    f = jax.jit(lambda x, y: lax.dot_general(x, y, dims, preferred_element_type=out))
+    f = jax.jit(lambda x, y: lax.dot_general(x, y, dims, preferred_element_type=out), compiler_options=options)
 
     def back_to_back() -> Any:
         return [f(a, b) for _ in range(repeats)][-1]
@@ -117,7 +119,8 @@ def measure(name: str, overrides: Sequence[str], step_repeats: int = 6) -> dict:
         init_state, train_step = loop_functions(task, config.seed)
         state = jax.jit(init_state)()
         counts, notes = collect_dots(jax.make_jaxpr(train_step)(state, batch).jaxpr)
-        step = jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options(config))
+        options = compiler_options(config)
+        step = jax.jit(train_step, donate_argnums=0, compiler_options=options)
 
         def run_step(i: int) -> Any:
             nonlocal state
@@ -127,7 +130,7 @@ def measure(name: str, overrides: Sequence[str], step_repeats: int = 6) -> dict:
         # Timed as benchmarks.compare times it (windows closed by one sync), so the shares compare.
         step_s = 1 / time_windows(run_step, jax.block_until_ready, 2, step_repeats, min(3, step_repeats))[
             "steps_per_s"]
-    each = {k: time_dot(k) for k in counts}
+    each = {k: time_dot(k, options=options) for k in counts}
     flops = sum(dot_flops(k) * n for k, n in counts.items())
     seconds = sum(each[k] * n for k, n in counts.items())
     table = sorted(({"lhs": k[0], "rhs": k[1], "dimension_numbers": k[4], "count": n, "ms_each": 1e3 * each[k],

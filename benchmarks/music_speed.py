@@ -24,6 +24,7 @@ from zoo.objectives.common import gradient_step, init_model_state
 from zoo.objectives.music import masked_loss
 from zoo.registry import build_model
 from zoo.sample.music import _sample_jit, grammar_state
+from zoo.train.loop import compiler_options
 from zoo.train.optim import make_optimizer
 
 
@@ -51,8 +52,8 @@ def main() -> None:
                 "mask": np.ones(shape, bool), "cond": cond / np.linalg.norm(cond, axis=1, keepdims=True)}
 
     key = jax.random.PRNGKey(0)
-    state, compile_s, step_s = time_train_step(jax.jit(step, donate_argnums=0), state,
-                                               [batch() for _ in range(args.steps + 1)], key)
+    step = jax.jit(step, donate_argnums=0, compiler_options=compiler_options(config))  # as the loop does
+    state, compile_s, step_s = time_train_step(step, state, [batch() for _ in range(args.steps + 1)], key)
 
     primer = np.zeros(64, np.int32)
     primer[0] = music_data.BOS

@@ -40,8 +40,22 @@ def test_conv_families_take_their_convolutions_off_ynnpack(name: str) -> None:
     assert "kind=kCustom" not in chosen and " convolution(" in chosen  # with the options: a plain one (Eigen)
 
 
+def _dot_hlo(options: dict[str, str] | None) -> str:
+    x, w = jnp.ones((512, 256)), jnp.ones((256, 1024))
+    return jax.jit(jnp.matmul, compiler_options=options).lower(x, w).compile().as_text()
+
+
+@pytest.mark.parametrize("name", ["poem", "music"])
+def test_matmul_families_take_their_dots_off_ynnpack(name: str) -> None:
+    options = compiler_options(config_lib.load_config_file(ROOT / f"configs/{name}.py"))
+    assert options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+    default, chosen = _dot_hlo(None), _dot_hlo(options)
+    assert "kind=kCustom" in default  # XLA's default: the dot inside a YNNPACK fusion
+    assert "kind=kCustom" not in chosen and " dot(" in chosen  # with the options: a plain one (Eigen)
+
+
 def test_no_options_or_an_empty_one_means_the_defaults() -> None:
-    assert compiler_options(config_lib.load_config_file(ROOT / "configs/poem.py")) is None
+    assert compiler_options(config_lib.load_config_file(ROOT / "configs/textgan.py")) is None
     vae = config_lib.load_config_file(ROOT / "configs/vae.py")
     assert compiler_options(config_lib.apply_overrides(vae, [f"{YNN_TYPE}="])) is None
 
