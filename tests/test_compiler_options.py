@@ -31,27 +31,24 @@ def _conv_hlo(options: dict[str, str] | None) -> str:
     return jax.jit(conv, compiler_options=options).lower(x, w).compile().as_text()
 
 
-@pytest.mark.parametrize("name", ["vae", "dcgan"])
-def test_conv_families_take_their_convolutions_off_ynnpack(name: str) -> None:
-    options = compiler_options(config_lib.load_config_file(ROOT / f"configs/{name}.py"))
-    assert options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
-    default, chosen = _conv_hlo(None), _conv_hlo(options)
-    assert "kind=kCustom" in default  # XLA's default: the convolution inside a YNNPACK fusion
-    assert "kind=kCustom" not in chosen and " convolution(" in chosen  # with the options: a plain one (Eigen)
-
-
 def _dot_hlo(options: dict[str, str] | None) -> str:
     x, w = jnp.ones((512, 256)), jnp.ones((256, 1024))
     return jax.jit(jnp.matmul, compiler_options=options).lower(x, w).compile().as_text()
 
 
-@pytest.mark.parametrize("name", ["poem", "music"])
-def test_matmul_families_take_their_dots_off_ynnpack(name: str) -> None:
+EIGEN_CONVOLUTIONS = ("LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE", _conv_hlo, " convolution(")
+EIGEN_DOTS = ("LIBRARY_FUSION_TYPE_REDUCE", _dot_hlo, " dot(")
+
+
+@pytest.mark.parametrize(("name", "chosen_type", "hlo", "plain_op"), [
+    ("vae", *EIGEN_CONVOLUTIONS), ("dcgan", *EIGEN_CONVOLUTIONS), ("poem", *EIGEN_DOTS), ("music", *EIGEN_DOTS)])
+def test_configs_take_their_ops_off_ynnpack(name: str, chosen_type: str, hlo, plain_op: str) -> None:
+    """The convolution families run their convolutions on Eigen, the LM and the LSTM their matmuls."""
     options = compiler_options(config_lib.load_config_file(ROOT / f"configs/{name}.py"))
-    assert options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
-    default, chosen = _dot_hlo(None), _dot_hlo(options)
-    assert "kind=kCustom" in default  # XLA's default: the dot inside a YNNPACK fusion
-    assert "kind=kCustom" not in chosen and " dot(" in chosen  # with the options: a plain one (Eigen)
+    assert options == {"xla_cpu_experimental_ynn_fusion_type": chosen_type}
+    default, chosen = hlo(None), hlo(options)
+    assert "kind=kCustom" in default  # XLA's default: the op inside a YNNPACK fusion
+    assert "kind=kCustom" not in chosen and plain_op in chosen  # with the options: a plain one (Eigen)
 
 
 def test_no_options_or_an_empty_one_means_the_defaults() -> None:
