@@ -47,15 +47,17 @@ def test_cell_values_and_gradients_equal_autodiff():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_layer_gradients_equal_autodiff_of_the_textbook_scan():
-    """LSTMLayer.scan takes the recurrent kernel's gradient out of the backward loop (one matmul over all
-    steps): its value and every gradient (kernel, input pre-activations, initial h and c) equal plain
-    autodiff of a scan over the textbook cell, with cotangents on every step's h and on the final (h, c)."""
+@pytest.mark.parametrize("steps", [1, 9])
+def test_layer_gradients_equal_autodiff_of_the_textbook_scan(steps):
+    """LSTMLayer.scan writes out both loops over the batch-major arrays and takes the recurrent kernel's
+    gradient out of the backward loop (one matmul over all steps): its value and every gradient (kernel,
+    input pre-activations, initial h and c) equal plain autodiff of a scan over the textbook cell, with
+    cotangents on every step's h and on the final (h, c)."""
     layer = LSTMLayer(8, 6, jnp.float32, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(1)
-    xg = jnp.asarray(2 * rng.normal(size=(3, 9, 24)), jnp.float32)
+    xg = jnp.asarray(2 * rng.normal(size=(3, steps, 24)), jnp.float32)
     state = tuple(jnp.asarray(rng.normal(size=(3, 6)), jnp.float32) for _ in range(2))
-    w_hs, w_h, w_c = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((3, 9, 6), (3, 6), (3, 6)))
+    w_hs, w_h, w_c = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((3, steps, 6), (3, 6), (3, 6)))
 
     def textbook(params, xg, state):
         kernel = params["w_h"]["kernel"][...]
@@ -83,12 +85,16 @@ def test_layer_gradients_equal_autodiff_of_the_textbook_scan():
     assert float(jnp.abs(got[0]["w_h"]["kernel"][...]).max()) > 0.1  # the gradient moved out of the loop
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    # A bf16 step: the float32 parameter's gradient stays float32 and close to the float32 one.
+    # A bf16 step: every gradient comes back in its primal's dtype (bf16 gates; the float32 state and
+    # parameter stay float32) and close to the float32 ones.
     bf16_graphdef, bf16_params = nnx.split(LSTMLayer(8, 6, jnp.bfloat16, rngs=nnx.Rngs(0)))
-    d_kernel = jax.grad(loss(lambda p, x, st: nnx.merge(bf16_graphdef, p).scan(x.astype(jnp.bfloat16), st)))(
-        bf16_params, xg, state)["w_h"]["kernel"][...]
-    assert d_kernel.dtype == jnp.float32
-    np.testing.assert_allclose(d_kernel, expected[0]["w_h"]["kernel"][...], rtol=0.1, atol=0.1)
+    bf16 = jax.grad(loss(lambda p, x, st: nnx.merge(bf16_graphdef, p).scan(x, st)), argnums=(0, 1, 2))(
+        bf16_params, xg.astype(jnp.bfloat16), state)
+    assert bf16[1].dtype == jnp.bfloat16 and all(x.dtype == jnp.float32 for x in bf16[2])
+    assert bf16[0]["w_h"]["kernel"][...].dtype == jnp.float32
+    for a, b in zip(jax.tree.leaves((bf16[0]["w_h"], bf16[1], bf16[2])),
+                    jax.tree.leaves((expected[0]["w_h"], expected[1], expected[2])), strict=True):
+        np.testing.assert_allclose(np.asarray(a, np.float32), b, rtol=0.1, atol=0.1)
 
 
 SHARDED_GRADIENT = """

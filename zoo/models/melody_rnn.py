@@ -41,9 +41,10 @@ def _cell(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 @jax.custom_vjp
 def _cell_f32(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(h, c) of one LSTM step, with a hand-written backward pass. Why: for autodiff's backward `lax.scan`
-    keeps 13 [T, B, H] arrays of intermediates per layer; this keeps the activated gates, c and tanh(c_new)
-    (6 x H per step), which made the music step 3-7% faster (docs/benchmarks.md)."""
+    """(h, c) of one LSTM step, with a hand-written backward pass (`step`'s cell, and the unit under test of
+    `_cell_fwd` / `_cell_bwd`, which `_recurrence`'s loops call directly). Why the hand-written pass: for
+    autodiff a scan keeps 13 [T, B, H] arrays of intermediates per layer; `_cell_fwd` keeps the activated
+    gates, c and tanh(c_new) (6 x H per step), which made the music step 3-7% faster (docs/benchmarks.md)."""
     return _cell_fwd(gates, c)[0]
 
 
@@ -91,9 +92,10 @@ def _forward_loop(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax
     def body(carry, t):
         h, c, hs = carry
         gates = jax.lax.dynamic_index_in_dim(xg, t, axis=1, keepdims=False) + h @ kernel
+        # `_cell`'s casts, unrolled here because the loop keeps `_cell_fwd`'s residuals for `_recurrence_bwd`
         (h, c), residuals = _cell_fwd(gates.astype(jnp.float32), c.astype(jnp.float32))
         h, c = h.astype(xg.dtype), c.astype(xg.dtype)
-        return (h, c, jax.lax.dynamic_update_index_in_dim(hs, h, t, axis=1)), residuals if keep_residuals else None
+        return (h, c, jax.lax.dynamic_update_index_in_dim(hs, h, t, axis=1)), (residuals if keep_residuals else None)
 
     h, c = (part.astype(xg.dtype) for part in state)
     hs = jnp.zeros((batch, steps, h.shape[-1]), xg.dtype)
@@ -112,8 +114,8 @@ def _recurrence(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.A
     - The recurrent kernel's gradient is ONE matmul after the backward loop. Autodiff of the scan would add
       each step's h_{t-1}^T dgates_t ([H, B] x [B, 4H]) into a [H, 4H] accumulator, reading and writing the
       whole matrix T times.
-    The music step: 0.590 -> 0.575 s (docs/benchmarks.md); values and gradients equal autodiff of a
-    textbook scan (tests/test_music_model.py)."""
+    The music step: 0.640 -> 0.618 s (medians, alternating in one process; docs/benchmarks.md). Values and
+    gradients equal autodiff of a textbook scan (tests/test_music_model.py). Needs T >= 1."""
     state, hs, _ = _forward_loop(xg, state, kernel, keep_residuals=False)
     return state, hs
 
