@@ -1,29 +1,67 @@
 """Train any zoo model with the one shared loop.
 
     python train.py --config configs/poem.py --workdir runs/poem [--config.KEY=VALUE ...]
+    python train.py --config configs/poem.py --workdir gs://BUCKET/poem   # checkpoints in Cloud Storage
 
-Running the same command again resumes from the newest valid checkpoint in the workdir. Multi-host: on
-Cloud TPU pods just run it on every host; elsewhere add --coordinator_address HOST:PORT --num_processes N
---process_id I on each process.
+Running the same command again resumes from the newest valid checkpoint in the workdir; a second run on a
+workdir that a live run holds is refused. Multi-host: on Cloud TPU pods just run it on every host;
+elsewhere add --coordinator_address HOST:PORT --num_processes N --process_id I on each process.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import pathlib
 import signal
 import sys
+from typing import Any
 
-from zoo import allocator, cli
+import ml_collections
+
+from zoo import allocator, cli, storage
 from zoo import config as config_lib
 from zoo.errors import UsageError
+
+
+def _leaves(config: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values that can only waste a run (or crash it hours in) are refused before anything loads."""
+    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
+        if config[key] <= 0:
+            raise UsageError(f"--config.{key} must be positive, got {config[key]}")
+    if config.get("eval_every", 0) < 0:
+        raise UsageError(f"--config.eval_every must be >= 0 (0: no evaluation), got {config.eval_every}")
+    for key, value in _leaves(config):
+        name = key.rsplit(".", 1)[-1]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if name.endswith("learning_rate") and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--config.{key} must be a finite number > 0, got {value}")
+        if name.endswith("warmup_steps") and value < 0:
+            raise UsageError(f"--config.{key} must be >= 0, got {value}")
+        if "dropout" in name and not 0 <= value < 1:  # NaN fails this too
+            raise UsageError(f"--config.{key} is a probability in [0, 1), got {value}")
+    if config.get("export_dtype", "bfloat16") not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--config.export_dtype must be bfloat16, float16 or float32, got {config.export_dtype}")
+    if not 0 <= config.seed < 2**32:
+        raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")
 
 
 def main(argv: list[str]) -> int:
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="a configs/*.py file")
-    parser.add_argument("--workdir", required=True, help="checkpoints, metrics and the export go here")
+    parser.add_argument("--workdir", required=True,
+                        help="checkpoints, metrics and the export go here: a local path or gs://BUCKET/PATH")
     parser.add_argument("--coordinator_address", default=None)
     parser.add_argument("--num_processes", type=int, default=None)
     parser.add_argument("--process_id", type=int, default=None)
@@ -32,45 +70,73 @@ def main(argv: list[str]) -> int:
     if (args.coordinator_address is None) != (args.num_processes is None) or (
             args.num_processes is not None and args.process_id is None):
         raise UsageError("multi-process runs need --coordinator_address, --num_processes and --process_id")
-    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
-        if config[key] <= 0:
-            raise UsageError(f"--config.{key} must be positive, got {config[key]}")
-    if config.get("export_dtype", "bfloat16") not in ("bfloat16", "float16", "float32"):
-        raise UsageError(f"--config.export_dtype must be bfloat16, float16 or float32, got {config.export_dtype}")
-    if not 0 <= config.seed < 2**32:
-        raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")
-    if "://" in args.workdir:
-        raise UsageError("--workdir must be a local or mounted path (e.g. a gcsfuse mount), not a URL")
-    if pathlib.Path(args.workdir).exists() and not pathlib.Path(args.workdir).is_dir():
+    validate(config)
+    workdir = storage.as_path(args.workdir)
+    if not storage.is_remote(workdir) and workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {args.workdir} is a file, not a directory")
 
     from zoo import registry
     entry = registry.get(config.get("model_name", ""))
 
     cli.setup_logging()
-    # Preempted before the loop (which installs its own handler) has anything to save: a clean exit.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    _exit_on_sigterm(None)
 
     import jax
 
+    from zoo.train import lease as lease_lib
     from zoo.train import loop, mesh
 
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     if jax.process_index() > 0:  # one process reports progress; every process still reports problems
         logging.getLogger().setLevel(logging.WARNING)
+    mesh.check_batch_size(config.batch_size, mesh.make_mesh())
+    storage.check_reachable(workdir)
+    lease = _acquire_lease(workdir, lease_lib, mesh)
+    _exit_on_sigterm(lease)
     hint = ""
     if not allocator.loaded() and jax.default_backend() == "cpu" and allocator.ENV not in os.environ:
         hint = " (install tcmalloc for faster CPU steps: zoo/allocator.py)"
     logging.info("malloc: %s%s", allocator.name(), hint)
-    task = registry.resolve(entry.task)(config, args.workdir)
     try:
-        metrics = loop.train(config, args.workdir, task)
+        task = registry.resolve(entry.task)(config, workdir)
+        metrics = loop.train(config, workdir, task)
     except loop.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        lease.release()
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("eval/"))
-    print(f"done: {args.workdir}  {summary}")
+    print(f"done: {workdir}  {summary}")
     return 0
+
+
+def _exit_on_sigterm(lease: Any) -> None:
+    """Preempted before the loop (which installs its own handler) has anything to save: release the lease
+    and exit 0 at once. At once, because unwinding with SystemExit from inside data loading (tokenizer
+    training runs native threads) ended in a segfault at interpreter teardown."""
+    def handler(signum: int, frame: Any) -> None:
+        if lease is not None:
+            lease.release()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _acquire_lease(workdir: storage.Path, lease_lib: Any, mesh: Any) -> Any:
+    """Process 0 takes the workdir's lease; every process learns whether it did, so all stop together."""
+    import jax
+
+    lease, problem = lease_lib.Lease(), None
+    if jax.process_index() == 0:
+        try:
+            lease = lease_lib.acquire(workdir)
+        except UsageError as e:
+            problem = e
+    if not mesh.all_agree(problem is None):
+        raise problem or UsageError(f"{workdir} is in use by another run (process 0 says who)")
+    return lease
 
 
 if __name__ == "__main__":

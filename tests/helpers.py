@@ -8,6 +8,8 @@ import pathlib
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -19,30 +21,31 @@ TINY = [
 ]
 
 
-def env(devices: int = 1) -> dict[str, str]:
+def env(devices: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
     e = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1",
-             PYTHONPATH=str(ROOT), XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+             PYTHONPATH=str(ROOT), XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **(extra or {}))
     e.pop("CUDA_VISIBLE_DEVICES", None)
     return e
 
 
-def train_cmd(workdir: pathlib.Path, *overrides: str, config: str = "configs/poem.py") -> list[str]:
+def train_cmd(workdir: pathlib.Path | str, *overrides: str, config: str = "configs/poem.py") -> list[str]:
     return [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / config), "--workdir", str(workdir),
             *TINY, *overrides]
 
 
-def run_train(workdir: pathlib.Path, *overrides: str, devices: int = 1, check: bool = True,
-              timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(train_cmd(workdir, *overrides), env=env(devices), capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT)
+def run_train(workdir: pathlib.Path | str, *overrides: str, devices: int = 1, check: bool = True,
+              timeout: float = 300, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(train_cmd(workdir, *overrides), env=env(devices, extra_env), capture_output=True,
+                            text=True, timeout=timeout, cwd=ROOT)
     if check and result.returncode != 0:
         raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def run_sample(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "sample.py"), *args], env=env(), capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+def run_sample(*args: str, timeout: float = 300, extra_env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "sample.py"), *args], env=env(1, extra_env),
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 def metrics(workdir: pathlib.Path) -> list[dict]:
@@ -75,3 +78,30 @@ def assert_usage_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+# A run long enough to interrupt mid-way, checkpointing often: the resume scenarios (disk and gs://) use it.
+RESUME = ["--config.train_steps=300", "--config.log_every=1", "--config.eval_every=0",
+          "--config.checkpoint_every=25", "--config.max_to_keep=3"]
+
+
+def start_and_wait(workdir: pathlib.Path | str, progressed: Callable[[], bool], *overrides: str,
+                   extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Starts train.py (RESUME, or `overrides`) in the background and returns once `progressed()` holds."""
+    proc = subprocess.Popen(train_cmd(workdir, *(overrides or RESUME)), env=env(1, extra_env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before it could be interrupted: {proc.stderr.read()}")
+        if progressed():
+            return proc
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("run made no progress")
+
+
+def assert_same_losses(resumed: dict[int, float], reference: dict[int, float]) -> None:
+    assert sorted(resumed) == sorted(reference)
+    for step, loss in reference.items():
+        assert abs(resumed[step] - loss) < 1e-6, (step, resumed[step], loss)

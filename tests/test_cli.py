@@ -68,9 +68,42 @@ def test_sample_never_overwrites_a_users_file(tmp_path: pathlib.Path) -> None:
     (["--config", "configs/poem.py", "--workdir", "W", "--config.model.num_heads=3"], "bad model config"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.compute_dtype=float77"], "compute_dtype"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.seed=-1"], "seed"),
-    (["--config", "configs/poem.py", "--workdir", "gs://bucket/run"], "not a URL"),
+    (["--config", "configs/poem.py", "--workdir", "ftp://host/run"], "ftp:// is not supported"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.export_dtype=int3"], "export_dtype"),
 ])
 def test_train_rejects_bad_input(args: list[str], fragment: str, tmp_path: pathlib.Path) -> None:
     args = [str(tmp_path / "w") if a == "W" else a for a in args]
     assert_usage_error(_train(*args), fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--config", "README.md", "--workdir", "W"], "cannot load config README.md"),
+    (["--config", "tests/fixtures/minilm_reference.json", "--workdir", "W"], "cannot load config"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.learning_rate=nan"], "learning_rate"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.learning_rate=inf"], "learning_rate"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.learning_rate=-0.001"], "learning_rate"),
+    (["--config", "configs/textgan.py", "--workdir", "W", "--config.adversarial.d_learning_rate=nan"],
+     "--config.adversarial.d_learning_rate must be a finite number > 0"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.warmup_steps=-5"], "--config.warmup_steps"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.log_every=0"], "--config.log_every"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.eval_every=-1"], "--config.eval_every"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.model.dropout=1.0"], "--config.model.dropout"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.model.dropout=-0.1"], "--config.model.dropout"),
+    (["--config", "configs/textgan.py", "--workdir", "W", "--config.model.discriminator.dropout=nan"],
+     "--config.model.discriminator.dropout"),
+])
+def test_train_refuses_a_bad_config_before_anything_loads(args: list[str], fragment: str,
+                                                         tmp_path: pathlib.Path) -> None:
+    """Refused before any data loads or anything compiles: nothing is printed and nothing is written."""
+    args = [str(tmp_path / "w") if a == "W" else a for a in args]
+    result = _train(*args)
+    assert_usage_error(result, fragment)
+    assert result.stdout == "" and not (tmp_path / "w").exists()
+
+
+def test_train_rejects_a_batch_the_devices_do_not_divide(tmp_path: pathlib.Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config", "configs/poem.py", "--workdir",
+                             str(tmp_path / "w"), "--config.batch_size=6"], env=env(4), capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert_usage_error(result, "batch_size 6 must be divisible by the 4 devices")
+    assert "verse-en" not in result.stdout and not (tmp_path / "w").exists()  # before the data loads

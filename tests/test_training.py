@@ -3,17 +3,19 @@ crash/preemption/corruption recovery and NaN handling. Every run is the real tra
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pathlib
 import signal
 import subprocess
-import time
 
 import pytest
 
 from tests.helpers import (
+    RESUME,
     ROOT,
+    assert_same_losses,
     assert_usage_error,
     checkpoint_steps,
     env,
@@ -22,6 +24,7 @@ from tests.helpers import (
     metrics,
     run_sample,
     run_train,
+    start_and_wait,
     train_cmd,
 )
 
@@ -102,10 +105,6 @@ def test_same_losses_on_1_device_8_devices_fsdp_and_2_processes(tmp_path: pathli
     assert one[3] != one[1]  # the runs did train
 
 
-RESUME = ["--config.train_steps=300", "--config.log_every=1", "--config.eval_every=0",
-          "--config.checkpoint_every=25", "--config.max_to_keep=3"]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
     """Losses of the uninterrupted run that the interrupted ones must reproduce."""
@@ -115,24 +114,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
 
 
 def _start_and_wait(workdir: pathlib.Path, min_step: int) -> subprocess.Popen:
-    proc = subprocess.Popen(train_cmd(workdir, *RESUME), env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be interrupted: {proc.stderr.read()}")
-        if max(losses(workdir), default=0) >= min_step and checkpoint_steps(workdir):
-            return proc
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail("run made no progress")
+    return start_and_wait(workdir, lambda: max(losses(workdir), default=0) >= min_step and checkpoint_steps(workdir))
 
 
 def _assert_matches(workdir: pathlib.Path, reference: dict[int, float]) -> None:
-    resumed = losses(workdir)
-    assert sorted(resumed) == sorted(reference)
-    for step, loss in reference.items():
-        assert abs(resumed[step] - loss) < 1e-6, (step, resumed[step], loss)
+    assert_same_losses(losses(workdir), reference)
 
 
 def test_kill_9_then_same_command_resumes_the_same_run(tmp_path: pathlib.Path, reference: dict) -> None:
@@ -180,3 +166,20 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoints(tmp_path: pat
     good = int(line.split("Last good checkpoint: step ")[1].split()[0])
     assert checkpoint_steps(tmp_path)[-1] == good
     assert all(math.isfinite(loss) for loss in losses(tmp_path).values())
+
+
+def test_a_second_run_on_a_live_runs_workdir_is_refused(tmp_path: pathlib.Path) -> None:
+    long_run = ["--config.train_steps=100000", "--config.log_every=1000", "--config.eval_every=0",
+                "--config.checkpoint_every=1000"]
+    lock = tmp_path / "lock"
+    proc = start_and_wait(tmp_path, lambda: lock.exists() and lock.read_text().endswith("}"), *long_run)
+    try:
+        second = run_train(tmp_path, *long_run, check=False)
+        holder = json.loads(lock.read_text())
+        assert_usage_error(second, f"{tmp_path} is in use by another run", f"pid {proc.pid}",
+                           f"host {holder['host']}", f"started {holder['started']}")
+        assert proc.poll() is None  # the holder runs on, untouched
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    assert proc.returncode == 0

@@ -8,6 +8,7 @@ and in notebooks.
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import json
 import pathlib
@@ -26,15 +27,19 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     path = pathlib.Path(path)
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
-    spec = importlib.util.spec_from_file_location(f"zoo_config_{path.stem}", path)
+    # An explicit source loader: a file named other than *.py is still read as Python (and reported as bad
+    # input if it is not), where spec_from_file_location would return None.
+    loader = importlib.machinery.SourceFileLoader(f"zoo_config_{path.stem}", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
     # Configs may build on each other (`from configs import poem`): make their package importable.
     sys.path.insert(0, str(path.resolve().parent.parent))
     try:
         spec.loader.exec_module(module)
         config = module.get_config()
-    except Exception as e:  # a broken user config is bad input, not a crash of ours
-        raise UsageError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
+    except Exception as e:  # a broken user config (or not Python at all) is bad input, not a crash of ours
+        raise UsageError(f"cannot load config {path} (a Python file defining get_config()): "
+                         f"{type(e).__name__}: {e}") from e
     finally:
         sys.path.pop(0)
     if not isinstance(config, ml_collections.ConfigDict):

@@ -13,9 +13,10 @@ import pathlib
 import jax
 import ml_collections
 import optax
+from etils import epath
 from flax import nnx
 
-from zoo import registry
+from zoo import registry, storage
 from zoo.data import sources
 from zoo.data.lm import TokenWindows
 from zoo.errors import UsageError
@@ -41,12 +42,12 @@ def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
     return loss, {"accuracy": top1_correct(logits, targets).mean()}
 
 
-def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_docs: list[str],
+def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: epath.Path, train_docs: list[str],
                       min_count: int = tokenizer_lib.DEFAULT_MIN_COUNT):
     """The run's tokenizer, saved into the workdir. Resume and fine-tuning must reuse the tokenizer they
     started with; only a new run trains one (from `train_docs`, with the config's `tokenizer` kind)."""
     if (workdir / TOKENIZER_DIR).is_dir():
-        tok = tokenizer_lib.load_tokenizer(workdir / TOKENIZER_DIR)
+        tok = tokenizer_lib.load_tokenizer(storage.local_dir(workdir / TOKENIZER_DIR))
     elif config.get("init_from"):
         tok = tokenizer_lib.load_tokenizer(export_lib.resolve_init_from(config.init_from) / TOKENIZER_DIR)
     else:
@@ -54,7 +55,8 @@ def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: pathlib.Path, 
                                             min_count=min_count)
     mesh_lib.sync("tokenizer")  # every process has decided before process 0 writes the directory
     if jax.process_index() == 0:
-        tokenizer_lib.save_tokenizer(tok, workdir / TOKENIZER_DIR)
+        with storage.writable_dir(workdir / TOKENIZER_DIR) as directory:
+            tokenizer_lib.save_tokenizer(tok, directory)
     return tok
 
 
@@ -62,7 +64,7 @@ class LMTask(SingleModelTask):
     """Data, state and steps of a decoder-only LM for the shared loop."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
-        workdir = pathlib.Path(workdir)
+        workdir = storage.as_path(workdir)
         docs = sources.load_documents(config.data)
         train_docs, val_docs = sources.split_documents(docs, config.get("val_fraction", 0.05))
         self.tokenizer = prepare_tokenizer(config, workdir, train_docs)

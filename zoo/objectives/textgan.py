@@ -57,7 +57,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from zoo import registry
+from zoo import registry, storage
 from zoo.data import poem_forms
 from zoo.errors import UsageError
 from zoo.objectives.common import top1_correct
@@ -143,7 +143,7 @@ class TextGANTask:
     """Data, state and steps of the text GAN for the shared loop (zoo.train.task.Task)."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
-        workdir = pathlib.Path(workdir)
+        workdir = storage.as_path(workdir)
         self.config = config
         self.poems = poem_forms.load_poem_set(config.data, config.get("test_fraction", 0.1),
                                               config.get("max_chars", 48))

@@ -11,15 +11,15 @@ nothing is moved.
 from __future__ import annotations
 
 import logging
-import pathlib
-import shutil
 import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
+from etils import epath
 
+from zoo import storage
 from zoo.errors import UsageError
 from zoo.train import mesh as mesh_lib
 from zoo.train.task import PyTree
@@ -59,8 +59,8 @@ def shapes_by_path(tree: PyTree) -> dict[str, tuple[int, ...]]:
 class Checkpointer:
     """Periodic, async, `max_to_keep` checkpoints of the train state plus JSON metadata."""
 
-    def __init__(self, directory: pathlib.Path, max_to_keep: int, async_save: bool = True):
-        self.directory = pathlib.Path(directory).absolute()
+    def __init__(self, directory: epath.Path, max_to_keep: int, async_save: bool = True):
+        self.directory = storage.as_path(directory)
         self.quarantine = self.directory.parent / "corrupt_checkpoints"
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save)
         self.manager = ocp.CheckpointManager(
@@ -87,7 +87,7 @@ class Checkpointer:
                     problem = f"fingerprint {found} != recorded {meta['fingerprint']}"
             except Exception as e:  # Orbax raises bare Exception, ValueError, KeyError ... for damage
                 problem = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-            if _any_process(bool(problem)):  # all processes must take the same checkpoint
+            if not mesh_lib.all_agree(not problem):  # all processes must take the same checkpoint
                 self._quarantine(step, problem or "damaged on another process")
                 continue
             return state, meta
@@ -112,10 +112,9 @@ class Checkpointer:
         log.warning("checkpoint step %d in %s is unusable (%s); moved it to %s and trying the previous one",
                     step, self.directory, reason, target)
         if jax.process_index() == 0:
-            self.quarantine.mkdir(parents=True, exist_ok=True)
             source = self.directory / str(step)
             if source.exists():
-                shutil.move(str(source), str(target))
+                storage.move_tree(source, target)
         mesh_lib.sync(f"quarantine-{step}")
         self.manager.reload()
 
@@ -124,10 +123,3 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
-
-
-def _any_process(flag: bool) -> bool:
-    if jax.process_count() == 1:
-        return flag
-    from jax.experimental import multihost_utils
-    return bool(multihost_utils.process_allgather(jnp.array(flag)).any())

@@ -5,12 +5,14 @@
     params/       an Orbax checkpoint of ONLY what sampling needs, stored in `export_dtype` (bf16)
     ...           the task's assets, e.g. tokenizer/
 
-Loading needs no optimizer state, no training data and no network.
+Loading needs no optimizer state, no training data and no network. An export in a bucket (gs://) is
+downloaded once to a temporary folder and read from there (zoo/storage.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -20,48 +22,56 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from zoo import config as config_lib
+from zoo import storage
 from zoo.errors import UsageError
 from zoo.train.checkpoint import shapes_by_path
 from zoo.train.task import PyTree
 
 
-def save_export(directory: pathlib.Path, params: PyTree, config: ml_collections.ConfigDict,
+def save_export(directory: str | os.PathLike, params: PyTree, config: ml_collections.ConfigDict,
                 info: dict[str, Any], save_assets: Callable[[pathlib.Path, PyTree], None]) -> None:
-    """Writes the bundle. `params` may be sharded; every process must call this."""
-    directory = pathlib.Path(directory).absolute()
+    """Writes the bundle (on disk or in a bucket). `params` may be sharded; every process must call this.
+
+    config.json is written last: it is what marks a directory as a complete export (`is_export`), so a run
+    killed while exporting leaves no half an export that a sampler would take for a whole one."""
+    directory = storage.as_path(directory)
     dtype = jnp.dtype(config.get("export_dtype", "bfloat16"))
     params = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(directory / "params", params, force=True)
     checkpointer.wait_until_finished()
     if jax.process_index() == 0:
-        (directory / "config.json").write_text(config_lib.to_json(config))
-        (directory / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        save_assets(directory, params)
+        with storage.writable_dir(directory) as local:
+            save_assets(local, params)
+        storage.write_atomic(directory / "info.json", json.dumps(info, indent=2, sort_keys=True))
+        storage.write_atomic(directory / "config.json", config_lib.to_json(config))
 
 
-def is_export(directory: pathlib.Path) -> bool:
-    directory = pathlib.Path(directory)
+def is_export(directory: str | os.PathLike) -> bool:
+    directory = epath.Path(directory)
     return (directory / "config.json").is_file() and (directory / "params").is_dir()
 
 
-def find_export(path: str | pathlib.Path) -> pathlib.Path:
-    """An export dir itself, or a training workdir holding one; anything else is a UsageError."""
-    path = pathlib.Path(path)
+def find_export(path: str | os.PathLike) -> pathlib.Path:
+    """An export dir itself, or a training workdir holding one, as a local folder (an export in a bucket is
+    downloaded); anything else is a UsageError."""
+    path = storage.as_path(path)
+    storage.check_reachable(path)
     for candidate in (path, path / "export"):
         if is_export(candidate):
-            return candidate
+            return storage.local_dir(candidate)
     if not path.exists():
         raise UsageError(f"checkpoint directory {path} does not exist")
     raise UsageError(f"{path} holds no exported model (expected config.json and params/, or a training "
                      "workdir whose run finished and wrote export/)")
 
 
-def load_info(directory: pathlib.Path) -> dict[str, Any]:
+def load_info(directory: str | os.PathLike) -> dict[str, Any]:
     try:
-        return json.loads((pathlib.Path(directory) / "info.json").read_text())
+        return json.loads((epath.Path(directory) / "info.json").read_text())
     except (OSError, ValueError):
         return {}
 

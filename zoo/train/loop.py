@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-import pathlib
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from zoo import config as config_lib
+from zoo import storage
 from zoo.errors import UsageError
 from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
@@ -100,12 +101,13 @@ def compiler_options(config: ml_collections.ConfigDict) -> dict[str, Any] | None
     return options
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: Task) -> dict[str, float]:
-    """Trains `task` for `config.train_steps`, resuming from `workdir` when it holds checkpoints.
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task) -> dict[str, float]:
+    """Trains `task` for `config.train_steps`, resuming from `workdir` (a path or gs:// URL) when it holds
+    checkpoints.
 
     Returns the last logged metrics. Raises TrainingDiverged on a NaN/inf loss or state.
     """
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = storage.as_path(workdir)
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(config.batch_size, mesh)
     pid, nproc = jax.process_index(), jax.process_count()
@@ -156,7 +158,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
         return export_lib.load_info(workdir / "export")
 
     if pid == 0:  # only now: a refused rerun (another config) must not overwrite the run's record
-        (workdir / "config.json").write_text(config_lib.to_json(config))
+        storage.write_atomic(workdir / "config.json", config_lib.to_json(config))
     writer = MetricsWriter(workdir, total, start)
     if restored is not None:
         writer.message(f"resumed from step {start}")
@@ -232,6 +234,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task: 
                 record = {**{f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[-1]}, **record}
                 record["steps_per_sec"] = steps_in_interval / train_seconds if train_seconds > 0 else math.nan
                 writer.write(step, record)
+                if is_ckpt:
+                    writer.flush()
                 logged.update(record)
                 pending.clear()
                 checked, train_seconds, steps_in_interval = 0, 0.0, 0

@@ -97,6 +97,14 @@ def to_global(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
     return jax.tree.map(put, tree)
 
 
+def all_agree(flag: bool) -> bool:
+    """True on every process iff `flag` is true on every process (a collective in multi-process runs)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.process_allgather(np.array(flag, np.int32)).all())
+
+
 def sync(name: str) -> None:
     """A barrier across processes (a no-op in a single-process run)."""
     if jax.process_count() > 1:
