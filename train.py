@@ -92,7 +92,8 @@ def main(argv: list[str]) -> int:
     mesh.check_batch_size(config.batch_size, mesh.make_mesh())
     storage.check_reachable(workdir)
     lease = _acquire_lease(workdir, lease_lib, mesh)
-    _exit_on_sigterm(lease)
+    if jax.process_count() == 1:  # with several, JAX's coordination service owns SIGTERM (zoo/train/loop.py)
+        _exit_on_sigterm(lease)
     hint = ""
     if not allocator.loaded() and jax.default_backend() == "cpu" and allocator.ENV not in os.environ:
         hint = " (install tcmalloc for faster CPU steps: zoo/allocator.py)"
