@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -105,3 +106,24 @@ def assert_same_losses(resumed: dict[int, float], reference: dict[int, float]) -
     assert sorted(resumed) == sorted(reference)
     for step, loss in reference.items():
         assert abs(resumed[step] - loss) < 1e-6, (step, resumed[step], loss)
+
+
+# A run that is still running whenever a test looks: for the "a second run is refused" scenarios.
+LONG_RUN = ["--config.train_steps=100000", "--config.log_every=1000", "--config.eval_every=0",
+            "--config.checkpoint_every=1000"]
+
+
+def assert_second_run_refused(live: subprocess.Popen, second_run: Callable[[], subprocess.CompletedProcess],
+                              holder: Callable[[], dict], workdir: str) -> None:
+    """`second_run()` on the workdir that `live` holds exits 2 naming the holder, and `live` runs on (then
+    stops cleanly on SIGTERM)."""
+    try:
+        result = second_run()
+        record = holder()
+        assert_usage_error(result, f"{workdir} is in use by another run", f"pid {live.pid}",
+                           f"host {record['host']}", f"started {record['started']}")
+        assert live.poll() is None
+    finally:
+        live.send_signal(signal.SIGTERM)
+        live.communicate(timeout=120)
+    assert live.returncode == 0

@@ -22,9 +22,11 @@ import pytest
 
 from tests.gcs_server import FakeGCS
 from tests.helpers import (
+    LONG_RUN,
     RESUME,
     ROOT,
     assert_same_losses,
+    assert_second_run_refused,
     assert_usage_error,
     run_sample,
     run_train,
@@ -167,19 +169,9 @@ def test_server_gone_mid_run_fails_loudly_then_resumes_when_back(gcs: FakeGCS, r
 
 
 def test_a_second_run_on_a_live_runs_workdir_is_refused(gcs: FakeGCS) -> None:
-    long_run = ["--config.train_steps=100000", "--config.log_every=1000", "--config.eval_every=0",
-                "--config.checkpoint_every=1000"]
-    proc = _start(gcs, "busy", *long_run, progressed=lambda: "busy/lock" in gcs.names("busy/"))
-    try:
-        second = _train(gcs, "busy", *long_run, check=False)
-        holder = json.loads(gcs.read("busy/lock"))
-        assert_usage_error(second, "gs://zoo-test/busy is in use by another run", f"pid {proc.pid}",
-                           f"host {holder['host']}", f"started {holder['started']}")
-        assert proc.poll() is None  # the holder runs on, untouched
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=120)
-    assert proc.returncode == 0
+    live = _start(gcs, "busy", *LONG_RUN, progressed=lambda: "busy/lock" in gcs.names("busy/"))
+    assert_second_run_refused(live, lambda: _train(gcs, "busy", *LONG_RUN, check=False),
+                              lambda: json.loads(gcs.read("busy/lock")), gcs.url("busy"))
 
 
 def _lease_from_another_host(gcs: FakeGCS, run: str) -> None:

@@ -13,9 +13,11 @@ import subprocess
 import pytest
 
 from tests.helpers import (
+    LONG_RUN,
     RESUME,
     ROOT,
     assert_same_losses,
+    assert_second_run_refused,
     assert_usage_error,
     checkpoint_steps,
     env,
@@ -169,17 +171,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoints(tmp_path: pat
 
 
 def test_a_second_run_on_a_live_runs_workdir_is_refused(tmp_path: pathlib.Path) -> None:
-    long_run = ["--config.train_steps=100000", "--config.log_every=1000", "--config.eval_every=0",
-                "--config.checkpoint_every=1000"]
     lock = tmp_path / "lock"
-    proc = start_and_wait(tmp_path, lambda: lock.exists() and lock.read_text().endswith("}"), *long_run)
-    try:
-        second = run_train(tmp_path, *long_run, check=False)
-        holder = json.loads(lock.read_text())
-        assert_usage_error(second, f"{tmp_path} is in use by another run", f"pid {proc.pid}",
-                           f"host {holder['host']}", f"started {holder['started']}")
-        assert proc.poll() is None  # the holder runs on, untouched
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=120)
-    assert proc.returncode == 0
+    live = start_and_wait(tmp_path, lambda: lock.exists() and lock.read_text().endswith("}"), *LONG_RUN)
+    assert_second_run_refused(live, lambda: run_train(tmp_path, *LONG_RUN, check=False),
+                              lambda: json.loads(lock.read_text()), str(tmp_path))
