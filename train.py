@@ -79,7 +79,10 @@ def main(argv: list[str]) -> int:
     entry = registry.get(config.get("model_name", ""))
 
     cli.setup_logging()
-    _exit_on_sigterm(None)
+    # Until the process group exists a SIGTERM is only noted: a process that exited here would leave the
+    # others waiting in jax.distributed.initialize.
+    early_sigterm: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: early_sigterm.append(signum))
 
     import jax
 
@@ -87,6 +90,12 @@ def main(argv: list[str]) -> int:
     from zoo.train import loop, mesh
 
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+    if jax.process_count() == 1:
+        _exit_on_sigterm(None)
+        if early_sigterm:
+            return 0
+    elif early_sigterm:  # JAX's preemption notifier replaced the handler above: hand it the SIGTERM it missed
+        os.kill(os.getpid(), signal.SIGTERM)
     if jax.process_index() > 0:  # one process reports progress; every process still reports problems
         logging.getLogger().setLevel(logging.WARNING)
     mesh.check_batch_size(config.batch_size, mesh.make_mesh())

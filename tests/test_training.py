@@ -9,6 +9,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -93,12 +94,7 @@ def test_same_losses_on_1_device_8_devices_fsdp_and_2_processes(tmp_path: pathli
     run_train(tmp_path / "eight", *common, devices=8)
     fsdp = run_train(tmp_path / "fsdp", *common, "--config.fsdp=true", devices=8)
     assert "fsdp: 6 of" in fsdp.stdout, fsdp.stdout  # the two MLP matrices and their two Adam moments
-    port = free_port()
-    procs = [subprocess.Popen(train_cmd(tmp_path / "two", *common) + [
-        "--coordinator_address", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)],
-        env=env(4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) for i in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    _finish(_two_processes(tmp_path / "two", *common))
     one, eight, fsdp, two = (losses(tmp_path / name) for name in ("one", "eight", "fsdp", "two"))
     assert sorted(one) == [1, 2, 3] and one.keys() == eight.keys() == fsdp.keys() == two.keys()
     for step in one:
@@ -175,3 +171,40 @@ def test_a_second_run_on_a_live_runs_workdir_is_refused(tmp_path: pathlib.Path) 
     live = start_and_wait(tmp_path, lambda: lock.exists() and lock.read_text().endswith("}"), *LONG_RUN)
     assert_second_run_refused(live, lambda: run_train(tmp_path, *LONG_RUN, check=False),
                               lambda: json.loads(lock.read_text()), str(tmp_path))
+
+
+def _two_processes(workdir: pathlib.Path, *overrides: str) -> list[subprocess.Popen]:
+    """train.py as 2 local processes x 4 CPU devices talking through gloo, sharing `workdir`."""
+    port = free_port()
+    return [subprocess.Popen(train_cmd(workdir, *overrides) + [
+        "--coordinator_address", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)],
+        env=env(4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) for i in range(2)]
+
+
+def _finish(procs: list[subprocess.Popen]) -> list[str]:
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    return outputs
+
+
+def test_two_processes_stop_together_on_sigterm_and_resume_the_same_run(tmp_path: pathlib.Path) -> None:
+    """A Cloud TPU maintenance event: SIGTERM reaches every host. JAX's preemption sync point makes both
+    processes stop after the same step; one complete checkpoint; the rerun continues the same run."""
+    run = ["--config.train_steps=150", "--config.log_every=1", "--config.eval_every=0",
+           "--config.checkpoint_every=25"]
+    _finish(_two_processes(tmp_path / "reference", *run))
+    procs = _two_processes(tmp_path / "run", *run)
+    deadline = time.time() + 240
+    while not (max(losses(tmp_path / "run"), default=0) >= 40 and checkpoint_steps(tmp_path / "run")):
+        assert time.time() < deadline and all(p.poll() is None for p in procs), "the run ended or stalled"
+        time.sleep(0.02)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    outputs = _finish(procs)
+    stopped = int(outputs[0].split("SIGTERM: saved step ")[1].split(";")[0])
+    assert stopped < 150 and checkpoint_steps(tmp_path / "run")[-1] == stopped
+    assert max(losses(tmp_path / "run")) == stopped  # every step up to the stop is in metrics.jsonl
+
+    outputs = _finish(_two_processes(tmp_path / "run", *run))
+    assert f"resumed from step {stopped}" in outputs[0]
+    assert_same_losses(losses(tmp_path / "run"), losses(tmp_path / "reference"))

@@ -56,6 +56,15 @@ def shapes_by_path(tree: PyTree) -> dict[str, tuple[int, ...]]:
     return {_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+class _Manager(ocp.CheckpointManager):
+    """Orbax's manager, kept off JAX's preemption sync point: its `save` and its finalize thread call
+    `reached_preemption_sync_point(step)` with the checkpoint's step, which would overwrite the per-run count
+    the loop reports (zoo/train/loop.py `_Preemption`) and move the sync point to one no process reaches."""
+
+    def reached_preemption(self, step: int) -> bool:
+        return False
+
+
 class Checkpointer:
     """Periodic, async, `max_to_keep` checkpoints of the train state plus JSON metadata."""
 
@@ -63,7 +72,7 @@ class Checkpointer:
         self.directory = storage.as_path(directory)
         self.quarantine = self.directory.parent / "corrupt_checkpoints"
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save)
-        self.manager = ocp.CheckpointManager(
+        self.manager = _Manager(
             self.directory, options=options, item_names=("state", "meta"),
             item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 

@@ -43,9 +43,16 @@ class _Preemption:
     With several processes JAX's coordination service owns SIGTERM and `reached_preemption_sync_point`
     makes every process stop at the same step; a Python handler would replace the service's and let the
     processes stop at different steps. So the local handler is only installed in single-process runs.
+
+    JAX's sync point is one past the largest counter any process last passed it, and a process that has not
+    called it yet counts as 0. So the counter passed is the number of steps this run has taken (all processes
+    resume from the same step), not the step: a SIGTERM that lands between `jax.distributed.initialize` and
+    the first step (restore, compile) then stops the run after its first step instead of at step 1, which a
+    resumed run has passed and would never reach.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start: int) -> None:
+        self.start = start
         self.requested = False
         self._previous = None
         if jax.process_count() == 1:
@@ -57,7 +64,7 @@ class _Preemption:
     def reached(self, step: int) -> bool:
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
-            return multihost_utils.reached_preemption_sync_point(step)
+            return multihost_utils.reached_preemption_sync_point(step - self.start)
         return self.requested
 
     def restore(self) -> None:
@@ -162,7 +169,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
     writer = MetricsWriter(workdir, total, start)
     if restored is not None:
         writer.message(f"resumed from step {start}")
-    preemption = _Preemption()
+    preemption = _Preemption(start)
     pending: list[tuple[int, dict[str, jax.Array]]] = []  # step metrics not yet logged
     checked = 0  # how many of `pending` are known to be finite
     last_good = restored[1]["step"] if restored is not None else None
@@ -217,7 +224,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
             step += 1
             steps_in_interval += 1
             preempted = preemption.reached(step)
-            is_log = step % config.log_every == 0 or step == total
+            is_log = step % config.log_every == 0 or step == total or preempted  # the stop's partial interval too
             is_eval = config.eval_every > 0 and (step % config.eval_every == 0 or step == total)
             is_ckpt = step % config.checkpoint_every == 0 or step == total or preempted
             if not (is_log or is_eval or is_ckpt):
