@@ -11,50 +11,15 @@ elsewhere add --coordinator_address HOST:PORT --num_processes N --process_id I o
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import sys
 from typing import Any
 
-import ml_collections
-
 from zoo import allocator, cli, storage
 from zoo import config as config_lib
 from zoo.errors import UsageError
-
-
-def _leaves(config: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for key, value in config.items():
-        if isinstance(value, ml_collections.ConfigDict):
-            out += _leaves(value, f"{prefix}{key}.")
-        else:
-            out.append((f"{prefix}{key}", value))
-    return out
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Config values that can only waste a run (or crash it hours in) are refused before anything loads."""
-    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
-        if config[key] <= 0:
-            raise UsageError(f"--config.{key} must be positive, got {config[key]}")
-    if config.get("eval_every", 0) < 0:
-        raise UsageError(f"--config.eval_every must be >= 0 (0: no evaluation), got {config.eval_every}")
-    for key, value in _leaves(config):
-        name = key.rsplit(".", 1)[-1]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        if name.endswith("learning_rate") and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--config.{key} must be a finite number > 0, got {value}")
-        if name.endswith("warmup_steps") and value < 0:
-            raise UsageError(f"--config.{key} must be >= 0, got {value}")
-        if "dropout" in name and not 0 <= value < 1:  # NaN fails this too
-            raise UsageError(f"--config.{key} is a probability in [0, 1), got {value}")
-    if config.get("export_dtype", "bfloat16") not in ("bfloat16", "float16", "float32"):
-        raise UsageError(f"--config.export_dtype must be bfloat16, float16 or float32, got {config.export_dtype}")
-    if not 0 <= config.seed < 2**32:
-        raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")
+from zoo.train import lease as lease_lib
 
 
 def main(argv: list[str]) -> int:
@@ -70,7 +35,7 @@ def main(argv: list[str]) -> int:
     if (args.coordinator_address is None) != (args.num_processes is None) or (
             args.num_processes is not None and args.process_id is None):
         raise UsageError("multi-process runs need --coordinator_address, --num_processes and --process_id")
-    validate(config)
+    config_lib.validate_training(config)
     workdir = storage.as_path(args.workdir)
     if not storage.is_remote(workdir) and workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {args.workdir} is a file, not a directory")
@@ -86,7 +51,6 @@ def main(argv: list[str]) -> int:
 
     import jax
 
-    from zoo.train import lease as lease_lib
     from zoo.train import loop, mesh
 
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
@@ -99,8 +63,7 @@ def main(argv: list[str]) -> int:
     if jax.process_index() > 0:  # one process reports progress; every process still reports problems
         logging.getLogger().setLevel(logging.WARNING)
     mesh.check_batch_size(config.batch_size, mesh.make_mesh())
-    storage.check_reachable(workdir)
-    lease = _acquire_lease(workdir, lease_lib, mesh)
+    lease = _acquire_lease(workdir)
     if jax.process_count() == 1:  # with several, JAX's coordination service owns SIGTERM (zoo/train/loop.py)
         _exit_on_sigterm(lease)
     hint = ""
@@ -109,10 +72,13 @@ def main(argv: list[str]) -> int:
     logging.info("malloc: %s%s", allocator.name(), hint)
     try:
         task = registry.resolve(entry.task)(config, workdir)
-        metrics = loop.train(config, workdir, task)
+        metrics = loop.train(config, workdir, task, before_write=lease.check)
     except loop.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Exception:
+        lease.confirm()  # a bucket that went away is the cause: one line naming it (and the process ends)
+        raise
     finally:
         lease.release()
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("eval/"))
@@ -120,10 +86,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _exit_on_sigterm(lease: Any) -> None:
+def _exit_on_sigterm(lease: lease_lib.Lease | None) -> None:
     """Preempted before the loop (which installs its own handler) has anything to save: release the lease
-    and exit 0 at once. At once, because unwinding with SystemExit from inside data loading (tokenizer
-    training runs native threads) ended in a segfault at interpreter teardown."""
+    and exit 0 at once, without unwinding through data loading (its native threads do not survive an
+    interpreter teardown in mid-work)."""
     def handler(signum: int, frame: Any) -> None:
         if lease is not None:
             lease.release()
@@ -134,18 +100,22 @@ def _exit_on_sigterm(lease: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _acquire_lease(workdir: storage.Path, lease_lib: Any, mesh: Any) -> Any:
-    """Process 0 takes the workdir's lease; every process learns whether it did, so all stop together."""
+def _acquire_lease(workdir: storage.Path) -> lease_lib.Lease:
+    """Process 0 checks the storage and takes the workdir's lease; every process learns whether it did, so
+    that all start, or all stop, together."""
     import jax
+
+    from zoo.train import mesh
 
     lease, problem = lease_lib.Lease(), None
     if jax.process_index() == 0:
         try:
+            storage.check_reachable(workdir)
             lease = lease_lib.acquire(workdir)
         except UsageError as e:
             problem = e
     if not mesh.all_agree(problem is None):
-        raise problem or UsageError(f"{workdir} is in use by another run (process 0 says who)")
+        raise problem or UsageError(f"process 0 could not take the lease on {workdir}; its error says why")
     return lease
 
 

@@ -11,6 +11,7 @@ import ast
 import importlib.machinery
 import importlib.util
 import json
+import math
 import pathlib
 import sys
 from typing import Any
@@ -105,3 +106,38 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 
 def from_json(text: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(text))
+
+
+def _leaves(config: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def validate_training(config: ml_collections.ConfigDict) -> None:
+    """Config values that can only waste a run (or crash it hours in) are refused before anything loads."""
+    for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
+        if config[key] <= 0:
+            raise UsageError(f"--config.{key} must be positive, got {config[key]}")
+    if not 0 <= config.get("min_learning_rate_ratio", 0) <= 1:  # NaN fails this too
+        raise UsageError(f"--config.min_learning_rate_ratio must be in [0, 1], got {config.min_learning_rate_ratio}")
+    if config.get("eval_every", 0) < 0:
+        raise UsageError(f"--config.eval_every must be >= 0 (0: no evaluation), got {config.eval_every}")
+    for key, value in _leaves(config):
+        name = key.rsplit(".", 1)[-1]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if name.endswith("learning_rate") and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--config.{key} must be a finite number > 0, got {value}")
+        if name.endswith("warmup_steps") and value < 0:
+            raise UsageError(f"--config.{key} must be >= 0, got {value}")
+        if "dropout" in name and not 0 <= value < 1:  # NaN fails this too
+            raise UsageError(f"--config.{key} is a probability in [0, 1), got {value}")
+    if config.get("export_dtype", "bfloat16") not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--config.export_dtype must be bfloat16, float16 or float32, got {config.export_dtype}")
+    if not 0 <= config.seed < 2**32:
+        raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")

@@ -26,13 +26,18 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from etils import epath
+# epath would route gs:// through TensorFlow's gfile where TensorFlow is installed (tfds, TF TPU images):
+# then neither the gcsfs listing cache handled below nor the emulator settings would apply. One backend.
+os.environ.setdefault("EPATH_USE_TF", "false")
 
-from zoo.errors import UsageError
+from etils import epath  # noqa: E402
+
+from zoo.errors import UsageError  # noqa: E402
 
 log = logging.getLogger(__name__)
-# gcsfs warns on every new filesystem that it cannot probe the bucket's layout without Google credentials
-# (an emulator, or a bucket it then reads fine), and fsspec logs each read at INFO: neither is news to a user.
+# gcsfs warns on every new filesystem that it cannot probe the bucket's layout, and google.auth that it found
+# no metadata server, whenever credentials come another way (an emulator, a key file); fsspec logs each read
+# at INFO. None of it is news to a user; a request that really fails says so itself.
 for _name, _level in (("gcsfs", logging.ERROR), ("google.auth", logging.ERROR), ("fsspec", logging.WARNING)):
     logging.getLogger(_name).setLevel(_level)
 
@@ -43,7 +48,7 @@ GCS_EXTRA_HINT = "install the gcs extra: pip install 'zoo[gcs]'"
 
 def scheme(location: str | os.PathLike) -> str:
     text = os.fspath(location)
-    return text.split("://", 1)[0].lower() if "://" in text else ""
+    return text.split("://", 1)[0] if "://" in text else ""
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -60,8 +65,9 @@ def as_path(location: str | os.PathLike) -> epath.Path:
         raise UsageError(f"{location}: {kind}:// is not supported; use a local path or gs://BUCKET/PATH")
     try:
         import gcsfs  # noqa: F401  (epath's gs:// backend)
+        from google.cloud import storage  # noqa: F401  (the workdir lease, TensorBoard's gs:// writer)
     except ImportError:
-        raise UsageError(f"{location}: gs:// needs gcsfs; {GCS_EXTRA_HINT}") from None
+        raise UsageError(f"{location}: gs:// needs gcsfs and google-cloud-storage; {GCS_EXTRA_HINT}") from None
     text = os.fspath(location).rstrip("/")
     if len(text.split("://", 1)[1].split("/", 1)) < 2:
         raise UsageError(f"{location}: give a folder inside the bucket, e.g. gs://BUCKET/run")
@@ -74,29 +80,38 @@ def bucket_and_key(path: str | os.PathLike) -> tuple[str, str]:
     return bucket, key
 
 
-def _fresh_fs(path: str | os.PathLike):
-    """The fsspec filesystem (gcsfs) that epath, and so Orbax, use for `path`. It caches directory listings
-    per process while other writers (Orbax's tensorstore, other processes) change the bucket behind its
-    back, so listings are dropped before every tree operation (and after each move)."""
+def forget_listings(path: str | os.PathLike) -> None:
+    """Drops the directory listings that gcsfs (epath's, and so Orbax's, gs:// backend) caches per process.
+    Other writers (Orbax's tensorstore, other processes) change the bucket behind its back: call this
+    before listing what they may have changed. A no-op on disk."""
+    if is_remote(path):
+        _fs(path).invalidate_cache()
+
+
+def _fs(path: str | os.PathLike):
     from etils.epath import backend
 
-    fs = backend.fsspec_backend.fs(os.fspath(path))
-    fs.invalidate_cache()
-    return fs
+    return backend.fsspec_backend.fs(os.fspath(path))
 
 
 def check_reachable(path: epath.Path) -> None:
-    """Fails fast (UsageError, one line) when a gs:// workdir's bucket cannot be reached, before any data
-    loads; a local path needs nothing."""
+    """Fails fast (UsageError, one line) when a gs:// workdir's bucket cannot be used, before any data loads.
+    It lists at most one object under the workdir: the permission a run needs anyway (a bucket-level read
+    needs more than a training job's usual role). A local path needs nothing."""
     if not is_remote(path):
         return
-    bucket = bucket_and_key(path)[0]
+    from google.api_core import exceptions
+    from google.cloud import storage as gcs
+
+    bucket, key = bucket_and_key(path)
     try:
-        found = _fresh_fs(path).exists(bucket)
+        list(gcs.Client().list_blobs(bucket, prefix=f"{key}/", max_results=1, timeout=30))
+    except exceptions.NotFound:
+        raise UsageError(f"bucket gs://{bucket} does not exist ({path})") from None
+    except exceptions.Forbidden as e:
+        raise UsageError(f"no permission to list {path}: {_one_line(e)}") from None
     except Exception as e:  # auth, DNS, refused connection ...: all mean "cannot use this URL"
         raise UsageError(f"cannot reach gs://{bucket} ({path}): {type(e).__name__}: {_one_line(e)}") from None
-    if not found:
-        raise UsageError(f"bucket gs://{bucket} does not exist or is not visible to these credentials ({path})")
 
 
 def write_atomic(path: epath.Path, data: str | bytes) -> None:
@@ -112,40 +127,59 @@ def write_atomic(path: epath.Path, data: str | bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as f:
         f.write(payload)
+    os.chmod(f.name, 0o666 & ~_umask())  # a temporary file is private (0600); the file it replaces was not
     os.replace(f.name, target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def move_tree(source: epath.Path, target: epath.Path) -> None:
     """Moves a directory. Disk: one rename. Object storage: copy every object, then delete the source, so
-    that an interrupted move leaves a complete copy behind (in the source, or in the target)."""
+    that an interrupted move leaves a complete copy behind (in the target; the source may then be partly
+    deleted, which the next reader finds damaged and moves aside again)."""
     if not is_remote(source):
         pathlib.Path(target).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(source), str(target))
         return
-    fs = _fresh_fs(source)
+    forget_listings(source)
+    fs = _fs(source)
     fs.copy(_strip(source) + "/", _strip(target) + "/", recursive=True)
     fs.rm(_strip(source), recursive=True)
-    fs.invalidate_cache()
+    forget_listings(source)
 
 
 @contextlib.contextmanager
-def writable_dir(target: epath.Path) -> Iterator[pathlib.Path]:
-    """A local folder whose files end up in `target`: `target` itself on disk; for a bucket a temporary
-    folder uploaded on success (each file one atomic upload) and dropped either way. For writers that only
-    know local files (tokenizers, numpy)."""
+def writable_dir(target: epath.Path, last: str = "") -> Iterator[pathlib.Path]:
+    """A local folder whose files end up in `target`, with the file named `last` (a reader's "complete"
+    marker) arriving after all the others.
+
+    Disk: a new `target` is staged in a sibling folder and renamed into place (atomic); an existing one is
+    written in place. Bucket: staged in a temporary folder, then uploaded file by file (each file one
+    atomic upload), `last` last."""
     if not is_remote(target):
-        pathlib.Path(target).mkdir(parents=True, exist_ok=True)
-        yield pathlib.Path(target)
+        target = pathlib.Path(target)
+        if target.is_dir():
+            yield target
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            yield staging
+            staging.chmod(0o777 & ~_umask())
+            os.rename(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return
     with tempfile.TemporaryDirectory(prefix="zoo-upload-") as staging:
         yield pathlib.Path(staging)
-        upload_tree(pathlib.Path(staging), target)
-
-
-def upload_tree(source: pathlib.Path, target: epath.Path) -> None:
-    """Copies every file under local `source` into `target` (files that exist there are replaced)."""
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        (target / path.relative_to(source).as_posix()).write_bytes(path.read_bytes())
+        files = sorted((p for p in pathlib.Path(staging).rglob("*") if p.is_file()),
+                       key=lambda p: (p.relative_to(staging).as_posix() == last, p.as_posix()))
+        for path in files:
+            (target / path.relative_to(staging).as_posix()).write_bytes(path.read_bytes())
 
 
 def local_dir(path: str | os.PathLike) -> pathlib.Path:
@@ -160,7 +194,8 @@ def local_dir(path: str | os.PathLike) -> pathlib.Path:
 def _download(url: str) -> pathlib.Path:
     local = pathlib.Path(tempfile.mkdtemp(prefix="zoo-download-"))
     atexit.register(shutil.rmtree, local, ignore_errors=True)
-    fs = _fresh_fs(url)
+    forget_listings(url)
+    fs = _fs(url)
     try:
         fs.get(_strip(url) + "/", str(local) + "/", recursive=True)
     except Exception as e:

@@ -29,6 +29,7 @@ from zoo.train.optim import make_optimizer
 log = logging.getLogger(__name__)
 
 TOKENIZER_DIR = tokenizer_lib.DIRECTORY
+TOKENIZER_FILE = "tokenizer.json"
 
 
 def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
@@ -45,17 +46,20 @@ def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
 def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: epath.Path, train_docs: list[str],
                       min_count: int = tokenizer_lib.DEFAULT_MIN_COUNT):
     """The run's tokenizer, saved into the workdir. Resume and fine-tuning must reuse the tokenizer they
-    started with; only a new run trains one (from `train_docs`, with the config's `tokenizer` kind)."""
-    if (workdir / TOKENIZER_DIR).is_dir():
-        tok = tokenizer_lib.load_tokenizer(storage.local_dir(workdir / TOKENIZER_DIR))
-    elif config.get("init_from"):
+    started with; only a new run trains one (from `train_docs`, with the config's `tokenizer` kind).
+    `tokenizer.json` is written last and marks a complete tokenizer (a run stopped mid-write retrains it:
+    training is deterministic)."""
+    mine = workdir / TOKENIZER_DIR
+    if (mine / TOKENIZER_FILE).is_file():
+        return tokenizer_lib.load_tokenizer(storage.local_dir(mine))
+    if config.get("init_from"):
         tok = tokenizer_lib.load_tokenizer(export_lib.resolve_init_from(config.init_from) / TOKENIZER_DIR)
     else:
         tok = tokenizer_lib.train_tokenizer(train_docs, config.tokenizer, config.get("vocab_size", 0),
                                             min_count=min_count)
     mesh_lib.sync("tokenizer")  # every process has decided before process 0 writes the directory
     if jax.process_index() == 0:
-        with storage.writable_dir(workdir / TOKENIZER_DIR) as directory:
+        with storage.writable_dir(mine, last=TOKENIZER_FILE) as directory:
             tokenizer_lib.save_tokenizer(tok, directory)
     return tok
 

@@ -83,6 +83,7 @@ class Checkpointer:
 
     def restore_latest(self, abstract_state: PyTree) -> tuple[PyTree, dict[str, Any]] | None:
         """Newest step that restores and verifies, or None when there is none at all."""
+        storage.forget_listings(self.directory)
         self.manager.reload()
         for step in sorted(self.manager.all_steps(), reverse=True):
             self._check_same_model(step, abstract_state)
@@ -125,6 +126,7 @@ class Checkpointer:
             if source.exists():
                 storage.move_tree(source, target)
         mesh_lib.sync(f"quarantine-{step}")
+        storage.forget_listings(self.directory)  # on every process: process 0 moved objects behind their backs
         self.manager.reload()
 
     def wait(self) -> None:

@@ -27,6 +27,7 @@ from etils import epath
 from zoo import config as config_lib
 from zoo import storage
 from zoo.errors import UsageError
+from zoo.train import mesh as mesh_lib
 from zoo.train.checkpoint import shapes_by_path
 from zoo.train.task import PyTree
 
@@ -38,13 +39,16 @@ def save_export(directory: str | os.PathLike, params: PyTree, config: ml_collect
     config.json is written last: it is what marks a directory as a complete export (`is_export`), so a run
     killed while exporting leaves no half an export that a sampler would take for a whole one."""
     directory = storage.as_path(directory)
+    if jax.process_index() == 0:  # an export being replaced stops counting as one before its params change
+        (directory / "config.json").unlink(missing_ok=True)
+    mesh_lib.sync("export-unmarked")
     dtype = jnp.dtype(config.get("export_dtype", "bfloat16"))
     params = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(directory / "params", params, force=True)
     checkpointer.wait_until_finished()
     if jax.process_index() == 0:
-        with storage.writable_dir(directory) as local:
+        with storage.writable_dir(directory) as local:  # the export's folder exists: files land in place
             save_assets(local, params)
         storage.write_atomic(directory / "info.json", json.dumps(info, indent=2, sort_keys=True))
         storage.write_atomic(directory / "config.json", config_lib.to_json(config))

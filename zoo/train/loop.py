@@ -108,9 +108,11 @@ def compiler_options(config: ml_collections.ConfigDict) -> dict[str, Any] | None
     return options
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task) -> dict[str, float]:
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task,
+          before_write: Callable[[], None] = lambda: None) -> dict[str, float]:
     """Trains `task` for `config.train_steps`, resuming from `workdir` (a path or gs:// URL) when it holds
-    checkpoints.
+    checkpoints. `before_write()` runs before every checkpoint and the export: train.py passes the workdir
+    lease's check (zoo/train/lease.py), which stops a run that may no longer write there.
 
     Returns the last logged metrics. Raises TrainingDiverged on a NaN/inf loss or state.
     """
@@ -211,6 +213,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         if not finite:  # a finite loss can still be followed by a NaN update
             raise TrainingDiverged(f"parameters became non-finite at step {step}; stopped. "
                                    f"Last good checkpoint: {where_good()}")
+        before_write()
         checkpointer.save(step, state, {"data_position": step, "seed": config.seed}, int(fingerprint))
         last_good = step
 
@@ -241,17 +244,18 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
                 record = {**{f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[-1]}, **record}
                 record["steps_per_sec"] = steps_in_interval / train_seconds if train_seconds > 0 else math.nan
                 writer.write(step, record)
-                if is_ckpt:
-                    writer.flush()
                 logged.update(record)
                 pending.clear()
                 checked, train_seconds, steps_in_interval = 0, 0.0, 0
+            if is_ckpt:
+                writer.flush()  # in a bucket: the metrics up to a checkpoint are durable with it
             if preempted:
                 writer.message(f"SIGTERM: saved step {step}; exiting")
                 break
             mark = time.perf_counter()
         checkpointer.wait()
         if step == total:
+            before_write()
             info = {"step": step, **{k: v for k, v in logged.items() if k.startswith("eval/")}}
             export_lib.save_export(workdir / "export", task.export_params(state["task"]), config, info,
                                    task.save_assets)
