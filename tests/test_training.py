@@ -200,7 +200,7 @@ def test_two_processes_stop_together_on_sigterm_and_resume_the_same_run(tmp_path
         time.sleep(0.02)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
-    outputs = _finish(procs)
+    outputs = _finish(procs)  # both exit 0: a process stopping alone would leave the other hung in a collective
     stopped = int(outputs[0].split("SIGTERM: saved step ")[1].split(";")[0])
     assert stopped < 150 and checkpoint_steps(tmp_path / "run")[-1] == stopped
     assert max(losses(tmp_path / "run")) == stopped  # every step up to the stop is in metrics.jsonl
