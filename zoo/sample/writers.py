@@ -1,4 +1,4 @@
-"""Where samples go: stdout, one file, or one file per sample in a directory (DESIGN.md "CLI contracts").
+"""Where samples go: stdout, one file, or one file per sample in a directory.
 
 Files are written atomically (temp file + rename) and an existing file is never replaced unless the user
 says --overwrite: a sampling run must not destroy anybody's work.

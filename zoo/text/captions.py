@@ -1,9 +1,10 @@
 """Caption tables for prompt-conditioned families (music, dcgan, vae): each caption embedded once.
 
-Models are conditioned on sentence embeddings of captions made from their data's labels (DESIGN.md
-"Prompts -> conditioning"). Embedding tens of thousands of captions costs minutes on a CPU, so the table
-is cached under `data_dir()/cache/`, keyed by a hash of the caption list: a rerun, a resumed run and every
-process of a multi-host run read the same file instead of running the encoder again.
+Models are conditioned on sentence embeddings of captions made from their data's labels, so that a
+free prompt's embedding lands near the labels it names. Embedding tens of thousands of captions costs
+minutes on a CPU, so the table is cached under `data_dir()/cache/`, keyed by a hash of the caption list:
+a rerun, a resumed run and every process of a multi-host run read the same file instead of running the
+encoder again.
 """
 
 from __future__ import annotations
