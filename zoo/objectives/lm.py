@@ -29,7 +29,7 @@ from zoo.train.optim import make_optimizer
 log = logging.getLogger(__name__)
 
 TOKENIZER_DIR = tokenizer_lib.DIRECTORY
-TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_FILE = tokenizer_lib.FILE
 
 
 def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,

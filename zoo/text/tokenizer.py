@@ -35,6 +35,7 @@ from zoo.errors import UsageError
 
 EOS = "<|endoftext|>"
 DIRECTORY = "tokenizer"  # where a checkpoint or export keeps its tokenizer
+FILE = "tokenizer.json"  # the file that makes a directory a tokenizer (save_pretrained's name)
 UNK = "<unk>"
 KINDS = ("char", "bpe")
 DEFAULT_MIN_COUNT = 2  # a character seen once is as likely a typo or lacuna as a real character
@@ -66,7 +67,7 @@ def save_tokenizer(tok: PreTrainedTokenizerFast, directory: str | Path) -> None:
 def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
     """The tokenizer `save_tokenizer` wrote into `directory`; reads local files only, never the network."""
     directory = Path(directory).expanduser()
-    if not (directory / "tokenizer.json").is_file():
+    if not (directory / FILE).is_file():
         raise UsageError(f"no tokenizer in {directory} (expected tokenizer.json written by save_tokenizer)")
     try:
         tok = PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
