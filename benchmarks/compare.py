@@ -216,7 +216,7 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
             out["sample_full_recompute_per_s"] = count * new / full
         return out
     if name in ("dcgan", "vae"):
-        from zoo.sample.image import _sample_jit
+        from zoo.sample.images import _sample_jit
 
         if name == "dcgan":  # the sampling interface lives on the whole GAN; only G's state is needed
             model = registry.build_model(task.config, nnx.Rngs(0), **task.model_dims)

@@ -195,7 +195,7 @@ def run(checkpoint: Path, samples: int, per_class: int, diversity: int, iwae_k: 
         seed: int, temperature: float | None, model_prior: bool = False) -> dict:
     """Every figure of the module docstring for an export directory, as one JSON-able dict (temperature
     None: the sampler's default)."""
-    from zoo.sample.image import ImageSampler  # deferred: imports the text stack
+    from zoo.sample.images import ImageSampler  # deferred: imports the text stack
 
     start = time.perf_counter()
     sampler = ImageSampler(checkpoint)

@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.tokenizer = "char"
     c.vocab_size = 0
 
-    c.model = ml_collections.ConfigDict()  # the generator: a GPT (zoo.models.gpt)
+    c.model = ml_collections.ConfigDict()  # the generator: a GPT (zoo.models.lm)
     c.model.num_layers = 3
     c.model.num_heads = 4
     c.model.embed_dim = 256

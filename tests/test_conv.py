@@ -1,4 +1,4 @@
-"""zoo.models.conv: the transposed convolution with a hand-written kernel gradient equals lax's, values and
+"""zoo.layers.conv: the transposed convolution with a hand-written kernel gradient equals lax's, values and
 both gradients, for the shapes the image models use and for odd ones (other kernels, strides, paddings)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from zoo.models.conv import ConvTranspose, conv_transpose, transpose_pads
+from zoo.layers.conv import ConvTranspose, conv_transpose, transpose_pads
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 CASES = [  # batch, size, in, out, kernel, stride, padding

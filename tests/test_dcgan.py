@@ -1,4 +1,4 @@
-"""The `dcgan` model (zoo.models.dcgan) and its objective (zoo.objectives.gan) on real Fashion-MNIST.
+"""The `dcgan` model (zoo.models.dcgan) and its objective (zoo.objectives.dcgan) on real Fashion-MNIST.
 
 Fast: one tiny task per module, its train and eval steps compiled once; one short train.py run."""
 
@@ -92,7 +92,7 @@ def trained(tiny):
     reuse its compiled initialisers (a jitted init_state is one more slow compilation)."""
     if not HAS_FASHION:
         pytest.skip(f"Fashion-MNIST absent: {image_data.FASHION_MNIST_INSTALL}")
-    from zoo.objectives.gan import build_task
+    from zoo.objectives.dcgan import build_task
 
     config = config_lib.load_config_file(str(helpers.ROOT / "configs/dcgan.py"))
     config.update_from_flattened_dict(TINY)

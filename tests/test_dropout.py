@@ -1,4 +1,4 @@
-"""zoo.models.dropout: the 16-bit-uniform dropout mask is Bernoulli(rate), independent, and unbiased."""
+"""zoo.layers.dropout: the 16-bit-uniform dropout mask is Bernoulli(rate), independent, and unbiased."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from zoo.models.dropout import Dropout, keep_mask
+from zoo.layers.dropout import Dropout, keep_mask
 
 SHAPE = (16, 128, 256)  # 524,288 elements: the drop rate's standard error is 4e-4 at rate 0.1
 

@@ -1,4 +1,4 @@
-"""Images from prompts (zoo.sample.image) with the embedded `dcgan` and `vae` models: how a prompt is read,
+"""Images from prompts (zoo.sample.images) with the embedded `dcgan` and `vae` models: how a prompt is read,
 shapes, seeds, PNG files and bad input. Samplers are built once per module; the CLI runs a few times."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.helpers import assert_usage_error, run_sample
 from zoo import registry
-from zoo.sample import image as S
+from zoo.sample import images as S
 
 
 @pytest.fixture(scope="module", params=["dcgan", "vae"])

@@ -1,4 +1,4 @@
-"""zoo.models.linear: the flattened dense layer is nnx.Linear, in parameters, values and both gradients."""
+"""zoo.layers.linear: the flattened dense layer is nnx.Linear, in parameters, values and both gradients."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from zoo.models.linear import Linear, over_rows
+from zoo.layers.linear import Linear, over_rows
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5), (2, 1, 3, 5)])

@@ -1,4 +1,4 @@
-"""The `music` model (zoo.models.melody_rnn) and its objective (zoo.objectives.music) on the shared loop."""
+"""The `music` model (zoo.models.music) and its objective (zoo.objectives.music) on the shared loop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from tests import helpers
-from zoo.models.melody_rnn import LSTMLayer, MelodyRNN, _cell
+from zoo.models.music import LSTMLayer, MelodyRNN, _cell
 
 
 def _model(dropout: float = 0.0) -> MelodyRNN:
@@ -101,7 +101,7 @@ SHARDED_GRADIENT = """
 import jax, jax.numpy as jnp, numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
-from zoo.models.melody_rnn import LSTMLayer
+from zoo.models.music import LSTMLayer
 
 graphdef, params = nnx.split(LSTMLayer(8, 16, jnp.float32, rngs=nnx.Rngs(0)))
 mesh = jax.make_mesh((2,), ("data",))

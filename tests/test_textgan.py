@@ -1,4 +1,4 @@
-"""The text GAN (zoo.models.text_gan, zoo.objectives.textgan, zoo.sample.textgan) on real Tang quatrains.
+"""The text GAN (zoo.models.textgan, zoo.objectives.textgan, zoo.sample.textgan) on real Tang quatrains.
 
 One tiny task per module (its steps compiled once); one tiny train.py run whose export the sampler and CLI
 tests share."""
@@ -17,7 +17,7 @@ from tests import helpers
 from zoo import config as config_lib
 from zoo.data import poem_forms, sources
 from zoo.errors import UsageError
-from zoo.models.text_gan import RelGANDiscriminator
+from zoo.models.textgan import RelGANDiscriminator
 from zoo.objectives import textgan
 
 POEM = "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"

@@ -1,4 +1,4 @@
-"""The `vae` model (zoo.models.conv_vae) and its objective (zoo.objectives.vae) on the shared loop.
+"""The `vae` model (zoo.models.vae) and its objective (zoo.objectives.vae) on the shared loop.
 
 One tiny VAE task on real Fashion-MNIST per module (its train and eval steps compiled once), then one
 end-to-end `train.py` run in a subprocess."""
@@ -22,7 +22,7 @@ from zoo import config as config_lib
 from zoo import registry
 from zoo.data import images as image_data
 from zoo.errors import UsageError
-from zoo.models.conv_vae import ConvVAE
+from zoo.models.vae import ConvVAE
 from zoo.objectives import vae
 
 TINY_MODEL = {"latent_dim": 8, "channels": (8, 16), "hidden_dim": 32, "cond_features": 16}
@@ -265,15 +265,15 @@ def test_train_vae_end_to_end(tmp_path):
         mixture = dict(f)
     assert mixture["log_weights"].shape == (10, 10) and mixture["chol"].shape == (10, 10, 8, 8)
     np.testing.assert_allclose(np.exp(mixture["log_weights"]).sum(axis=1), 1.0, rtol=1e-5)
-    from zoo.models import gaussian_mixture
-    from zoo.sample.image import ImageSampler
+    from zoo.models import vae_mixture
+    from zoo.sample.images import ImageSampler
     data = image_data.load_images("fashion_mnist")
     rows = np.flatnonzero(data.test_labels == 9)[:200]
     x = (np.random.default_rng(0).random((200, 28, 28, 1)) * 255 < data.test_images[rows]).astype(np.float32)
     mu = np.asarray(model.encode(jnp.asarray(x), jnp.tile(jnp.asarray(table[info["caption_classes"].index(9)],
                                                                       jnp.float32), (200, 1)))[0])
     boot = {k: v[9] for k, v in mixture.items()}
-    assert float(gaussian_mixture.log_prob(boot, jnp.asarray(mu)).mean()) > float(
+    assert float(vae_mixture.log_prob(boot, jnp.asarray(mu)).mean()) > float(
         jax.scipy.stats.norm.logpdf(mu).sum(axis=1).mean()) + 5
     sampler = ImageSampler(export)
     assert sampler.default_temperature == config["sample_temperature"] == info["sample_temperature"]

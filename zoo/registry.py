@@ -38,18 +38,18 @@ class Entry:
 MODELS: dict[str, Entry] = {
     e.name: e
     for e in [
-        Entry("poem", "poem.py", "zoo.models.gpt:GPT", "zoo.objectives.lm:build_task",
-              "zoo.sample.poem:PoemSampler", "txt"),
-        Entry("poem-zh", "poem_zh.py", "zoo.models.gpt:GPT", "zoo.objectives.lm:build_task",
-              "zoo.sample.poem:PoemSampler", "txt"),
-        Entry("textgan", "textgan.py", "zoo.models.text_gan:TextGAN", "zoo.objectives.textgan:build_task",
+        Entry("poem", "poem.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
+              "zoo.sample.lm:PoemSampler", "txt"),
+        Entry("poem-zh", "poem_zh.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
+              "zoo.sample.lm:PoemSampler", "txt"),
+        Entry("textgan", "textgan.py", "zoo.models.textgan:TextGAN", "zoo.objectives.textgan:build_task",
               "zoo.sample.textgan:TextGANSampler", "txt"),
-        Entry("music", "music.py", "zoo.models.melody_rnn:MelodyRNN", "zoo.objectives.music:build_task",
+        Entry("music", "music.py", "zoo.models.music:MelodyRNN", "zoo.objectives.music:build_task",
               "zoo.sample.music:MelodySampler", "mid"),
-        Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.gan:build_task",
-              "zoo.sample.image:ImageSampler", "png"),
-        Entry("vae", "vae.py", "zoo.models.conv_vae:ConvVAE", "zoo.objectives.vae:build_task",
-              "zoo.sample.image:ImageSampler", "png"),
+        Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.dcgan:build_task",
+              "zoo.sample.images:ImageSampler", "png"),
+        Entry("vae", "vae.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
+              "zoo.sample.images:ImageSampler", "png"),
     ]
 }
 

@@ -1,4 +1,4 @@
-"""PyTorch twin of the `dcgan` family: zoo/models/dcgan.py trained as zoo/objectives/gan.py trains it.
+"""PyTorch twin of the `dcgan` family: zoo/models/dcgan.py trained as zoo/objectives/dcgan.py trains it.
 
 Architecture (32x32, g = d = 32): G maps [z ; Linear(cond)] through a bias-free Linear to 4x4x128, then
 (BatchNorm -> ReLU -> ConvTranspose 4x4 /2) three times to 32x32xC and tanh; only the last transposed
@@ -121,7 +121,7 @@ class Discriminator(nn.Module):
 
 
 def adversarial_losses(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(D's loss, G's loss) from real and fake logits [B] (zoo.objectives.gan.adversarial_losses, unweighted)."""
+    """(D's loss, G's loss) from real and fake logits [B] (zoo.objectives.dcgan.adversarial_losses, unweighted)."""
     if kind == "hinge":
         return (F.relu(1.0 - real) + F.relu(1.0 + fake)).mean(), (-fake).mean()
     return (F.softplus(-real) + F.softplus(fake)).mean(), F.softplus(-fake).mean()

@@ -1,4 +1,4 @@
-"""zoo.models.gpt.GPT in PyTorch, written the way nanoGPT writes it, so that figures compare with nanoGPT's.
+"""zoo.models.lm.GPT in PyTorch, written the way nanoGPT writes it, so that figures compare with nanoGPT's.
 
 The architecture, parameter layout and initialisation are the JAX model's, which is GPT-2's and so nanoGPT's
 with `bias=True`: pre-LN blocks, learned position embeddings, a fused qkv projection, a 4x MLP, a final
@@ -12,7 +12,7 @@ Where the zoo's model differs from nanoGPT, this twin follows the zoo (the compa
 
 Training attention is `F.scaled_dot_product_attention(..., is_causal=True)`, as nanoGPT's flash path.
 `generate` is nanoGPT's sampler (no cache: the whole cropped context is re-run for each new token);
-`generate_cached` keeps a KV cache and slides the window the way zoo.sample.poem does.
+`generate_cached` keeps a KV cache and slides the window the way zoo.sample.lm does.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """The zoo's GPT (same constructor arguments as zoo.models.gpt.GPT, less dtype and rngs)."""
+    """The zoo's GPT (same constructor arguments as zoo.models.lm.GPT, less dtype and rngs)."""
 
     def __init__(self, *, vocab_size: int, context_length: int, num_layers: int, num_heads: int,
                  embed_dim: int, dropout: float = 0.0):
@@ -155,7 +155,7 @@ class GPT(nn.Module):
 
     def decode(self, tokens: torch.Tensor, cache: KVCache, index: int) -> torch.Tensor:
         """Inference: tokens [B, T] at positions index..index+T-1 against `cache` (updated in place) ->
-        float32 logits [B, T, V]. Call in eval mode and under no_grad, as zoo.models.gpt.GPT.decode."""
+        float32 logits [B, T, V]. Call in eval mode and under no_grad, as zoo.models.lm.GPT.decode."""
         positions = torch.arange(index, index + tokens.shape[1], device=tokens.device)
         x = self.wte(tokens) + self.wpe(positions)
         for block, layer_cache in zip(self.blocks, cache, strict=True):
@@ -194,7 +194,7 @@ def generate_cached(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperat
                     generator: torch.Generator | None = None, logit_bias: torch.Tensor | None = None
                     ) -> torch.Tensor:
     """`generate` with a KV cache: prefill, then one-token decode steps. Once the window is full it is
-    re-prefilled with the last context_length // 2 tokens (zoo.sample.poem's slide; learned absolute
+    re-prefilled with the last context_length // 2 tokens (zoo.sample.lm's slide; learned absolute
     positions rule out rolling the cache). idx int64 [B, P] -> [B, P + max_new_tokens]."""
     was_training = model.training
     model.eval()
@@ -219,7 +219,7 @@ def generate_cached(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperat
 
 
 def load_jax_params(model: GPT, params: dict) -> None:
-    """Copies zoo.models.gpt.GPT's pure-dict params into the twin (parity checks). The module names are
+    """Copies zoo.models.lm.GPT's pure-dict params into the twin (parity checks). The module names are
     the same and so is the fused qkv layout (columns [q | k | v], each head-major), so
     `load_flax_params`'s one-to-one map covers it: Linear kernels (c_attn, c_proj, c_fc), Embed (wte, also
     the tied output projection, and wpe), LayerNorm (ln_1, ln_2, ln_f)."""

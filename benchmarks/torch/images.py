@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.models.conv import transpose_pads
+from zoo.layers.conv import transpose_pads
 
 
 def same_conv_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

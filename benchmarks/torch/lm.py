@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from benchmarks.torch.common import ZooOptimizer, autocast, count_params, default_device, tensors
 from benchmarks.torch.gpt import GPT, generate, generate_cached
 
-# zoo.sample.poem primes with the end-of-text token; both zoo tokenizers (char and BPE) give it id 0.
+# zoo.sample.lm primes with the end-of-text token; both zoo tokenizers (char and BPE) give it id 0.
 PROMPT_TOKEN = 0
 
 

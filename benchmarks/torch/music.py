@@ -1,4 +1,4 @@
-"""The `music` family's PyTorch twin: zoo.models.melody_rnn.MelodyRNN trained as zoo.objectives.music does.
+"""The `music` family's PyTorch twin: zoo.models.music.MelodyRNN trained as zoo.objectives.music does.
 
 Model. zoo's cell is the textbook LSTM with gates in torch's order (i, f, g, o) and the same update, so
 the recurrence is `torch.nn.LSTM` (fused cuDNN kernel on GPU, as a PyTorch user would write it), with two

@@ -1,4 +1,4 @@
-"""The `textgan` family's PyTorch twin: zoo.models.text_gan.TextGAN trained as zoo.objectives.textgan does.
+"""The `textgan` family's PyTorch twin: zoo.models.textgan.TextGAN trained as zoo.objectives.textgan does.
 
 Generator: the GPT twin (benchmarks.torch.gpt). Discriminator: RelGAN's multi-representation CNN, below.
 `config.phase` picks the step, as on the JAX side:
@@ -85,7 +85,7 @@ def _lecun_normal_(weight: torch.Tensor) -> None:
 
 
 class RelGANDiscriminator(nn.Module):
-    """zoo.models.text_gan.RelGANDiscriminator: num_rep embeddings of the (relaxed) one-hot rows, CNNs of
+    """zoo.models.textgan.RelGANDiscriminator: num_rep embeddings of the (relaxed) one-hot rows, CNNs of
     several widths with max-over-time pooling, a highway layer, dropout, Linear(hidden), Linear(1): one
     real/fake logit per representation. Parameters in the JAX layout where it is not PyTorch's own
     (the embedding kernel is [V, num_rep * embed_dim], so ids index its rows)."""

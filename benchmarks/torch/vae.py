@@ -1,4 +1,4 @@
-"""PyTorch twin of the `vae` family: zoo/models/conv_vae.py trained as zoo/objectives/vae.py trains it.
+"""PyTorch twin of the `vae` family: zoo/models/vae.py trained as zoo/objectives/vae.py trains it.
 
 Architecture (configs/vae.py: 28x28x1, channels (32, 64), hidden 256, latent 64, cond_features 64, k=4):
     c = SiLU(Linear(cond))                                     (shared by encoder, decoder and prior)
@@ -39,7 +39,7 @@ from torch import nn
 
 from benchmarks.torch import images
 from benchmarks.torch.common import ZooOptimizer, autocast, count_params, lecun_normal_, tensors
-from zoo.models.conv_vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
+from zoo.models.vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
 from zoo.objectives.vae import GREY_LEVELS
 
 _lecun_normal_ = lecun_normal_
@@ -58,7 +58,7 @@ def _flax_default_init(module: nn.Module) -> None:
 
 
 class ConvVAE(nn.Module):
-    """zoo.models.conv_vae.ConvVAE in NCHW: the same layers, widths and activations."""
+    """zoo.models.vae.ConvVAE in NCHW: the same layers, widths and activations."""
 
     def __init__(self, *, image_shape: Sequence[int] = (28, 28, 1), cond_dim: int = 384, latent_dim: int = 32,
                  channels: Sequence[int] = (32, 64), hidden_dim: int = 256, cond_features: int = 64,

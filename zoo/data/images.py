@@ -514,7 +514,7 @@ def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: S
                       captions: Sequence[str], caption_classes: Sequence[int] | np.ndarray, embeddings: np.ndarray,
                       image_shape: Sequence[int], source_shape: Sequence[int], scale: str, model_dims: dict,
                       exported_module: str | None, **extra: Any) -> None:
-    """What an image sampler (zoo.sample.image) needs besides the params, the one format of every image
+    """What an image sampler (zoo.sample.images) needs besides the params, the one format of every image
     family: `images.json` (data, class names, the caption list and each caption's class, the model's image
     shape [H, W, C] and the data's own (to crop a padded sample back), the training pixel scale ("tanh" =
     [-1, 1], "unit"/"binary" = [0, 1]), `model_dims` (the data-dependent model arguments),

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.models.conv import ConvTranspose
+from zoo.layers.conv import ConvTranspose
 
 _KERNEL_INIT = nnx.initializers.normal(stddev=0.02)
 
@@ -152,7 +152,7 @@ class Discriminator(nnx.Module):
 
 
 class DCGAN(nnx.Module):
-    """Both networks of the conditional DCGAN; the objective (zoo.objectives.gan) trains them, sampling
+    """Both networks of the conditional DCGAN; the objective (zoo.objectives.dcgan) trains them, sampling
     needs only `generator` (its params and BatchNorm statistics).
 
     Dimensions from the data: `channels` (1 for grey), `image_size` (32 for padded Fashion-MNIST),

@@ -1,4 +1,4 @@
-"""Caption-conditioned next-event modelling: the objective of the `music` model (zoo.models.melody_rnn).
+"""Caption-conditioned next-event modelling: the objective of the `music` model (zoo.models.music).
 
 Data: the folk-tune corpus of zoo.data.music, split by tune hash, encoded as melody events, randomly
 transposed per batch row (with a caption naming the transposed key). Every unique caption is embedded

@@ -2,7 +2,7 @@
 
 Two phases, as in RelGAN, each its own run (`config.phase`), the second starting from the first's export:
 
-1. "mle": maximum likelihood. The generator (zoo.models.gpt.GPT) learns next-token prediction on the
+1. "mle": maximum likelihood. The generator (zoo.models.lm.GPT) learns next-token prediction on the
    training poems (zoo.objectives.lm.lm_loss, with dropout) with the shared AdamW, warm-up and cosine
    schedule (zoo.train.optim). This run's export is also the MLE-only baseline the GAN is compared with.
 2. "adversarial" (`init_from` = the MLE run): adversarial training (Nie et al. 2019, RelGAN):

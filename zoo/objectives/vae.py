@@ -1,4 +1,4 @@
-"""The negative ELBO of a caption-conditioned VAE: the objective of the `vae` model (zoo.models.conv_vae).
+"""The negative ELBO of a caption-conditioned VAE: the objective of the `vae` model (zoo.models.vae).
 
 Data: an image dataset of zoo.data.images (Fashion-MNIST by default, `mnist`, `tfds:NAME`) in the pixels
 the model's likelihood (`model.likelihood`) is a true likelihood of, so negative log-likelihoods are nats
@@ -22,7 +22,7 @@ jitted step and restored with checkpoints. Train metrics: loss (the minimised ob
 
 Export (`save_assets`): with `config.latent_mixture_components` = K > 0, one K-component full-covariance
 Gaussian mixture per class is fit by EM to the posterior means of every training image of the class
-(`fit_latent_mixtures`, zoo.models.gaussian_mixture) and saved beside the params (latent_mixture.npz);
+(`fit_latent_mixtures`, zoo.models.vae_mixture) and saved beside the params (latent_mixture.npz);
 samplers draw a class's latents from it instead of from p(z | c) (ex-post density estimation: the
 prior's holes between the encoder's clusters decode as blends of two garments). `config.sample_temperature`
 is stored as the samplers' default spread of the latent noise.
@@ -53,8 +53,8 @@ from flax import nnx
 from zoo import registry
 from zoo.data import images as image_data
 from zoo.errors import UsageError
-from zoo.models import gaussian_mixture
-from zoo.models.conv_vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
+from zoo.models import vae_mixture
+from zoo.models.vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
 from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
@@ -306,7 +306,7 @@ class VAETask(SingleModelTask):
             sample_temperature=float(self.config.get("sample_temperature", 1.0)), **extra)
 
     def fit_latent_mixtures(self, params: dict, batch_size: int = 500) -> dict[str, np.ndarray]:
-        """One `latent_mixture_components`-Gaussian mixture per class (zoo.models.gaussian_mixture) fit to the
+        """One `latent_mixture_components`-Gaussian mixture per class (zoo.models.vae_mixture) fit to the
         posterior means E[z | x, c] of every training image, binarised once (eval's fixed draw) and conditioned
         on its class's captions in turn -> the stacked mixture {"log_weights" [C, K], "means" [C, K, D],
         "chol" [C, K, D, D]}. `params` must be addressable from this process (__init__ refuses fsdp)."""
@@ -324,7 +324,7 @@ class VAETask(SingleModelTask):
         fits = []
         for c in range(d.num_classes):
             points = means[labels == c]
-            fits.append(gaussian_mixture.fit(points, self.mixture_components, seed=self.config.seed))
+            fits.append(vae_mixture.fit(points, self.mixture_components, seed=self.config.seed))
             log.info("latent mixture of class %d (%s): %d components on %d posterior means", c, d.class_names[c],
                      len(fits[-1]["log_weights"]), len(points))
         return {k: np.stack([f[k] for f in fits]) for k in fits[0]}

@@ -9,7 +9,7 @@ must provide
     decode(tokens int[B, T], cache, index int32) -> (float logits [B, T, V], cache)
 
 where `decode` writes the K/V of positions index..index+T-1 and attends to cache positions <= its own
-(see `zoo.models.gpt.GPT`). `generate_reference` needs only `__call__(tokens) -> logits`.
+(see `zoo.models.lm.GPT`). `generate_reference` needs only `__call__(tokens) -> logits`.
 
 Step i of a generation (i = 0 for the first new token) samples with `jax.random.fold_in(key, i)`, so the
 cached sampler and the no-cache reference draw the same tokens from the same key.

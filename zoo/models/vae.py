@@ -38,13 +38,13 @@ the same way). Measured (beta = 0.25, latent 64, hidden 512, 6,000 steps, sample
 Gaussian prior's samples pass the image bar (benchmarks/image_eval.py) in 4 of 10 classes, a 16-component
 mixture's in 7, and a full-covariance mixture per class fit to the posterior means after training in 8
 (scratch runs). The embedded model (hidden 256) keeps K = 1 and samples from such a fitted mixture instead
-(zoo.models.gaussian_mixture, config `latent_mixture_components`): 6/10 from its prior, 9/10 from the
+(zoo.models.vae_mixture, config `latent_mixture_components`): 6/10 from its prior, 9/10 from the
 mixtures, 10/10 at temperature 0.8 (benchmarks/results/vae_*eval.json). With K > 1 the KL has no closed form: the
 objective estimates it with the z it decodes (zoo.objectives.vae.kl_estimate).
 
 The caption's projection `c` is shared by the encoder and the decoder and enters each at its dense layer by
 concatenation. Activations are SiLU, with no normalisation (batch statistics would make an image's
-likelihood depend on its batch). Like zoo/models/gpt.py and melody_rnn.py the model holds no RNG state:
+likelihood depend on its batch). Like zoo/models/lm.py and melody_rnn.py the model holds no RNG state:
 the reparameterisation noise comes from a key passed at call time. Convolutions and dense layers compute
 in `dtype`; logits, mu and logvar are float32.
 """
@@ -59,7 +59,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.models.conv import ConvTranspose
+from zoo.layers.conv import ConvTranspose
 
 LIKELIHOODS = {"bernoulli": 1, "logistic": 2}  # decoder output channels per image channel
 LOG_SCALE_MIN = -7.0  # the logistic's log-scale floor (PixelCNN++): about 1/4 of a grey level

@@ -35,7 +35,7 @@ from flax import nnx
 
 from zoo.data.images import ASSETS_FILE
 from zoo.errors import UsageError
-from zoo.models import gaussian_mixture
+from zoo.models import vae_mixture
 from zoo.train import export as export_lib
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def _to_uint8(images: jax.Array) -> list[np.ndarray]:
 
 @functools.partial(jax.jit, static_argnames=("temperature",))
 def _mixture_sample_jit(mixture: dict, rows: jax.Array, key: jax.Array, temperature: float) -> jax.Array:
-    return gaussian_mixture.sample(mixture, rows, key, temperature)
+    return vae_mixture.sample(mixture, rows, key, temperature)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))

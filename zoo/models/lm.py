@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.models.dropout import Dropout
-from zoo.models.linear import Linear, over_rows
+from zoo.layers.dropout import Dropout
+from zoo.layers.linear import Linear, over_rows
 
 # One {"k": [B, H, S, D], "v": [B, H, S, D]} dict per layer, in the compute dtype. Heads before positions
 # so the attention einsums are plain batched matmuls over the cache: [B, S, H, D] made XLA transpose the

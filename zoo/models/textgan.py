@@ -1,6 +1,6 @@
 """The text GAN (`textgan`): a GPT generator and RelGAN's multi-representation CNN discriminator.
 
-Generator: zoo.models.gpt.GPT, unchanged: the same decoder the poem LMs use, trained first by maximum
+Generator: zoo.models.lm.GPT, unchanged: the same decoder the poem LMs use, trained first by maximum
 likelihood and then adversarially (zoo.objectives.textgan). Nothing about Gumbel-softmax lives in the
 model: the objective draws the Gumbel noise and relaxes the generator's logits.
 
@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.models.dropout import Dropout
-from zoo.models.gpt import GPT
-from zoo.models.linear import Linear
+from zoo.layers.dropout import Dropout
+from zoo.layers.linear import Linear
+from zoo.models.lm import GPT
 
 
 class RelGANDiscriminator(nnx.Module):

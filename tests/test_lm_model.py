@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from zoo.models.gpt import GPT, num_params
+from zoo.models.lm import GPT, num_params
 from zoo.sample import decoding
 from zoo.sample.decoding import generate, generate_reference, sample_logits
 
@@ -203,7 +203,7 @@ def test_first_token_bias_constrains_only_the_first_token(model):
 def test_blockwise_causal_attention_equals_the_full_masked_one():
     """Past ATTENTION_BLOCK positions training attention skips the masked upper triangle block by block; it
     must give exactly the full masked softmax attention (and so the decode path's)."""
-    from zoo.models import gpt
+    from zoo.models import lm as gpt
 
     rng = np.random.default_rng(0)
     t = 3 * gpt.ATTENTION_BLOCK
@@ -219,7 +219,7 @@ def test_blockwise_causal_attention_equals_the_full_masked_one():
 def test_attention_equals_softmax_attention(dtype, tol):
     """_attend normalises after the value matmul; it must equal textbook softmax(q k^T / sqrt(d)) v (computed
     in float64 from the same operands), with and without masked positions, values and gradients."""
-    from zoo.models import gpt
+    from zoo.models import lm as gpt
 
     rng = np.random.default_rng(1)
     q, k, v = (jnp.asarray(rng.normal(size=(2, 3, 6, 8)) * 2, dtype) for _ in range(3))

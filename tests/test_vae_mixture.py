@@ -1,4 +1,4 @@
-"""zoo.models.gaussian_mixture: EM recovers a known mixture, densities match SciPy's, samples follow the
+"""zoo.models.vae_mixture: EM recovers a known mixture, densities match SciPy's, samples follow the
 weights and covariances (the VAE's ex-post latent density)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from zoo.models import gaussian_mixture as gm
+from zoo.models import vae_mixture as gm
 
 WEIGHTS = np.array([0.2, 0.3, 0.5])
 MEANS = np.array([[-6.0, 0.0, 1.0], [0.0, 6.0, -1.0], [6.0, 0.0, 0.0]])

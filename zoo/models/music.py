@@ -14,7 +14,7 @@ is one big matmul over all steps before the scan; inside the scan each step does
 matmul. `step` runs the same cells for a single token, so a sampler can carry the state in a
 `lax.while_loop`; `__call__` equals running `step` token by token.
 
-Like zoo/models/gpt.py the model holds no RNG state: dropout draws from an `nnx.Rngs` given at call time.
+Like zoo/models/lm.py the model holds no RNG state: dropout draws from an `nnx.Rngs` given at call time.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.models.dropout import Dropout
-from zoo.models.linear import Linear
+from zoo.layers.dropout import Dropout
+from zoo.layers.linear import Linear
 
 # {"cells": one (h, c) pair per layer, each [B, hidden_dim]; "cond_gates": [B, 4 * hidden_dim]}, in the
 # compute dtype: a plain pytree, so a sampler can carry it through a lax.while_loop.

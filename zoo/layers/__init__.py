@@ -1,0 +1,1 @@
+"""Layers the model families share (zoo.models builds from them); none of them is a model."""
