@@ -124,14 +124,13 @@ def main(argv: list[str]) -> int:
 
 def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
     """The export to sample from: --checkpoint, else the embedded one; it must hold a model of `entry`."""
-    from zoo import registry
-    from zoo.train import export as export_lib
+    from zoo import export, registry
 
     if checkpoint is None and not entry.pretrained_dir.is_dir():
         raise UsageError(f"no embedded {entry.name} checkpoint ships with this release; train one with "
                          f"configs/{entry.config} (its docstring has the commands) and pass --checkpoint DIR")
-    export_dir = export_lib.find_export(checkpoint or entry.pretrained_dir)
-    trained_as = export_lib.load_config(export_dir).get("model_name", "")
+    export_dir = export.find_export(checkpoint or entry.pretrained_dir)
+    trained_as = export.load_config(export_dir).get("model_name", "")
     if trained_as not in registry.MODELS or registry.MODELS[trained_as].model != entry.model:
         raise UsageError(f"{export_dir} holds a {trained_as or 'unknown'!s} model, not a {entry.name} model")
     return export_dir

@@ -1,12 +1,13 @@
 """JAX zoo vs its PyTorch twins (benchmarks/torch/): training speed, memory, losses, FLOPs, MFU, sampling.
 
-    python -m benchmarks.compare --model NAME [--steps N] [--device cpu|gpu] [--json PATH] [--repeats R]
+    python -m benchmarks.compare --model NAME [--steps N] [--device cpu|gpu] [--json [PATH]] [--repeats R]
                                  [--windows 5] [--warmup 3] [--no-compile] [--cpu-devices N]
                                  [--config.KEY=VALUE ...]
 
 NAME is a registry family (poem, textgan, dcgan, vae, music). Its benchmark config is the family's
 training config with BENCH_OVERRIDES[NAME] and then the command line's overrides applied; docs/benchmarks.md
-records the tables and commands.
+records the tables and commands. `--json` without PATH writes benchmarks/results/compare_NAME_DEVICE.json
+(DEVICE: cpu, gpu, or cpuN with --cpu-devices N), the file docs/benchmarks.md quotes.
 
 Each side runs in its own subprocess (so the two runtimes' thread pools never compete, and peak memory is
 that process's: for the torch sides it includes the JAX task that makes the batches): "jax" (the shared
@@ -216,10 +217,12 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
             out["sample_full_recompute_per_s"] = count * new / full
         return out
     if name in ("dcgan", "vae"):
+        from zoo.models import build
+        from zoo.models.dcgan import DCGAN
         from zoo.sample.images import _sample_jit
 
         if name == "dcgan":  # the sampling interface lives on the whole GAN; only G's state is needed
-            model = registry.build_model(task.config, nnx.Rngs(0), **task.model_dims)
+            model = build(DCGAN, task.config, nnx.Rngs(0), **task.model_dims)
             nnx.update(model.generator, task.export_params(state))
         else:
             model = nnx.merge(task.graphdef, state["params"])
@@ -465,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--json", type=Path, nargs="?", const=True,
+                        help="also write the figures here (no PATH: benchmarks/results/compare_NAME_DEVICE.json)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile side")
     parser.add_argument("--repeats", type=int, default=1, help="run the sides this many times in turn")
     parser.add_argument("--cpu-devices", type=int, default=1,
@@ -514,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = {side: combine_repeats(r) for side, r in runs.items()}
         s = summary(args.model, results, config, args)
         print(markdown(s))
+        if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
+            device = args.device if args.cpu_devices == 1 else f"{args.device}{args.cpu_devices}"
+            args.json = Path(__file__).resolve().parent / "results" / f"compare_{args.model}_{device}.json"
         if args.json:
             try:
                 args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,13 @@
 """What a checkpoint costs in a bucket: seconds per save of the poem LM's full train state (params and Adam
 moments) to gs:// on a local Cloud Storage server, against the same save to local disk.
 
-    python -m benchmarks.gcs_checkpoint [--config configs/poem.py] [--saves 5] [--config.KEY=VALUE ...]
+    python -m benchmarks.gcs_checkpoint [--config configs/poem.py] [--saves 5] [--json [PATH]] [--config.KEY=VALUE ...]
 
 Uses the loop's own Checkpointer (Orbax, async, plus the JSON meta) and times save + wait-until-committed,
 i.e. what a synchronous save would block; the loop itself only blocks for the async part. The server is
 fake-gcs-server on 127.0.0.1 (tests/gcs_server.py), so the figure is the protocol's and the libraries'
-overhead without network latency: a real bucket adds its round trips. Prints one JSON line.
+overhead without network latency: a real bucket adds its round trips. Prints one JSON line; `--json PATH`
+also writes it (`--json` alone: benchmarks/results/gcs_checkpoint_CONFIG_DEVICE.json, e.g. ..._poem_cpu.json).
 """
 
 from __future__ import annotations
@@ -27,15 +28,25 @@ def main() -> None:
     parser.add_argument("--config", default="configs/poem.py")
     parser.add_argument("--saves", type=int, default=5)
     parser.add_argument("--vocab", type=int, default=96)
+    parser.add_argument("--json", type=pathlib.Path, nargs="?", const=True,
+                        help="also write the line here (no PATH: benchmarks/results/gcs_checkpoint_CONFIG_DEVICE.json)")
     args, overrides = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as scratch:
         server = FakeGCS(pathlib.Path(scratch) / "gcs")
         server.start()
         os.environ.update(server.env())  # before tensorstore and gcsfs read them
         try:
-            print(json.dumps(measure(args, overrides, pathlib.Path(scratch), server)))
+            result = measure(args, overrides, pathlib.Path(scratch), server)
+            print(json.dumps(result))
         finally:
             server.stop()
+    if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
+        import jax
+
+        name = f"gcs_checkpoint_{pathlib.Path(args.config).stem}_{jax.default_backend()}.json"
+        args.json = pathlib.Path(__file__).resolve().parent / "results" / name
+    if args.json:
+        args.json.write_text(json.dumps(result) + "\n")
 
 
 def measure(args: argparse.Namespace, overrides: list[str], scratch: pathlib.Path, server: FakeGCS) -> dict:

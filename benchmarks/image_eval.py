@@ -2,9 +2,11 @@
 
     python -m benchmarks.image_eval --checkpoint zoo/pretrained/dcgan [--samples 10000] [--per-class 1000]
                                     [--diversity 200] [--iwae-k 1000 --iwae-images 1000] [--seed 0]
-                                    [--temperature T] [--json PATH]
+                                    [--temperature T] [--json [PATH]]
 
-Prints Markdown tables; `--json PATH` also writes every figure. The judge is the small CNN that
+Prints Markdown tables; `--json PATH` also writes every figure (`--json` alone: the committed result's
+name, benchmarks/results/eval_MODEL_DEVICE.json, MODEL `dcgan` or `vae`, or e.g. `vae-mnist` for an export
+of another dataset). The judge is the small CNN that
 `python -m benchmarks.image_classifier --data DATA` trained on the real training split of the export's
 data (`benchmarks/classifiers/DATA.npz`); the real images are that dataset's test split
 (zoo.data.images.load_images). Samples are drawn with `ImageSampler.sample_cond` conditioned on
@@ -195,10 +197,11 @@ def run(checkpoint: Path, samples: int, per_class: int, diversity: int, iwae_k: 
         seed: int, temperature: float | None, model_prior: bool = False) -> dict:
     """Every figure of the module docstring for an export directory, as one JSON-able dict (temperature
     None: the sampler's default)."""
-    from zoo.sample.images import ImageSampler  # deferred: imports the text stack
+    from zoo import export, registry  # deferred: imports the text stack
 
     start = time.perf_counter()
-    sampler = ImageSampler(checkpoint)
+    entry = registry.get(export.load_config(checkpoint).get("model_name", ""))
+    sampler = registry.load_sampler(entry)(checkpoint)
     temperature = sampler.default_temperature if temperature is None else temperature
     return evaluate(sampler, str(checkpoint), samples, per_class, diversity, iwae_k, iwae_images, seed, temperature,
                     start, model_prior)
@@ -361,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="the latent noise's spread (default: the export's sample_temperature, else 1)")
     parser.add_argument("--model-prior", action="store_true",
                         help="a VAE with latent mixtures: draw from the model's own prior p(z | c) instead")
-    parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--json", type=Path, nargs="?", const=True,
+                        help="also write every figure here (no PATH: benchmarks/results/eval_MODEL_DEVICE.json)")
     args = parser.parse_args(argv)
     try:
         if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
@@ -377,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(report(out))
+    if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
+        model = {"gan": "dcgan"}.get(out["family"], out["family"])
+        model += "" if out["data"] == "fashion_mnist" else f"-{out['data']}"
+        args.json = Path(__file__).resolve().parent / "results" / f"eval_{model}_{jax.default_backend()}.json"
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
 

@@ -1,6 +1,6 @@
 """Do the JAX zoo and its PyTorch twin learn alike? Losses over several seeds, with a test of "within noise".
 
-    python -m benchmarks.loss_agreement --model NAME [--seeds 5] [--steps 100] [--last 10] [--json PATH]
+    python -m benchmarks.loss_agreement --model NAME [--seeds 5] [--steps 100] [--last 10] [--json [PATH]]
                                         [--config.KEY=VALUE ...]
 
 One run of each side per seed s (`--config.seed=s`: the same batches on both sides, the task's
@@ -14,7 +14,8 @@ seeds, noisy losses) is visible rather than read as agreement. One seed, as in b
 say even this: a single pair of runs differs by the init's luck as much as by any real difference.
 
 Each side runs in its own subprocess (its seeds one after the other), so the runtimes never share cores.
-Prints a Markdown table; `--json PATH` also writes per-seed losses and the test.
+Prints a Markdown table; `--json PATH` also writes per-seed losses and the test (`--json` alone:
+benchmarks/results/agreement_NAME_cpu.json, the file docs/benchmarks.md quotes).
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--last", type=int, default=10, help="steps averaged into each run's figure")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, nargs="?", const=True,
+                        help="also write the figures here (no PATH: benchmarks/results/agreement_NAME_cpu.json)")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: one side, all seeds
     parser.error = compare._usage_error
     args, overrides = parser.parse_known_args(argv)
@@ -156,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         out[side] = {"final": finals, "losses": result["losses"]}
     out["test"] = welch(out["jax"]["final"], out["torch"]["final"])
     print(markdown(out))
+    if args.json is True:  # --json alone: the name docs/benchmarks.md quotes (the twins are CPU-only)
+        args.json = Path(__file__).resolve().parent / "results" / f"agreement_{args.model}_cpu.json"
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -1,6 +1,6 @@
 """How much MFU a family's train step could reach on this machine: its matmuls, each timed alone.
 
-    python -m benchmarks.matmul_ceiling --model NAME [--json PATH] [--config.KEY=VALUE ...]
+    python -m benchmarks.matmul_ceiling --model NAME [--json [PATH]] [--config.KEY=VALUE ...]
 
 MFU (benchmarks/compare.py) divides the step's FLOPs by the best square matmul this machine runs. A model's
 own matmuls are not square: a 256-wide transformer multiplies [16384, 256] by [256, 768], whose short inner
@@ -157,12 +157,15 @@ def markdown(r: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, nargs="?", const=True,
+                        help="also write the figures here (no PATH: benchmarks/results/ceiling_NAME_DEVICE.json)")
     args, overrides = parser.parse_known_args(argv)
     try:
         check_overrides(overrides)
         result = measure(args.model, overrides)
         print(markdown(result))
+        if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
+            args.json = Path(__file__).resolve().parent / "results" / f"ceiling_{args.model}_{result['device']}.json"
         if args.json:
             args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     except (UsageError, OSError) as e:

@@ -17,7 +17,8 @@ from zoo.sample import images as S
 
 @pytest.fixture(scope="module", params=["dcgan", "vae"])
 def sampler(request) -> S.ImageSampler:
-    return S.ImageSampler(registry.get(request.param).pretrained_dir)
+    entry = registry.get(request.param)
+    return registry.load_sampler(entry)(entry.pretrained_dir)
 
 
 def test_prompts_are_read_as_the_class_they_name(sampler):

@@ -152,7 +152,7 @@ def test_quatrain_data(task):
     row = task.train_data.rows[0]
     assert row[0] == task.tokenizer.eos_token_id
     assert task.tokenizer.decode(row[1:]) == task.poems.train[0]
-    assert task.bias[task.tokenizer.eos_token_id] == textgan.MASKED and (task.bias == 0).sum() == task.vocab_size - 2
+    assert task.bias[task.tokenizer.eos_token_id] == poem_forms.MASKED and (task.bias == 0).sum() == task.vocab_size - 2
 
 
 @needs_tang

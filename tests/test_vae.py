@@ -19,7 +19,6 @@ from flax import nnx
 
 from tests import helpers
 from zoo import config as config_lib
-from zoo import registry
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 from zoo.models.vae import ConvVAE
@@ -252,21 +251,23 @@ def test_train_vae_end_to_end(tmp_path):
     table = np.load(export / info["embeddings"])
     assert table.dtype == np.float16 and table.shape == (len(info["captions"]), 384)
     # What a sampler does: rebuild the model from the export alone and draw an image of a caption.
-    from zoo.train import export as export_lib
-    model = registry.build_model(config_lib.from_json(json.dumps(config)), nnx.Rngs(0), **info["model_dims"])
+    from zoo import export as export_lib
+    from zoo.models import build
+    from zoo.models.vae import ConvVAE
+    model = build(ConvVAE, config_lib.from_json(json.dumps(config)), nnx.Rngs(0), **info["model_dims"])
     graphdef, params = nnx.split(model, nnx.Param)
     model = nnx.merge(graphdef, export_lib.load_params(export, nnx.to_pure_dict(params)))
     images = model.sample(jnp.asarray(table[:2], jnp.float32), jax.random.key(0))
     assert images.shape == (2, 28, 28, 1) and bool(jnp.isfinite(images).all())
     # The ex-post latent mixtures: one per class, fit to the training images' posterior means, which they
     # score far better than the prior N(0, I) does; the sampler draws from the named class's mixture.
-    assert info["latent_mixture"] == vae.LATENT_MIXTURE_FILE and info["latent_mixture_components"] == 10
+    assert info["latent_mixture"] == export_lib.LATENT_MIXTURE and info["latent_mixture_components"] == 10
     with np.load(export / info["latent_mixture"]) as f:
         mixture = dict(f)
     assert mixture["log_weights"].shape == (10, 10) and mixture["chol"].shape == (10, 10, 8, 8)
     np.testing.assert_allclose(np.exp(mixture["log_weights"]).sum(axis=1), 1.0, rtol=1e-5)
     from zoo.models import vae_mixture
-    from zoo.sample.images import ImageSampler
+    from zoo.sample.images import VAESampler
     data = image_data.load_images("fashion_mnist")
     rows = np.flatnonzero(data.test_labels == 9)[:200]
     x = (np.random.default_rng(0).random((200, 28, 28, 1)) * 255 < data.test_images[rows]).astype(np.float32)
@@ -275,7 +276,7 @@ def test_train_vae_end_to_end(tmp_path):
     boot = {k: v[9] for k, v in mixture.items()}
     assert float(vae_mixture.log_prob(boot, jnp.asarray(mu)).mean()) > float(
         jax.scipy.stats.norm.logpdf(mu).sum(axis=1).mean()) + 5
-    sampler = ImageSampler(export)
+    sampler = VAESampler(export)
     assert sampler.default_temperature == config["sample_temperature"] == info["sample_temperature"]
     cond = np.tile(sampler.class_condition(9)[None], (4, 1))
     drawn = sampler.sample_cond(cond, 3, classes=np.full(4, 9))

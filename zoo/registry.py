@@ -14,7 +14,6 @@ from typing import Any
 from zoo.errors import UsageError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +31,8 @@ class Entry:
 
     @property
     def pretrained_dir(self) -> pathlib.Path:
+        from zoo.export import PRETRAINED_DIR  # deferred: the registry answers without JAX
+
         return PRETRAINED_DIR / self.name
 
 
@@ -47,9 +48,9 @@ MODELS: dict[str, Entry] = {
         Entry("music", "music.py", "zoo.models.music:MelodyRNN", "zoo.objectives.music:build_task",
               "zoo.sample.music:MelodySampler", "mid"),
         Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.dcgan:build_task",
-              "zoo.sample.images:ImageSampler", "png"),
+              "zoo.sample.images:DCGANSampler", "png"),
         Entry("vae", "vae.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
-              "zoo.sample.images:ImageSampler", "png"),
+              "zoo.sample.images:VAESampler", "png"),
     ]
 }
 
@@ -65,22 +66,6 @@ def load_sampler(entry: Entry) -> Any:
     if importlib.util.find_spec(entry.sampler.split(":")[0]) is None:
         raise UsageError(f"sampling for {entry.name} is not available yet")
     return resolve(entry.sampler)
-
-
-def build_model(config: Any, rngs: Any, **dims: Any) -> Any:
-    """The NNX model a training config describes: its entry's model class called with `config.model`,
-    the compute dtype and `dims` known only from the data (e.g. vocab_size). Shared by training and
-    sampling, so both always build the same architecture. Impossible shapes are a UsageError."""
-    import jax.numpy as jnp
-
-    try:
-        dtype = jnp.dtype(config.get("compute_dtype", "float32"))
-    except TypeError:
-        raise UsageError(f"unknown compute_dtype {config.compute_dtype!r}: use float32 or bfloat16") from None
-    try:
-        return resolve(get(config.model_name).model)(dtype=dtype, rngs=rngs, **config.model.to_dict(), **dims)
-    except (ValueError, TypeError) as e:  # e.g. embed_dim not divisible by num_heads, an unknown key
-        raise UsageError(f"bad model config: {e}") from None
 
 
 def resolve(target: str) -> Any:

@@ -217,5 +217,6 @@ class DCGANTwin:
 
 
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int) -> DCGANTwin:
-    """The twin of `registry.build_model(config, rngs, **dims)` plus GANTask's optimizers (dims: GANTask.model_dims)."""
+    """The twin of `zoo.models.build(DCGAN, config, rngs, **dims)` plus GANTask's optimizers
+    (dims: GANTask.model_dims)."""
     return DCGANTwin(config, dims, seed)

@@ -23,7 +23,7 @@ PROMPT_TOKEN = 0
 
 
 def build_gpt(config: ml_collections.ConfigDict, vocab_size: int) -> GPT:
-    """The GPT twin of `config.model` (zoo.registry.build_model's arguments, less dtype)."""
+    """The GPT twin of `config.model` (zoo.models.build's arguments, less dtype)."""
     m = config.model
     return GPT(vocab_size=vocab_size, context_length=m.context_length, num_layers=m.num_layers,
                num_heads=m.num_heads, embed_dim=m.embed_dim, dropout=m.get("dropout", 0.0))

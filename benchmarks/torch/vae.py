@@ -272,5 +272,6 @@ class VAETwin:
 
 
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int) -> VAETwin:
-    """The twin of `registry.build_model(config, rngs, **dims)` and VAETask's optimizer (dims: VAETask.model_dims)."""
+    """The twin of `zoo.models.build(ConvVAE, config, rngs, **dims)` and VAETask's optimizer
+    (dims: VAETask.model_dims)."""
     return VAETwin(config, dims, seed)

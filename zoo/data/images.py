@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from zoo import export
 from zoo.data.batching import EpochOrder, process_rows
 from zoo.data.sources import data_dir, tfds_gate
 from zoo.errors import UsageError
@@ -506,9 +507,6 @@ class ImageBatches:
 
 # ------------------------------------------------------------------------------------- sampling assets
 
-ASSETS_FILE = "images.json"
-EMBEDDINGS_FILE = "caption_embeddings.npy"
-
 
 def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: Sequence[str],
                       captions: Sequence[str], caption_classes: Sequence[int] | np.ndarray, embeddings: np.ndarray,
@@ -525,6 +523,6 @@ def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: S
     info = {"data": data, "class_names": list(class_names), "captions": list(captions),
             "caption_classes": [int(c) for c in caption_classes], "image_shape": [int(s) for s in image_shape],
             "source_shape": [int(s) for s in source_shape], "scale": scale, "model_dims": model_dims,
-            "exported_module": exported_module, "embeddings": EMBEDDINGS_FILE, **extra}
-    (directory / ASSETS_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    np.save(directory / EMBEDDINGS_FILE, np.asarray(embeddings, np.float16))
+            "exported_module": exported_module, "embeddings": export.CAPTION_EMBEDDINGS, **extra}
+    (directory / export.IMAGES).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    np.save(directory / export.CAPTION_EMBEDDINGS, np.asarray(embeddings, np.float16))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ FORMS = ("quatrains", "verse-lines")
 PUNCTUATION = "，。？！；"
 LINES, CHARS_PER_LINE = 4, 5
 QUATRAIN_LENGTH = LINES * (CHARS_PER_LINE + 1)  # 24: each line's 5 characters and its punctuation mark
+MASKED = -1e9  # a logit no token survives: exp(-1e9) is exactly 0 in float32
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]")
 _WORD = re.compile(r"[A-Za-z0-9']+|[^\sA-Za-z0-9']")
 
@@ -146,3 +148,14 @@ class SequenceBatches:
             mask = idx < len(self.rows)
             idx = np.where(mask, idx, idx % len(self.rows))
             yield {"tokens": self.rows[idx][rows], "mask": mask[rows]}
+
+
+def logit_bias(tokenizer: Any, form: str) -> np.ndarray:
+    """float32 [V]: MASKED for tokens no poem of `form` has after its start, 0 for the rest."""
+    bias = np.zeros(len(tokenizer), np.float32)
+    unk = tokenizer.unk_token_id
+    if unk is not None:
+        bias[unk] = MASKED
+    if form == "quatrains":
+        bias[tokenizer.eos_token_id] = MASKED
+    return bias

@@ -43,9 +43,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from zoo import registry
 from zoo.data import images as image_data
 from zoo.errors import UsageError
+from zoo.models import build
+from zoo.models.dcgan import DCGAN
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 from zoo.train.task import EVAL_WEIGHT
@@ -121,12 +122,12 @@ class GANTask:
 
     @property
     def model_dims(self) -> dict:
-        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
         return {"channels": int(self.dataset.image_shape[2]), "image_size": int(self.image_size),
                 "cond_dim": int(self.embeddings.shape[1])}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
-        return registry.build_model(self.config, rngs, **self.model_dims)
+        return build(DCGAN, self.config, rngs, **self.model_dims)
 
     # ------------------------------------------------------------------------------------------ state
 

@@ -16,20 +16,19 @@ import optax
 from etils import epath
 from flax import nnx
 
-from zoo import registry, storage
+from zoo import export, storage
 from zoo.data import sources
 from zoo.data.lm import TokenWindows
 from zoo.errors import UsageError
+from zoo.models import build
+from zoo.models.lm import GPT
 from zoo.objectives.common import SingleModelTask, gradient_step, init_model_state, top1_correct
 from zoo.text import tokenizer as tokenizer_lib
-from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
 from zoo.train.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_DIR = tokenizer_lib.DIRECTORY
-TOKENIZER_FILE = tokenizer_lib.FILE
 
 
 def lm_loss(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array,
@@ -49,17 +48,17 @@ def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: epath.Path, tr
     started with; only a new run trains one (from `train_docs`, with the config's `tokenizer` kind).
     `tokenizer.json` is written last and marks a complete tokenizer (a run stopped mid-write retrains it:
     training is deterministic)."""
-    mine = workdir / TOKENIZER_DIR
-    if (mine / TOKENIZER_FILE).is_file():
+    mine = workdir / export.TOKENIZER
+    if (mine / tokenizer_lib.FILE).is_file():
         return tokenizer_lib.load_tokenizer(storage.local_dir(mine))
     if config.get("init_from"):
-        tok = tokenizer_lib.load_tokenizer(export_lib.resolve_init_from(config.init_from) / TOKENIZER_DIR)
+        tok = tokenizer_lib.load_tokenizer(export.resolve(config.init_from) / export.TOKENIZER)
     else:
         tok = tokenizer_lib.train_tokenizer(train_docs, config.tokenizer, config.get("vocab_size", 0),
                                             min_count=min_count)
     mesh_lib.sync("tokenizer")  # every process has decided before process 0 writes the directory
     if jax.process_index() == 0:
-        with storage.writable_dir(mine, last=TOKENIZER_FILE) as directory:
+        with storage.writable_dir(mine, last=tokenizer_lib.FILE) as directory:
             tokenizer_lib.save_tokenizer(tok, directory)
     return tok
 
@@ -91,17 +90,17 @@ class LMTask(SingleModelTask):
         self.tx = make_optimizer(config)
         self.config = config
         self.graphdef = nnx.graphdef(nnx.eval_shape(
-            lambda: registry.build_model(config, nnx.Rngs(0), **self.model_dims)))
+            lambda: build(GPT, config, nnx.Rngs(0), **self.model_dims)))
         log.info("%s: %d train / %d val tokens, vocab %d", config.data, len(train_tokens), len(val_tokens),
                  self.vocab_size)
 
     @property
     def model_dims(self) -> dict:
-        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
         return {"vocab_size": int(self.vocab_size)}
 
     def init_state(self, key: jax.Array) -> dict:
-        model = registry.build_model(self.config, nnx.Rngs(params=key), **self.model_dims)
+        model = build(GPT, self.config, nnx.Rngs(params=key), **self.model_dims)
         return init_model_state(model, self.tx)
 
     def train_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
@@ -112,7 +111,7 @@ class LMTask(SingleModelTask):
         return {"loss": loss, "bits_per_char": loss * self.tokens_per_char / math.log(2), **metrics}
 
     def save_assets(self, directory: pathlib.Path, params: dict) -> None:
-        tokenizer_lib.save_tokenizer(self.tokenizer, pathlib.Path(directory) / TOKENIZER_DIR)
+        tokenizer_lib.save_tokenizer(self.tokenizer, pathlib.Path(directory) / export.TOKENIZER)
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> LMTask:

@@ -24,9 +24,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from zoo import registry
+from zoo import export
 from zoo.data import music as music_data
 from zoo.errors import UsageError
+from zoo.models import build
+from zoo.models.music import MelodyRNN
 from zoo.objectives.common import (
     SingleModelTask,
     WithCaptionEmbeddings,
@@ -41,9 +43,6 @@ from zoo.train.task import EVAL_WEIGHT
 log = logging.getLogger(__name__)
 
 ENCODING_VERSION = 1  # bump when zoo.data.music's event encoding changes meaning
-ASSETS_FILE = "music.json"
-CAPTIONS_FILE = "captions.json"
-EMBEDDINGS_FILE = "caption_embeddings.npy"
 DATA_SPECS = {"folk": music_data.DEFAULT_COLLECTIONS}
 
 
@@ -128,11 +127,11 @@ class MusicTask(SingleModelTask):
 
     @property
     def model_dims(self) -> dict:
-        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
         return {"vocab_size": music_data.VOCAB, "cond_dim": int(self.embeddings.shape[1])}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
-        return registry.build_model(self.config, rngs, **self.model_dims)
+        return build(MelodyRNN, self.config, rngs, **self.model_dims)
 
     def init_state(self, key: jax.Array) -> dict:
         return init_model_state(self._build(nnx.Rngs(params=key)), self.tx)
@@ -150,11 +149,11 @@ class MusicTask(SingleModelTask):
         info = {"encoding_version": ENCODING_VERSION, "vocab_size": music_data.VOCAB,
                 "ticks_per_quarter": music_data.TICKS_PER_QUARTER, "token_names": list(music_data.TOKEN_NAMES),
                 "data": self.config.data, "num_training_captions": len(self.captions)}
-        (directory / ASSETS_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        (directory / export.MUSIC).write_text(json.dumps(info, indent=1) + "\n")
         rows = self.notated_caption_rows
-        (directory / CAPTIONS_FILE).write_text(json.dumps([self.captions[i] for i in rows], ensure_ascii=False)
+        (directory / export.MUSIC_CAPTIONS).write_text(json.dumps([self.captions[i] for i in rows], ensure_ascii=False)
                                                + "\n", encoding="utf-8")
-        np.save(directory / EMBEDDINGS_FILE, self.embeddings[rows].astype(np.float16))
+        np.save(directory / export.CAPTION_EMBEDDINGS, self.embeddings[rows].astype(np.float16))
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> MusicTask:

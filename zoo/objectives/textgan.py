@@ -34,7 +34,7 @@ separate run is what RelGAN does too (pretrain, save, then train adversarially f
 
 Tokens the data never has at a position (the tokenizer's `<unk>`; for quatrains also the end token,
 which pads nothing in a form of fixed length) get -1e9 added to their logits everywhere: in sampling
-here, in the sampler and in evaluation's NLL alike (zoo.sample.textgan uses `logit_bias`).
+here, in the sampler and in evaluation's NLL alike (zoo.sample.textgan uses `poem_forms.logit_bias`).
 
 Evaluation: `loss` = NLL_gen, the generator's negative log-likelihood of the test poems in nats per token
 (the text-GAN literature's NLL_gen / NLL-test), and next-token accuracy. BLEU and Self-BLEU of samples
@@ -57,9 +57,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from zoo import registry, storage
+from zoo import export, storage
 from zoo.data import poem_forms
 from zoo.errors import UsageError
+from zoo.models import build
+from zoo.models.textgan import TextGAN
 from zoo.objectives.common import top1_correct
 from zoo.objectives.lm import lm_loss, prepare_tokenizer
 from zoo.text import tokenizer as tokenizer_lib
@@ -71,8 +73,6 @@ log = logging.getLogger(__name__)
 PyTree = Any
 PHASES = ("mle", "adversarial")
 SCHEDULES = ("constant", "linear", "exponential", "log", "quadratic", "sqrt")
-ASSETS_FILE = "textgan.json"
-MASKED = -1e9
 
 
 def inverse_temperature(step: jax.Array | int, total: int, maximum: float, schedule: str) -> jax.Array:
@@ -96,17 +96,6 @@ def inverse_temperature(step: jax.Array | int, total: int, maximum: float, sched
 def rsgan_losses(real: jax.Array, fake: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(L_D, L_G) of the relativistic standard GAN for paired logits real, fake [B, R]."""
     return jax.nn.softplus(fake - real).mean(), jax.nn.softplus(real - fake).mean()
-
-
-def logit_bias(tokenizer: Any, form: str) -> np.ndarray:
-    """float32 [V]: MASKED for tokens no poem of `form` has after its start, 0 for the rest."""
-    bias = np.zeros(len(tokenizer), np.float32)
-    unk = tokenizer.unk_token_id
-    if unk is not None:
-        bias[unk] = MASKED
-    if form == "quatrains":
-        bias[tokenizer.eos_token_id] = MASKED
-    return bias
 
 
 def rollout(generator: nnx.Module, start: jax.Array, gumbel: jax.Array, bias: jax.Array) -> jax.Array:
@@ -155,7 +144,7 @@ class TextGANTask:
         if config.model.context_length < self.length + 1:
             raise UsageError(f"context_length {config.model.context_length} < {self.length + 1}: a {config.data} "
                              "sequence and its start token do not fit")
-        self.bias = logit_bias(self.tokenizer, config.data)
+        self.bias = poem_forms.logit_bias(self.tokenizer, config.data)
         try:
             train = poem_forms.encode_fixed(self.tokenizer, self.poems.train, self.length)
             test = poem_forms.encode_fixed(self.tokenizer, self.poems.test, self.length)
@@ -191,7 +180,7 @@ class TextGANTask:
         return {"vocab_size": self.vocab_size}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
-        return registry.build_model(self.config, rngs, **self.model_dims)
+        return build(TextGAN, self.config, rngs, **self.model_dims)
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -300,11 +289,11 @@ class TextGANTask:
 
     def save_assets(self, directory: pathlib.Path, params: dict) -> None:
         directory = pathlib.Path(directory)
-        tokenizer_lib.save_tokenizer(self.tokenizer, directory / tokenizer_lib.DIRECTORY)
+        tokenizer_lib.save_tokenizer(self.tokenizer, directory / export.TOKENIZER)
         info = {"form": self.config.data, "length": self.length, "phase": self.phase, "model_dims": self.model_dims,
                 "exported_module": "generator", "train_poems": len(self.train_data),
                 "test_poems": len(self.val_data)}
-        (directory / ASSETS_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        (directory / export.TEXTGAN).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> TextGANTask:

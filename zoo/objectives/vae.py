@@ -50,11 +50,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from zoo import registry
+from zoo import export
 from zoo.data import images as image_data
 from zoo.errors import UsageError
-from zoo.models import vae_mixture
-from zoo.models.vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN
+from zoo.models import build, vae_mixture
+from zoo.models.vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN, ConvVAE
 from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 SCALES = {"bernoulli": "binary", "logistic": "unit"}  # the pixels each likelihood is a likelihood of
 GREY_LEVELS = 255  # 8-bit images: the logistic's bins are 1/255 wide in the unit scale
 EVAL_KEY = 20240611  # eval's reparameterisation noise: the same in every eval of every run
-LATENT_MIXTURE_FILE = "latent_mixture.npz"  # the export's per-class ex-post latent mixtures
 
 
 def kl_beta(step: jax.Array | int, warmup_steps: int) -> jax.Array:
@@ -258,11 +257,11 @@ class VAETask(SingleModelTask):
 
     @property
     def model_dims(self) -> dict:
-        """The data-dependent constructor arguments (what `registry.build_model` takes as **dims)."""
+        """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
         return {"image_shape": list(self.dataset.image_shape), "cond_dim": int(self.embeddings.shape[1])}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
-        return registry.build_model(self.config, rngs, **self.model_dims)
+        return build(ConvVAE, self.config, rngs, **self.model_dims)
 
     def init_state(self, key: jax.Array) -> dict:
         return {**init_model_state(self._build(nnx.Rngs(params=key)), self.tx), "step": jnp.zeros((), jnp.int32)}
@@ -296,8 +295,8 @@ class VAETask(SingleModelTask):
         extra = {}
         if self.mixture_components:
             mixtures = self.fit_latent_mixtures(params)
-            np.savez_compressed(pathlib.Path(directory) / LATENT_MIXTURE_FILE, **mixtures)  # chol: half zeros
-            extra = {"latent_mixture": LATENT_MIXTURE_FILE, "latent_mixture_components": self.mixture_components}
+            np.savez_compressed(pathlib.Path(directory) / export.LATENT_MIXTURE, **mixtures)  # chol: half zeros
+            extra = {"latent_mixture": export.LATENT_MIXTURE, "latent_mixture_components": self.mixture_components}
         image_data.save_image_assets(
             directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
             caption_classes=self.caption_classes, embeddings=self.embeddings, image_shape=self.dataset.image_shape,

@@ -33,10 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from zoo.data.images import ASSETS_FILE
+from zoo import export
 from zoo.errors import UsageError
 from zoo.models import vae_mixture
-from zoo.train import export as export_lib
+from zoo.models.dcgan import DCGAN
+from zoo.models.vae import ConvVAE
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +58,30 @@ class ImageReading:
 
 
 class ImageSampler:
-    """Loads an export of an image model (`dcgan` or `vae`) and turns prompts into uint8 images."""
+    """Loads an export of an image model and turns prompts into uint8 images; a family's sampler (below)
+    names the model class its exports hold."""
 
     extension = "png"
     options = ("temperature", "interpolate")
+    model_class: type
+    family: str
 
     def __init__(self, export_dir: pathlib.Path, encoder: Any = None):
         export_dir = pathlib.Path(export_dir)
-        self.config = export_lib.load_config(export_dir)
+        self.config = export.load_config(export_dir)
+        export.require(export_dir, self.family)
         try:
-            self.info = json.loads((export_dir / ASSETS_FILE).read_text(encoding="utf-8"))
+            self.info = json.loads((export_dir / export.IMAGES).read_text(encoding="utf-8"))
             self.table = np.load(export_dir / self.info["embeddings"]).astype(np.float32)
         except (OSError, ValueError, KeyError) as e:
-            raise UsageError(f"{export_dir} lacks its image assets ({ASSETS_FILE} and embeddings): {e}") from None
+            raise UsageError(f"{export_dir} lacks its image assets ({export.IMAGES} and embeddings): {e}") from None
         self.class_names = list(self.info["class_names"])
         self.captions = list(self.info["captions"])
         self.caption_classes = np.asarray(self.info["caption_classes"], np.int32)
         if len(self.captions) != len(self.table) or len(self.caption_classes) != len(self.captions):
             raise UsageError(f"{export_dir}: captions, their classes and embeddings do not match")
-        self.graphdef, self.params = export_lib.load_model(export_dir, self.config, self.info.get("exported_module"),
-                                                           **self.info["model_dims"])
+        self.graphdef, self.params = export.load_model(export_dir, self.config, self.model_class,
+                                                       self.info.get("exported_module"), **self.info["model_dims"])
         # The spread of the latent noise when --temperature is not given: the export's `sample_temperature`.
         self.default_temperature = float(self.info.get("sample_temperature", 1.0))
         self.mixture = None  # a VAE's per-class ex-post latent mixtures (zoo.objectives.vae.fit_latent_mixtures)
@@ -176,6 +181,14 @@ class ImageSampler:
         if one_file and len(images) > 1:
             return [png_bytes(grid(images))]
         return [png_bytes(image) for image in images]
+
+
+class DCGANSampler(ImageSampler):
+    model_class, family = DCGAN, "dcgan"
+
+
+class VAESampler(ImageSampler):
+    model_class, family = ConvVAE, "vae"
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -16,10 +16,11 @@ import pathlib
 import jax
 import numpy as np
 
+from zoo import export
 from zoo.errors import UsageError
+from zoo.models.lm import GPT
 from zoo.sample.decoding import generate
 from zoo.text import tokenizer as tokenizer_lib
-from zoo.train import export as export_lib
 
 
 class PoemSampler:
@@ -27,9 +28,10 @@ class PoemSampler:
     options = ("temperature", "top_k", "top_p", "max_new_tokens")
 
     def __init__(self, export_dir: pathlib.Path):
-        self.config = export_lib.load_config(export_dir)
-        self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / tokenizer_lib.DIRECTORY)
-        self.graphdef, self.params = export_lib.load_model(export_dir, self.config, vocab_size=len(self.tokenizer))
+        self.config = export.load_config(export_dir)
+        export.require(export_dir, "lm")
+        self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / export.TOKENIZER)
+        self.graphdef, self.params = export.load_model(export_dir, self.config, GPT, vocab_size=len(self.tokenizer))
         self.context_length = self.config.model.context_length
 
     def sample(self, prompt: str, num: int, seed: int, temperature: float | None = None,

@@ -41,12 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from zoo import export
 from zoo.data import music as music_data
 from zoo.errors import UsageError
-from zoo.objectives.music import CAPTIONS_FILE, EMBEDDINGS_FILE
+from zoo.models.music import MelodyRNN
 from zoo.sample.decoding import sample_logits
 from zoo.sample.midi import melody_from_midi, write_midi
-from zoo.train import export as export_lib
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,18 @@ class MelodySampler:
 
     def __init__(self, export_dir: pathlib.Path, encoder: Any = None):
         export_dir = pathlib.Path(export_dir)
-        self.config = export_lib.load_config(export_dir)
+        self.config = export.load_config(export_dir)
+        export.require(export_dir, "music")
         try:
-            self.captions = json.loads((export_dir / CAPTIONS_FILE).read_text(encoding="utf-8"))
-            self.table = np.load(export_dir / EMBEDDINGS_FILE).astype(np.float32)
+            self.captions = json.loads((export_dir / export.MUSIC_CAPTIONS).read_text(encoding="utf-8"))
+            self.table = np.load(export_dir / export.CAPTION_EMBEDDINGS).astype(np.float32)
         except (OSError, ValueError) as e:
-            raise UsageError(f"{export_dir} lacks its caption table ({CAPTIONS_FILE}, {EMBEDDINGS_FILE}): {e}"
-                             ) from None
+            raise UsageError(f"{export_dir} lacks its caption table ({export.MUSIC_CAPTIONS}, "
+                             f"{export.CAPTION_EMBEDDINGS}): {e}") from None
         if self.table.ndim != 2 or len(self.captions) != self.table.shape[0] or not self.captions:
-            raise UsageError(f"{export_dir}: {CAPTIONS_FILE} and {EMBEDDINGS_FILE} do not match")
-        self.graphdef, self.params = export_lib.load_model(export_dir, self.config, vocab_size=music_data.VOCAB,
-                                                           cond_dim=int(self.table.shape[1]))
+            raise UsageError(f"{export_dir}: {export.MUSIC_CAPTIONS} and {export.CAPTION_EMBEDDINGS} do not match")
+        self.graphdef, self.params = export.load_model(export_dir, self.config, MelodyRNN, vocab_size=music_data.VOCAB,
+                                                       cond_dim=int(self.table.shape[1]))
         self.defaults = {**DEFAULTS, **self.config.get("sample", {})}
         self._encoder = encoder
 

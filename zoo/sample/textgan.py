@@ -6,7 +6,7 @@ simplified one such as 风 for 風 is usually among them), and a prompt with non
 poems, with a note. A quatrain prompt may fill at most its first line (5 characters); longer prompts are
 refused (exit 2). The rest is drawn from the generator with a KV cache (zoo.sample.decoding.generate) at
 temperature 1 by default, the distribution benchmarks/textgan_eval.py measures, with the tokens the form
-never has masked (zoo.objectives.textgan.logit_bias). A quatrain prints as its four lines.
+never has masked (zoo.data.poem_forms.logit_bias). A quatrain prints as its four lines.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import jax
 import numpy as np
 from flax import nnx
 
+from zoo import export
 from zoo.data import poem_forms
 from zoo.errors import UsageError
-from zoo.objectives.textgan import ASSETS_FILE, logit_bias
+from zoo.models.textgan import TextGAN
 from zoo.sample.decoding import generate
 from zoo.text import tokenizer as tokenizer_lib
-from zoo.train import export as export_lib
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,18 @@ class TextGANSampler:
 
     def __init__(self, export_dir: pathlib.Path):
         export_dir = pathlib.Path(export_dir)
-        self.config = export_lib.load_config(export_dir)
+        self.config = export.load_config(export_dir)
+        export.require(export_dir, "textgan")
         try:
-            self.info = json.loads((export_dir / ASSETS_FILE).read_text(encoding="utf-8"))
+            self.info = json.loads((export_dir / export.TEXTGAN).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise UsageError(f"{export_dir} is not a textgan export ({ASSETS_FILE}: {e})") from None
-        self.tokenizer = tokenizer_lib.load_tokenizer(export_dir / tokenizer_lib.DIRECTORY)
-        graphdef, params = export_lib.load_model(export_dir, self.config, part="generator",
-                                                 vocab_size=len(self.tokenizer))
+            raise UsageError(f"{export_dir} is not a textgan export ({export.TEXTGAN}: {e})") from None
+        self.tokenizer = tokenizer_lib.load_tokenizer(export_dir / export.TOKENIZER)
+        graphdef, params = export.load_model(export_dir, self.config, TextGAN, part="generator",
+                                             vocab_size=len(self.tokenizer))
         self.graphdef, self.params = nnx.split(nnx.merge(graphdef, params).generator)
         self.form, self.length = self.info["form"], int(self.info["length"])
-        self.bias = logit_bias(self.tokenizer, self.form)
+        self.bias = poem_forms.logit_bias(self.tokenizer, self.form)
         # The characters a prompt may open a poem with: in the vocabulary and never masked.
         self.allowed = {t for t, i in self.tokenizer.get_vocab().items() if self.bias[i] == 0}
 

@@ -34,7 +34,6 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 from zoo.errors import UsageError
 
 EOS = "<|endoftext|>"
-DIRECTORY = "tokenizer"  # where a checkpoint or export keeps its tokenizer
 FILE = "tokenizer.json"  # the file that makes a directory a tokenizer (save_pretrained's name)
 UNK = "<unk>"
 KINDS = ("char", "bpe")

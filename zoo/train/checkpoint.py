@@ -21,6 +21,7 @@ from etils import epath
 
 from zoo import storage
 from zoo.errors import UsageError
+from zoo.export import shapes_by_path
 from zoo.train import mesh as mesh_lib
 from zoo.train.task import PyTree
 
@@ -45,15 +46,6 @@ def inspect_state(state: PyTree) -> tuple[jax.Array, jax.Array]:
         if jnp.issubdtype(leaf.dtype, jnp.inexact):
             finite = finite & jnp.all(jnp.isfinite(leaf))
     return total, finite
-
-
-def _path(keys: tuple) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)
-
-
-def shapes_by_path(tree: PyTree) -> dict[str, tuple[int, ...]]:
-    """Leaf shapes keyed by "a/b/0/c" paths: Orbax hands lists and tuples back as dicts keyed "0", "1"..."""
-    return {_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 class _Manager(ocp.CheckpointManager):

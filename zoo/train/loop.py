@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from zoo import config as config_lib
-from zoo import storage
+from zoo import export, storage
 from zoo.errors import UsageError
 from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
@@ -161,10 +161,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         start = 0
         if config.get("init_from"):
             state = _init_from(config.init_from, state, task, shardings, mesh)
-    if start >= total and export_lib.is_export(workdir / "export"):
+    if start >= total and export.is_export(workdir / "export"):
         checkpointer.close()
         print(f"{workdir} already finished its {total} steps; nothing to do")
-        return export_lib.load_info(workdir / "export")
+        return export.load_info(workdir / "export")
 
     if pid == 0:  # only now: a refused rerun (another config) must not overwrite the run's record
         storage.write_atomic(workdir / "config.json", config_lib.to_json(config))
@@ -269,9 +269,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
 
 def _init_from(source: str, state: PyTree, task: Task, shardings: PyTree, mesh: jax.sharding.Mesh) -> PyTree:
     """Fine-tuning: replace the freshly initialised sampling params with an exported model's."""
-    directory = export_lib.resolve_init_from(source)
+    directory = export.resolve(source)
     expected = task.export_params(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state["task"]))
-    params = export_lib.load_params(directory, expected, f"init_from {source}")
+    params = export.load_params(directory, expected, f"init_from {source}")
     load = jax.jit(lambda s, p: {**s, "task": task.load_params(s["task"], p)}, out_shardings=shardings,
                    donate_argnums=0)
     return load(state, mesh_lib.to_global(params, mesh_lib.replicated(mesh)))

@@ -1,0 +1,162 @@
+"""The export: what a training run leaves in `WORKDIR/export` and what ships in `zoo/pretrained/NAME`.
+
+    config.json   the full training config (the sampler rebuilds the model from it); written last, so it
+                  marks a complete export
+    info.json     the step and final metrics
+    README.md     the model card (zoo.train.card)
+    params/       an Orbax checkpoint of ONLY what sampling needs, stored in `export_dtype` (bf16)
+    ...           the family's own files, named in FAMILY_FILES
+
+This module is the one place that names those files: training writes them (zoo.train.export and each
+objective's `save_assets`), samplers read them, and neither imports the other. Loading needs no optimizer
+state, no training data and no network; an export in a bucket (gs://) is downloaded once to a temporary
+folder and read from there (zoo.storage).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+from zoo import config as config_lib
+from zoo import storage
+from zoo.errors import UsageError
+
+PyTree = Any
+
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+
+CONFIG = "config.json"
+INFO = "info.json"
+CARD = "README.md"
+PARAMS = "params"
+
+TOKENIZER = "tokenizer"  # a folder (zoo.text.tokenizer); its tokenizer.json is written last
+TEXTGAN = "textgan.json"  # poem form, length, the exported module
+IMAGES = "images.json"  # classes, captions, image shape and pixel scale, the exported module
+CAPTION_EMBEDDINGS = "caption_embeddings.npy"  # float16 [N, dim]: row i embeds caption i (prompt matching)
+LATENT_MIXTURE = "latent_mixture.npz"  # a VAE's per-class ex-post latent mixtures (optional)
+MUSIC = "music.json"  # the melody encoding's version and vocabulary
+MUSIC_CAPTIONS = "captions.json"  # the captions whose embeddings a prompt is matched against
+
+# The files each family's sampler needs beside config.json and params/.
+FAMILY_FILES: dict[str, tuple[str, ...]] = {
+    "lm": (TOKENIZER,),
+    "textgan": (TOKENIZER, TEXTGAN),
+    "music": (MUSIC, MUSIC_CAPTIONS, CAPTION_EMBEDDINGS),
+    "dcgan": (IMAGES, CAPTION_EMBEDDINGS),
+    "vae": (IMAGES, CAPTION_EMBEDDINGS),
+}
+
+
+def require(directory: pathlib.Path, family: str) -> None:
+    """A UsageError naming the first file of `family`'s export that `directory` lacks."""
+    for name in FAMILY_FILES[family]:
+        if not (pathlib.Path(directory) / name).exists():
+            raise UsageError(f"{directory} is not a complete {family} export: it lacks {name}")
+
+
+def is_export(directory: str | os.PathLike) -> bool:
+    directory = epath.Path(directory)
+    return (directory / CONFIG).is_file() and (directory / PARAMS).is_dir()
+
+
+def find_export(path: str | os.PathLike) -> pathlib.Path:
+    """An export dir itself, or a training workdir holding one, as a local folder (an export in a bucket is
+    downloaded); anything else is a UsageError."""
+    path = storage.as_path(path)
+    storage.check_reachable(path)
+    for candidate in (path, path / "export"):
+        if is_export(candidate):
+            return storage.local_dir(candidate)
+    if not path.exists():
+        raise UsageError(f"checkpoint directory {path} does not exist")
+    raise UsageError(f"{path} holds no exported model (expected {CONFIG} and {PARAMS}/, or a training "
+                     "workdir whose run finished and wrote export/)")
+
+
+def resolve(source: str) -> pathlib.Path:
+    """`pretrained:NAME` -> the embedded model NAME; otherwise an export dir or a finished workdir."""
+    if source.startswith("pretrained:"):
+        name = source.split(":", 1)[1]
+        if not (PRETRAINED_DIR / name).is_dir():
+            known = ", ".join(sorted(p.name for p in PRETRAINED_DIR.iterdir() if is_export(p)))
+            raise UsageError(f"no embedded model {name!r}; embedded: {known}")
+        return find_export(PRETRAINED_DIR / name)
+    return find_export(source)
+
+
+def load_info(directory: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return json.loads((epath.Path(directory) / INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def load_config(directory: pathlib.Path) -> ml_collections.ConfigDict:
+    try:
+        return config_lib.from_json((pathlib.Path(directory) / CONFIG).read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {directory}/{CONFIG}: {e}") from None
+
+
+def shapes_by_path(tree: PyTree) -> dict[str, tuple[int, ...]]:
+    """Leaf shapes keyed by "a/b/0/c" paths: Orbax hands lists and tuples back as dicts keyed "0", "1"..."""
+    return {_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _path(keys: tuple) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)
+
+
+def load_params(directory: pathlib.Path, like: PyTree, source: str = "") -> PyTree:
+    """The exported params as host numpy arrays in the structure and dtypes of `like`.
+
+    Orbax hands back lists as dicts with "0", "1" ... keys, so leaves are matched by their key path; a
+    checkpoint with other names or shapes is a UsageError naming the first difference.
+    """
+    source = source or str(directory)
+    try:
+        restored = ocp.StandardCheckpointer().restore(pathlib.Path(directory).absolute() / PARAMS)
+    except Exception as e:  # Orbax's errors for damaged files are of many types
+        raise UsageError(f"cannot restore params from {directory}: {type(e).__name__}: {e}") from None
+    have_shapes, want_shapes = shapes_by_path(restored), shapes_by_path(like)
+    if have_shapes != want_shapes:
+        differing = sorted(k for k in have_shapes.keys() | want_shapes.keys()
+                           if have_shapes.get(k) != want_shapes.get(k))
+        raise UsageError(f"{source} does not match this model: {differing[0]} is "
+                         f"{have_shapes.get(differing[0])}, expected {want_shapes.get(differing[0])}")
+    have = dict(zip(have_shapes, jax.tree.leaves(restored), strict=True))
+    leaves = [np.asarray(have[k]).astype(v.dtype) for k, v in zip(want_shapes, jax.tree.leaves(like), strict=True)]
+    return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def load_model(directory: pathlib.Path, config: ml_collections.ConfigDict, model_class: type,
+               part: str | None = None, **dims: Any) -> tuple[Any, PyTree]:
+    """(graphdef, params) of the exported model, ready for `nnx.merge`: `model_class` built from the config
+    with the data-dependent `dims` (vocab_size, cond_dim ...) and the export's params in it. `part` names
+    the one submodule the export holds (a GAN's "generator"); the model is then built for real (it
+    initialises in milliseconds) so that the rest has values, which sampling never reads. Every sampler
+    loads this way."""
+    from flax import nnx
+
+    from zoo.models import build
+
+    source = f"checkpoint {directory}"
+    if part is None:
+        abstract = nnx.eval_shape(lambda: build(model_class, config, nnx.Rngs(0), **dims))
+        graphdef, expected = nnx.split(abstract)
+        return graphdef, jax.tree.map(jnp.asarray, load_params(directory, nnx.to_pure_dict(expected), source))
+    model = build(model_class, config, nnx.Rngs(0), **dims)
+    module = getattr(model, part)
+    nnx.update(module, load_params(directory, nnx.to_pure_dict(nnx.state(module)), source))
+    return nnx.split(model)
