@@ -11,6 +11,7 @@ Without --checkpoint the embedded model in zoo/pretrained/MODEL is used. Same --
 
 from __future__ import annotations
 
+import argparse
 import math
 import pathlib
 
@@ -39,31 +40,60 @@ SAMPLER_OPTIONS = {"temperature": "temperature", "top_k": "top_k", "top_p": "top
                    "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer", "interpolate": "interpolate"}
 
 
-def main(argv: list[str]) -> int:
-    parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--prompt", default=None)
-    parser.add_argument("--out", default=None, help="a file, or a directory (ending in /) for one file per sample")
-    parser.add_argument("--num", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", default=None, help="an export dir or finished workdir (default: embedded)")
-    parser.add_argument("--temperature", type=float, default=None)
-    parser.add_argument("--top_k", type=int, default=None)
-    parser.add_argument("--top_p", type=float, default=None)
-    parser.add_argument("--max_tokens", type=int, default=None, help="text: most tokens to add to the prompt")
+def build_parser() -> cli.ArgumentParser:
+    """The command line, every flag saying what it does and for which models; the models come from the
+    registry, so a new family shows up here by its entry alone."""
+    from zoo import registry
+
+    models = "\n".join(f"  {name:<9} {entry.summary} [.{entry.output}]" for name, entry in registry.MODELS.items())
+    parser = cli.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"models:\n{models}\n\nWithout --checkpoint the model embedded in zoo/pretrained/MODEL is used; "
+               "--card prints its model card. The same --seed gives the same output.")
+    parser.add_argument("--model", required=True, metavar="MODEL", help="which model: one of the names below")
+    parser.add_argument("--prompt", default=None, help="the text that opens a poem, or that a melody or image "
+                        "should express (all models); required unless --interpolate or --card is given")
+    parser.add_argument("--card", action="store_true", help="print the model card (data, licence, command, "
+                        "evaluation, limitations) and exit")
+    parser.add_argument("--out", default=None, help="a file, or a directory (ending in /) for one file per "
+                        "sample; text goes to stdout without it, melodies and images to a file named after "
+                        "the prompt")
+    parser.add_argument("--num", type=int, default=1, help="how many samples (1-1024); images: the steps of "
+                        "--interpolate, or one grid of them all")
+    parser.add_argument("--seed", type=int, default=0, help="fixes every random choice: same seed, same bytes")
+    parser.add_argument("--checkpoint", default=None, help="an export directory, a finished training workdir or "
+                        "gs://BUCKET/PATH to sample from instead of the embedded model")
+    parser.add_argument("--temperature", type=float, default=None, help="randomness: 0 is greedy, higher is "
+                        "wilder; text and music: of the next token, images: the spread of the latent noise "
+                        "(default: the model's own)")
+    parser.add_argument("--top_k", type=int, default=None, help="text, music: draw only among the K most "
+                        "likely next tokens (0: all)")
+    parser.add_argument("--top_p", type=float, default=None, help="text, music: nucleus sampling, draw among "
+                        "the most likely tokens holding probability P (1: all)")
+    parser.add_argument("--max_tokens", type=int, default=None, help="poem, poem-zh: most tokens to add to the "
+                        "prompt")
     parser.add_argument("--bars", type=int, default=None, help="music: length of each melody in bars")
     parser.add_argument("--primer", default=None, help="music: a MIDI file whose tune the melodies continue")
     parser.add_argument("--wav", action="store_true", help="music: also write a WAV rendering of each melody")
     parser.add_argument("--png", action="store_true", help="music: also write a piano-roll PNG of each melody")
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
-                        help="images: from one prompt's reading to another's in --num steps, the noise fixed")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    args = parser.parse_args(argv)
+                        help="dcgan, vae: images from one prompt's reading to another's in --num steps, the "
+                        "noise fixed")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never by "
+                        "default)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
 
     from zoo import registry
     from zoo.sample import writers
 
     entry = registry.get(args.model)
+    if args.card:
+        print(_card(args.checkpoint, entry), end="")
+        return 0
     if (args.prompt is None) == (args.interpolate is None):
         raise UsageError("give --prompt TEXT, or --interpolate FROM TO instead of it")
     if args.interpolate is not None:
@@ -134,6 +164,19 @@ def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
     if trained_as not in registry.MODELS or registry.MODELS[trained_as].model != entry.model:
         raise UsageError(f"{export_dir} holds a {trained_as or 'unknown'!s} model, not a {entry.name} model")
     return export_dir
+
+
+def _card(checkpoint: str | None, entry) -> str:
+    """The model card of the export sampling would use; an export without one gets its config and info."""
+    from zoo import export
+
+    directory = _export_dir(checkpoint, entry)
+    card = directory / export.CARD
+    if card.is_file():
+        return card.read_text(encoding="utf-8")
+    info = directory / export.INFO
+    return (f"{directory} has no model card ({export.CARD}); its {export.INFO}:\n"
+            f"{info.read_text(encoding='utf-8') if info.is_file() else '{}'}\n")
 
 
 def _write_files(sampler, samples: list, targets: list, extras: list[str], one_file: bool) -> list:

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     logging.info("malloc: %s%s", allocator.name(), hint)
     try:
         task = registry.resolve(entry.task)(config, workdir)
-        metrics = loop.train(config, workdir, task, before_write=lease.check)
+        metrics = loop.train(config, workdir, task, before_write=lease.check, command=_command(argv))
     except loop.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -84,6 +84,13 @@ def main(argv: list[str]) -> int:
     summary = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("eval/"))
     print(f"done: {workdir}  {summary}")
     return 0
+
+
+def _command(argv: list[str]) -> str:
+    """The command line as a user would type it again, for the model card."""
+    import shlex
+
+    return shlex.join(["python", "train.py", *argv])
 
 
 def _exit_on_sigterm(lease: lease_lib.Lease | None) -> None:

@@ -61,6 +61,32 @@ def test_sample_from_trained_workdir(trained: pathlib.Path) -> None:
     assert result.stdout.startswith("The moon") and len(result.stdout) > len("The moon") + 10
 
 
+def test_the_run_writes_its_model_card(trained: pathlib.Path) -> None:
+    """export/README.md: the run's own command, data and licence, size and evaluation; sample.py --card."""
+    import json
+
+    export_dir = trained / "export"
+    card = (export_dir / "README.md").read_text(encoding="utf-8")
+    info = json.loads((export_dir / "info.json").read_text())
+    assert info["family"] == "lm" and info["step"] == 150 and info["command"].startswith("python train.py --config ")
+    assert f"`{info['command']}`" in card and "--config.train_steps=150" in card
+    assert "`verse-en`: Debian `fortunes`" in card and "| data licence | fortunes: BSD" in card
+    assert f"| `eval/loss` | {info['eval/loss']:.4f} |" in card
+    assert "| steps | 150 at batch size 8, seed 0 |" in card and "computed in float32, exported in bfloat16" in card
+    assert "| trained on | 1 x cpu (cpu) |" in card and "| parameters | 16,800 exported (0.03 MiB in bfloat16) |" in card
+    printed = run_sample("--model", "poem", "--checkpoint", str(trained), "--card")
+    assert printed.returncode == 0 and printed.stdout == card
+
+
+def test_embedded_cards_hold_the_run_and_the_hand_written_parts() -> None:
+    for name in ("poem", "poem-zh", "textgan", "music", "dcgan", "vae"):
+        printed = run_sample("--model", name, "--card")
+        assert printed.returncode == 0, printed.stderr
+        assert printed.stdout.startswith(f"# {name}\n") and "| data licence |" in printed.stdout, name
+        for section in ("## Samples", "## Limitations"):
+            assert section in printed.stdout, (name, section)
+
+
 def test_init_from_starts_at_the_pretrained_loss(trained: pathlib.Path, tmp_path: pathlib.Path) -> None:
     run_train(tmp_path, f"--config.init_from={trained}", "--config.train_steps=3", "--config.log_every=1",
               "--config.eval_every=0", "--config.learning_rate=1e-4")

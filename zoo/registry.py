@@ -1,7 +1,8 @@
 """Model name -> where its config, model, objective (training task) and sampler live.
 
 Entries are import strings so that `sample.py --model nonsense` answers instantly, without importing JAX.
-Adding a model family means one file in models/, one in objectives/, one config and one entry here.
+Adding a model family means one file named after it in each of zoo/models, zoo/objectives and zoo/sample,
+its files in zoo.export.FAMILY_FILES, a config and one entry here (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Entry:
     task: str  # "module:factory(config, workdir) -> Task": loss, steps and data for the training loop
     sampler: str  # "module:factory(export_dir) -> Sampler"
     output: str  # what the sampler writes: "txt", "png", "mid"
+    summary: str  # one line for `sample.py --help`
 
     @property
     def config_path(self) -> pathlib.Path:
@@ -40,17 +42,23 @@ MODELS: dict[str, Entry] = {
     e.name: e
     for e in [
         Entry("poem", "poem.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
-              "zoo.sample.lm:PoemSampler", "txt"),
+              "zoo.sample.lm:PoemSampler", "txt",
+              "English verse from a GPT (prompt: its opening words)"),
         Entry("poem-zh", "poem_zh.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
-              "zoo.sample.lm:PoemSampler", "txt"),
+              "zoo.sample.lm:PoemSampler", "txt",
+              "Tang-style Chinese verse from a GPT (prompt: its opening characters, e.g. 春江)"),
         Entry("textgan", "textgan.py", "zoo.models.textgan:TextGAN", "zoo.objectives.textgan:build_task",
-              "zoo.sample.textgan:TextGANSampler", "txt"),
+              "zoo.sample.textgan:TextGANSampler", "txt",
+              "five-character Tang quatrains from a Gumbel-softmax GAN (prompt: up to 5 opening characters)"),
         Entry("music", "music.py", "zoo.models.music:MelodyRNN", "zoo.objectives.music:build_task",
-              "zoo.sample.music:MelodySampler", "mid"),
+              "zoo.sample.music:MelodySampler", "mid",
+              "folk melodies as MIDI from an LSTM conditioned on the prompt's meaning (any English words)"),
         Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.dcgan:build_task",
-              "zoo.sample.images:DCGANSampler", "png"),
+              "zoo.sample.images:DCGANSampler", "png",
+              "28x28 Fashion-MNIST images from a conditional DCGAN (prompt: a garment, e.g. \"ankle boot\")"),
         Entry("vae", "vae.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
-              "zoo.sample.images:VAESampler", "png"),
+              "zoo.sample.images:VAESampler", "png",
+              "28x28 Fashion-MNIST images from a conditional VAE (prompt: a garment, e.g. \"sneaker\")"),
     ]
 }
 

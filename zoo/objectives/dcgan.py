@@ -85,6 +85,8 @@ def select_like(tree: dict, like: dict) -> dict:
 class GANTask:
     """Data, state and steps of the conditional DCGAN for the shared loop (zoo.train.task.Task)."""
 
+    family = "dcgan"
+
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
         self.config = config
         self.loss_kind = config.get("loss", "nonsaturating")

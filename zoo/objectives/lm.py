@@ -66,6 +66,8 @@ def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: epath.Path, tr
 class LMTask(SingleModelTask):
     """Data, state and steps of a decoder-only LM for the shared loop."""
 
+    family = "lm"
+
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
         workdir = storage.as_path(workdir)
         docs = sources.load_documents(config.data)

@@ -131,6 +131,8 @@ def masked_nll(graphdef: nnx.GraphDef, params: PyTree, tokens: jax.Array, bias: 
 class TextGANTask:
     """Data, state and steps of the text GAN for the shared loop (zoo.train.task.Task)."""
 
+    family = "textgan"
+
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
         workdir = storage.as_path(workdir)
         self.config = config

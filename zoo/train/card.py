@@ -1,0 +1,100 @@
+"""The model card a run writes beside its export (export/README.md): what a user needs to trust a model.
+
+Everything here comes from the run itself: the config, the command, the device, the run's own final
+evaluation and the exported params. Hand-written sections (samples, ablations, limitations) can follow
+the generated part; `sample.py --model NAME --card` prints the whole card.
+
+    python -m zoo.train.card EXPORT_DIR FAMILY "COMMAND"   # (re)writes an export's generated part
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import sys
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from zoo import export
+from zoo.data import provenance
+
+GENERATED_END = "<!-- end of the generated part: hand-written sections follow -->"
+
+# What each family's eval metrics mean, for the card's table.
+METRIC_NOTES = {
+    "eval/loss": "the training objective on held-out data (lower is better)",
+    "eval/bits_per_char": "cross-entropy in bits per character, comparable across tokenizers",
+    "eval/accuracy": "top-1 next-token accuracy",
+    "eval/nll": "negative log-likelihood per image in nats",
+    "eval/bits_per_dim": "negative log-likelihood in bits per pixel",
+}
+
+
+def parameter_count(params: Any) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def render(config: ml_collections.ConfigDict, info: dict[str, Any], params: Any) -> str:
+    """The generated part of the card, Markdown, ending with GENERATED_END."""
+    name = config.get("model_name", "model")
+    family = info.get("family", "")
+    count = parameter_count(params)
+    export_dtype = str(config.get("export_dtype", "bfloat16"))
+    nbytes = sum(np.dtype(x.dtype).itemsize * int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    source, licence = provenance.describe(str(config.get("data", "")))
+    rows = [
+        ("family", f"`{family}`: zoo/models/{family}.py, trained by zoo/objectives/{family}.py"
+         if family else "unknown"),
+        ("command", f"`{info['command']}`" if info.get("command") else "not recorded"),
+        ("steps", f"{info.get('step', config.get('train_steps'))} at batch size {config.get('batch_size')}, "
+                  f"seed {config.get('seed')}"),
+        ("parameters", f"{count:,} exported ({nbytes / 2**20:.2f} MiB in {export_dtype})"),
+        ("dtypes", f"computed in {config.get('compute_dtype', 'float32')}, exported in {export_dtype}"),
+        ("trained on", info.get("devices", "not recorded")),
+        ("speed", f"{info['steps_per_sec']:.2f} steps/s (the last logged interval)"
+         if isinstance(info.get("steps_per_sec"), float) and math.isfinite(info["steps_per_sec"]) else "not recorded"),
+        ("data", f"`{config.get('data')}`: {source}"),
+        ("data licence", licence),
+    ]
+    intro = (f"A model of the `{family or name}` family trained with zoo's shared loop. This part of the card was "
+             "written by the training run itself, from its config and its own measurements.")
+    lines = [f"# {name}", "", intro, "",
+             "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+    evals = {k: v for k, v in sorted(info.items()) if k.startswith("eval/")}
+    if evals:
+        lines += ["## Evaluation", "", "On the held-out split at the last step:", "",
+                  "| metric | value | meaning |", "|---|---|---|",
+                  *(f"| `{k}` | {v:.4f} | {METRIC_NOTES.get(k, '')} |" for k, v in evals.items()), ""]
+    lines += ["## Use", "", "```", f"python sample.py --model {name} --checkpoint EXPORT_DIR --prompt \"summer beach\"",
+              "```", "", f"`{export.CONFIG}` beside this card holds the full training config; "
+              f"`{export.PARAMS}/` holds only the weights sampling needs.", "", GENERATED_END, ""]
+    return "\n".join(lines)
+
+
+def with_hand_sections(generated: str, previous: str | None) -> str:
+    """`generated` followed by whatever hand-written sections an earlier card had after its generated part."""
+    if previous and GENERATED_END in previous:
+        return generated + previous.split(GENERATED_END, 1)[1].lstrip("\n")
+    return generated
+
+
+def main(argv: list[str]) -> int:
+    """Rewrites the generated part of the card of the export at argv[0] (family argv[1], trained by the
+    command argv[2]), keeping its hand-written part: how the embedded models' cards are refreshed."""
+    import orbax.checkpoint as ocp
+
+    directory, family, command = pathlib.Path(argv[0]), argv[1], argv[2]
+    config = export.load_config(directory)
+    info = {**export.load_info(directory), "family": family, "command": command}
+    params = ocp.StandardCheckpointer().restore((directory / export.PARAMS).absolute())
+    card = directory / export.CARD
+    previous = card.read_text(encoding="utf-8") if card.exists() else None
+    card.write_text(with_hand_sections(render(config, info, params), previous), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
