@@ -4,7 +4,7 @@ Everything here comes from the run itself: the config, the command, the device, 
 evaluation and the exported params. Hand-written sections (samples, ablations, limitations) can follow
 the generated part; `sample.py --model NAME --card` prints the whole card.
 
-    python -m zoo.train.card EXPORT_DIR FAMILY "COMMAND"   # (re)writes an export's generated part
+    python -m zoo.train.card EXPORT_DIR FAMILY "COMMAND" [devices="..."]   # (re)writes the generated part
 """
 
 from __future__ import annotations
@@ -83,12 +83,14 @@ def with_hand_sections(generated: str, previous: str | None) -> str:
 
 def main(argv: list[str]) -> int:
     """Rewrites the generated part of the card of the export at argv[0] (family argv[1], trained by the
-    command argv[2]), keeping its hand-written part: how the embedded models' cards are refreshed."""
+    command argv[2], KEY=VALUE facts of the run after that), keeping its hand-written part: how the embedded
+    models' cards are refreshed."""
     import orbax.checkpoint as ocp
 
     directory, family, command = pathlib.Path(argv[0]), argv[1], argv[2]
     config = export.load_config(directory)
-    info = {**export.load_info(directory), "family": family, "command": command}
+    extra = dict(arg.split("=", 1) for arg in argv[3:])
+    info = {**export.load_info(directory), "family": family, "command": command, **extra}
     params = ocp.StandardCheckpointer().restore((directory / export.PARAMS).absolute())
     card = directory / export.CARD
     previous = card.read_text(encoding="utf-8") if card.exists() else None
