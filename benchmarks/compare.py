@@ -230,14 +230,15 @@ def jax_sampling(name: str, task: Any, state: dict) -> dict:
         cond = np.tile(task.embeddings[:1], (count, 1)).astype(np.float32)
         seconds = best_seconds(lambda: _sample_jit(graphdef, params, cond, key, temperature=1.0, same_latent=False))
         return {"sample_unit": "images", "sample_per_s": count / seconds}
-    from zoo.data import music as music_data
-    from zoo.sample.music import DEFAULTS, TOKENS_PER_BAR, grammar_state
+    from zoo.melody.encoding import BOS
+    from zoo.melody.grammar import state_after
+    from zoo.sample.music import DEFAULTS, TOKENS_PER_BAR
     from zoo.sample.music import _bucket as music_bucket
     from zoo.sample.music import _sample_jit as music_sample
 
     primer = np.zeros(64, np.int32)
-    primer[0] = music_data.BOS
-    grammar = {k: np.int32(v) for k, v in grammar_state(primer[:1]).items()}
+    primer[0] = BOS
+    grammar = {k: np.int32(v) for k, v in state_after(primer[:1]).items()}
     cond = np.tile(music_caption(task)[None], (count, 1))
     bars = DEFAULTS["bars"]  # zoo.sample.music's own buffer for its default 16 bars, as the twin's
     length = music_bucket(bars * TOKENS_PER_BAR + 16)
@@ -378,7 +379,8 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def summary(name: str, results: dict[str, dict], config: Any, args: argparse.Namespace) -> dict:
-    """The JSON figures the issue asks for, plus everything measured."""
+    """The headline JSON figures (steps/s per side, final losses, MFU, FLOPs), the settings, and every side's
+    own figures (`sides`)."""
     jax_r, eager, comp = (results.get(s, {}) for s in SIDES)
 
     def rate(r: dict) -> float | None:

@@ -54,13 +54,14 @@ def measure(args: argparse.Namespace, overrides: list[str], scratch: pathlib.Pat
     from flax import nnx
 
     from zoo import config as config_lib
+    from zoo.models import build
+    from zoo.models.lm import GPT
     from zoo.objectives.common import init_model_state
-    from zoo.registry import build_model
     from zoo.train.checkpoint import Checkpointer, inspect_state
     from zoo.train.optim import make_optimizer
 
     config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
-    model = build_model(config, nnx.Rngs(0), vocab_size=args.vocab)
+    model = build(GPT, config, nnx.Rngs(0), vocab_size=args.vocab)
     state = init_model_state(model, make_optimizer(config))
     size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
     fingerprint = int(inspect_state(state)[0])

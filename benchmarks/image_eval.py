@@ -19,7 +19,7 @@ training) are centre-cropped back to 28x28 before they are judged; VAE images ar
 
 Figures
 -------
-* Conditional accuracy (the issue's criterion): for each class, the share of `--per-class` samples the
+* Conditional accuracy (the bar each class must pass): for each class, the share of `--per-class` samples the
   classifier assigns to the prompted class, next to the classifier's own accuracy on the real test images of
   that class (its recall); ratio = samples / real; PASS when ratio >= 0.90 for the class. "Top other" is
   the class the samples are most often mistaken for.
@@ -70,7 +70,7 @@ from zoo import allocator
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 
-ACCURACY_RATIO = 0.90  # the criterion: per class, samples' accuracy >= 90% of the real images'
+ACCURACY_RATIO = 0.90  # the bar: per class, samples' accuracy >= 90% of the real images'
 SAMPLE_CHUNK = 500  # images per sampler call (one compilation)
 FLOOR_SEED, DIVERSITY_SEED = 1, 2
 

@@ -19,9 +19,10 @@ from flax import nnx
 from benchmarks.timing import time_train_step
 from zoo import allocator
 from zoo import config as config_lib
+from zoo.models import build
+from zoo.models.lm import GPT
 from zoo.objectives.common import gradient_step, init_model_state
 from zoo.objectives.lm import lm_loss
-from zoo.registry import build_model
 from zoo.sample.decoding import generate
 from zoo.train.loop import compiler_options
 from zoo.train.optim import make_optimizer
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=96)
     args, overrides = parser.parse_known_args()
     config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
-    model = build_model(config, nnx.Rngs(0), vocab_size=args.vocab)
+    model = build(GPT, config, nnx.Rngs(0), vocab_size=args.vocab)
     graphdef = nnx.graphdef(model)
     tx = make_optimizer(config)
     state = init_model_state(model, tx)

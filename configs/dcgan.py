@@ -1,17 +1,13 @@
-"""Fashion-MNIST with a caption-conditioned DCGAN and a projection discriminator: the embedded `dcgan` model.
+"""Fashion-MNIST with a caption-conditioned DCGAN and a projection discriminator: the embedded `dcgan` model
+(zoo/pretrained/dcgan).
 
-Train (~15 min on 2 CPU cores: 7-13 steps/s at batch 64 measured, depending on what else the cores run; the
-first run on a machine also embeds the 61 class captions with the text encoder, cached under
-$ZOO_DATA_DIR/cache):
+Train (about 20 min on 2 CPU cores; the first run on a machine also embeds the 61 class captions with the
+text encoder, cached under $ZOO_DATA_DIR/cache):
     python train.py --config configs/dcgan.py --workdir runs/dcgan
-Result (the embedded model, this exact command on 2 CPU cores, ~20 min; `python -m benchmarks.image_eval
---checkpoint zoo/pretrained/dcgan`, judged by benchmarks/classifiers/fashion_mnist, 90.3% on real test
-images): conditional accuracy 93.0% of 10,000 samples, every class at >= 0.99 of the judge's own accuracy
-on real images of that class (Shirt 75.1% vs 69.5%, Sandal 96.9% vs 97.8%); classifier-feature Frechet
-distance 2.41 (real train vs test: 0.15); per-class pixel diversity 0.88-1.00 of the real test images'.
-Exploration on an H100 (another, throw-away classifier): the worst class reached 0.64 / 0.82 / 0.93 of the
-judge's accuracy after 3k / 6k / 10k steps (hence 10k), seed 1 at 10k 0.88; the hinge loss equal in
-accuracy and a little worse in FD (2.9 vs 2.3); g_features = d_features = 24 clearly worse (FD 10.0).
+Result (zoo/pretrained/dcgan/info.json, step 10000, on the test split): eval/d_loss 0.949, eval/g_loss 2.29,
+eval/d_accuracy 0.778, eval/d_cond_accuracy 0.320. Sample quality (conditional accuracy, Frechet distance,
+diversity) is what `python -m benchmarks.image_eval --checkpoint zoo/pretrained/dcgan` measures (README,
+"Images").
 """
 
 import ml_collections
@@ -45,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU
     c.fsdp = False
     # On the CPU only (zoo.train.loop.compiler_options): the convolutions on Eigen, not YNNPACK, whose
-    # convolution kernels use one core; steps 4-6% faster (docs/benchmarks.md). XLA's default instead:
+    # convolution kernels use one core; steps 4-6% faster (docs/performance.md). XLA's default instead:
     # --config.xla_cpu_options.xla_cpu_experimental_ynn_fusion_type=
     c.xla_cpu_options = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 

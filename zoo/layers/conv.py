@@ -1,12 +1,11 @@
 """A transposed convolution whose kernel gradient is fast on the CPU: the decoders' and generators' layer.
 
-Why: measured on 2 CPU cores at the DCGAN and VAE shapes, XLA's gradient of a transposed convolution
-with respect to its KERNEL took 38-112 ms a layer, against 4-7 ms for the input gradient and 3-5 ms for the
-forward pass; it made the DCGAN and VAE training steps 0.54x and 0.37x as fast as PyTorch eager (oneDNN).
+Why: on the CPU, at the DCGAN and VAE shapes, XLA's gradient of a transposed convolution with respect to
+its KERNEL takes 38-112 ms a layer, against 4-7 ms for the input gradient and 3-5 ms for the forward pass.
 `conv_transpose` keeps lax's forward pass and input gradient and computes the kernel gradient itself: a
 kernel tap meets each input pixel at one output phase only ("sub-pixel" view: output stride * m + r), so
-the gradient of each tap is one matmul, output-phase slice x input slice contracted over batch and pixels
-(2-9 ms a layer).
+the gradient of each tap is one matmul, output-phase slice x input slice contracted over batch and pixels,
+several times faster (docs/performance.md).
 
 `ConvTranspose` is nnx.ConvTranspose with exactly its parameters (kernel [kh, kw, in, out], bias [out])
 and results (tests/test_conv.py checks values and both gradients against lax), so checkpoints do not depend
@@ -44,7 +43,7 @@ def _taps(size: int, k: int, pad: tuple[int, int], dilation: int
 
 def use_cpu_kernel_grad(out_features: int) -> bool:
     """On the CPU, for outputs of 8+ channels (with one or a few, lax's kernel gradient is a cheap reduction
-    and measured faster); elsewhere the backend's own gradient (cuDNN, TPU)."""
+    and faster); elsewhere the backend's own gradient (cuDNN, TPU)."""
     return jax.default_backend() == "cpu" and out_features >= 8
 
 
@@ -98,8 +97,8 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
                    pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
     """lax.conv_transpose (as conv_general_dilated with input dilation `strides` and explicit `pads`) whose
     kernel gradient is computed as patch matmuls: XLA's own kernel gradient of a transposed convolution is
-    the slow part on the CPU (measured 38-112 ms against 4-7 ms for the input gradient at the DCGAN/VAE
-    shapes), while the patch form is one matmul per kernel tap over the batch and image."""
+    the slow part on the CPU (see the module docstring), while the patch form is one matmul per kernel tap
+    over the batch and image."""
     return lax.conv_general_dilated(x, kernel, (1, 1), pads, lhs_dilation=strides, dimension_numbers=NHWC)
 
 
@@ -134,9 +133,8 @@ def _transpose_kernel_grad(x: jax.Array, dy: jax.Array, shape: tuple[int, ...], 
                     patch = xp[:, d_h + front_h:d_h + front_h + m_h, d_w + front_w:d_w + front_w + m_w]
                     per_tap[t_h, t_w] = lax.dot_general(phase, patch, (((0, 1, 2), (0, 1, 2)), ((), ())))
     # The phase is each dot's LEFT operand, the one XLA's CPU dot copies into a transposed layout: so the
-    # copy is made once per phase and shared by its taps, not once per input patch (the VAE's 64 -> 32 layer:
-    # 7.4 -> 5.5 ms forward and backward). The transpose to [kh, kw, I, O] is one, at the end: a transpose
-    # per tap makes XLA swap the operands back.
+    # copy is made once per phase and shared by its taps, not once per input patch. The transpose to
+    # [kh, kw, I, O] is one, at the end: a transpose per tap makes XLA swap the operands back.
     grad = jnp.stack([jnp.stack([per_tap[t_h, t_w] for t_w in range(shape[1])]) for t_h in range(shape[0])])
     return grad.transpose(0, 1, 3, 2)
 

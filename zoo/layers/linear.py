@@ -3,7 +3,7 @@
 Why: a dense layer applied to [B, T, in] activations as one 3-D `dot_general` has a weight gradient that
 contracts over two axes (B and T), which XLA's CPU backend lowers with transposed copies of the activations.
 Flattened to [B*T, in] first, that gradient is one plain matrix product: the forward and backward of a
-[32, 512, 256] x [256, 1024] layer take 50 instead of 113 ms on 2 CPU cores (docs/benchmarks.md has the
+[32, 512, 256] x [256, 1024] layer take 50 ms against 113 on 2 CPU cores (docs/performance.md has the
 whole-step figures). Parameters and values are nnx.Linear's (tests/test_linear.py), so checkpoints do not
 depend on which class wrote them.
 """

@@ -22,7 +22,7 @@ from zoo.layers.dropout import Dropout
 from zoo.layers.linear import Linear, over_rows
 
 # One {"k": [B, H, S, D], "v": [B, H, S, D]} dict per layer, in the compute dtype. Heads before positions
-# so the attention einsums are plain batched matmuls over the cache: [B, S, H, D] made XLA transpose the
+# so the attention einsums are plain batched matmuls over the cache: with [B, S, H, D] XLA transposes the
 # whole cache every decode step (B=8 sampling ~2x slower on the CPU).
 KVCache = list[dict[str, jax.Array]]
 
@@ -55,8 +55,8 @@ ATTENTION_BLOCK = 128  # query rows per block of causal attention over long sequ
 def _causal_attend(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     """Causal self-attention, q/k/v [B, H, T, D]. Past ATTENTION_BLOCK positions the queries go in blocks,
     each attending only to the keys up to its own end: score blocks wholly above the diagonal are never
-    computed (T = 512: 10 of 16 blocks; the diagonal blocks are masked as before), and each block's scores
-    are a fraction of the T x T tensor."""
+    computed (T = 512: 10 of the 16 blocks are, the 4 on the diagonal masked), and each block's scores are
+    a fraction of the T x T tensor."""
     t = q.shape[2]
     if t <= ATTENTION_BLOCK or t % ATTENTION_BLOCK:
         return _attend(q, k, v, jnp.tril(jnp.ones((t, t), dtype=bool)))

@@ -24,27 +24,24 @@ Likelihood (`likelihood`), each a true probability of discrete data, so negative
   straps into noise; the 8-bit likelihood keeps it. Images to show are the locations, clipped to [0, 1].
 Images are in [0, 1] (0 = black).
 
-Why decoder_blocks: with the plain decoder even reconstructions of the thin-strapped sandals and of shirts
-are too blurred for a classifier to tell them from ankle boots and pullovers (0.82 and 0.61 accuracy on
-posterior means, against 0.98 and 0.70 on the real images). The stride-1 convolutions at H/4 and H/2 add
-spatial capacity; measured, one block per stage lifted Sandal samples only from 0.70 to 0.77 and left
-Shirt as it was, so the embedded model keeps 0 (configs/vae.py).
+Why decoder_blocks: blur. The stride-1 convolutions at H/4 and H/2 add spatial capacity for details such
+as a sandal's straps, but one block per stage barely lifts Sandal samples and leaves Shirt as it is; a KL
+weight below 1 with a wider latent keeps those details instead, so the embedded model has 0 blocks
+(configs/vae.py: kl_weight, latent_dim).
 
 Why a mixture prior: a VAE's aggregate posterior q(z | c) = E_x q(z | x, c) is not Gaussian, and samples from a
 Gaussian prior land where no training image's latent does ("prior holes"): the decoder draws a pullover-shirt
 blend there. The prior's parameters only meet the loss in beta * E_q[-log p(z | c)], so training fits them to
 the aggregate posterior by maximum likelihood, whatever beta is (Tomczak & Welling 2018 train a mixture prior
-the same way). Measured (beta = 0.25, latent 64, hidden 512, 6,000 steps, samples at temperature 1): the
-Gaussian prior's samples pass the image bar (benchmarks/image_eval.py) in 4 of 10 classes, a 16-component
-mixture's in 7, and a full-covariance mixture per class fit to the posterior means after training in 8
-(scratch runs). The embedded model (hidden 256) keeps K = 1 and samples from such a fitted mixture instead
-(zoo.models.vae_mixture, config `latent_mixture_components`): 6/10 from its prior, 9/10 from the
-mixtures, 10/10 at temperature 0.8 (benchmarks/results/vae_*eval.json). With K > 1 the KL has no closed form: the
-objective estimates it with the z it decodes (zoo.objectives.vae.kl_estimate).
+the same way). A mixture prior trained with the model samples better than one Gaussian, but a
+full-covariance mixture per class fit to the posterior means after training samples better still
+(benchmarks/image_eval.py's per-class bar; README, "Images"), so the embedded model keeps K = 1 and samples
+from such a fitted mixture (zoo.models.vae_mixture, config `latent_mixture_components`). With K > 1 the KL
+has no closed form: the objective estimates it with the z it decodes (zoo.objectives.vae.kl_estimate).
 
 The caption's projection `c` is shared by the encoder and the decoder and enters each at its dense layer by
 concatenation. Activations are SiLU, with no normalisation (batch statistics would make an image's
-likelihood depend on its batch). Like zoo/models/lm.py and melody_rnn.py the model holds no RNG state:
+likelihood depend on its batch). Like zoo/models/lm.py and zoo/models/music.py the model holds no RNG state:
 the reparameterisation noise comes from a key passed at call time. Convolutions and dense layers compute
 in `dtype`; logits, mu and logvar are float32.
 """

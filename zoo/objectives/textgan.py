@@ -24,13 +24,13 @@ Two phases, as in RelGAN, each its own run (`config.phase`), the second starting
      through the generator's saved forward pass (`jax.vjp`). Each has its own Adam (lr 1e-4, RelGAN's)
      behind gradient clipping; both optimizer states live in the one train state (and checkpoint).
    - `adversarial.mle_weight` = w > 0 adds w x the MLE loss gradient on the real batch to G's adversarial
-     gradient (MLE regularisation, as in SeqGAN/LeakGAN's interleaved teacher forcing). Measured: without
-     it the generator drifts from the data (NLL_gen 5.25 -> 6.4+, BLEU down); with w = 1 it stays near the
-     data while the adversarial term sharpens it (README "Text GAN").
+     gradient (MLE regularisation, as in SeqGAN/LeakGAN's interleaved teacher forcing). Without it the
+     generator drifts from the data (NLL_gen and BLEU both worsen); with w = 1 it stays near the data while
+     the adversarial term sharpens it (README, "Text GAN").
 
-Why two runs rather than one run switching phase with `lax.cond` on the step: measured on 2 CPU cores,
-XLA ran the adversarial step 4.3x slower as a branch of a conditional (3.75 s against 0.87 s), and a
-separate run is what RelGAN does too (pretrain, save, then train adversarially from the saved generator).
+Why two runs rather than one run switching phase with `lax.cond` on the step: as a branch of a conditional
+the adversarial step runs 4.3x slower on the CPU, and a separate run is what RelGAN does too (pretrain,
+save, then train adversarially from the saved generator).
 
 Tokens the data never has at a position (the tokenizer's `<unk>`; for quatrains also the end token,
 which pads nothing in a form of fixed length) get -1e9 added to their logits everywhere: in sampling

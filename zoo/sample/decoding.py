@@ -1,8 +1,7 @@
 """Autoregressive sampling for any model family that exposes a functional KV cache.
 
 The model is passed as `graphdef, params` (from `nnx.split`) and merged inside one `jax.jit`-ed function:
-that costs ~0.07 ms of Python per call where `nnx.jit` costs ~0.5 ms (measured on this CPU). The merged model
-must provide
+that costs ~0.07 ms of Python per call, where `nnx.jit` costs ~0.5 ms. The merged model must provide
 
     context_length: int
     init_cache(batch_size, max_length) -> cache            # any pytree

@@ -1,1 +1,1 @@
-"""text"""
+"""Text handling: the poem LMs' tokenizers, the shared prompt encoder, and cached caption embeddings."""

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def embed_captions(captions: Sequence[str]) -> np.ndarray:
     """float16 [len(captions), 384] sentence embeddings, cached on disk by a hash of the caption list."""
     digest = hashlib.sha256(json.dumps(list(captions), ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-    path = data_dir() / "cache" / f"music-captions-{digest}.npy"  # the name predates other families
+    path = data_dir() / "cache" / f"music-captions-{digest}.npy"  # all families: renaming orphans old caches
     if path.is_file():
         try:
             table = np.load(path)

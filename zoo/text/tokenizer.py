@@ -4,8 +4,9 @@ Two kinds, both wrapped as `transformers.PreTrainedTokenizerFast` so that saving
 follow one well-known API:
 
 - `char`: one token per Unicode character (code point) seen at least `min_count` times, plus `<unk>`.
-  Small corpora (1 MB of verse) train best at this granularity; Tang poetry's ~7k characters stay.
-- `bpe`:  byte-level BPE (GPT-2 style) of `vocab_size` tokens: no unknowns, any text round-trips.
+  The Tang model's (configs/poem_zh.py): BPE cannot compress Tang verse, whose ~7k characters each stay a token.
+- `bpe`:  byte-level BPE (GPT-2 style) of `vocab_size` tokens: no unknowns, any text round-trips. The English
+  model's (configs/poem.py): each step sees more text than with characters.
 
 Both have one special token `<|endoftext|>` (the `eos_token`) that ends every document in the training
 stream, and neither adds BOS/EOS on encode: `encode_documents` places the end-of-text ids itself, and the

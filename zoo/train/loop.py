@@ -93,9 +93,9 @@ def compiler_options(config: ml_collections.ConfigDict) -> dict[str, Any] | None
     """The XLA compiler options the config asks for on this backend, for the train and eval steps:
     `config.xla_cpu_options` when the default backend is the CPU, none elsewhere. Why: XLA's CPU backend
     leaves some kernel choices to options, and the best one depends on the model: the VAE and DCGAN steps
-    run 4-6% faster with their convolutions on Eigen instead of YNNPACK, the text GAN's 4% slower; the LM's
-    and the music LSTM's 9% and 5-8% faster with their matmuls on Eigen too (docs/benchmarks.md). An option
-    set to "" is left at XLA's default. These are experimental options that an XLA release may drop or
+    run faster with their convolutions on Eigen instead of YNNPACK, the text GAN's slower; the LM's and the
+    music LSTM's faster with their matmuls on Eigen too (docs/performance.md). An option set to "" is left
+    at XLA's default. These are experimental options that an XLA release may drop or
     change: where this XLA rejects any of them, a warning says so and the steps compile with none."""
     options = {str(k): v for k, v in (config.get("xla_cpu_options") or {}).items() if v != ""}
     if not options or jax.default_backend() != "cpu":
