@@ -55,7 +55,7 @@ MODELS: dict[str, Entry] = {
               "folk melodies as MIDI from an LSTM conditioned on the prompt's meaning (any English words)"),
         Entry("dcgan", "dcgan.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.dcgan:build_task",
               "zoo.sample.images:DCGANSampler", "png",
-              "28x28 Fashion-MNIST images from a conditional DCGAN (prompt: a garment, e.g. \"ankle boot\")"),
+              "32x32 Fashion-MNIST images (28x28, padded) from a conditional DCGAN (prompt: a garment, e.g. \"boot\")"),
         Entry("vae", "vae.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
               "zoo.sample.images:VAESampler", "png",
               "28x28 Fashion-MNIST images from a conditional VAE (prompt: a garment, e.g. \"sneaker\")"),

@@ -23,13 +23,20 @@ from zoo.data import provenance
 
 GENERATED_END = "<!-- end of the generated part: hand-written sections follow -->"
 
-# What each family's eval metrics mean, for the card's table.
+# What the eval metrics mean, for the card's table (each objective's docstring defines its own exactly).
 METRIC_NOTES = {
-    "eval/loss": "the training objective on held-out data (lower is better)",
+    "eval/loss": "the family's held-out loss (lower is better)",
     "eval/bits_per_char": "cross-entropy in bits per character, comparable across tokenizers",
-    "eval/accuracy": "top-1 next-token accuracy",
-    "eval/nll": "negative log-likelihood per image in nats",
-    "eval/bits_per_dim": "negative log-likelihood in bits per pixel",
+    "eval/accuracy": "top-1 next-token (next-event) accuracy",
+    "eval/iwae_nll": "importance-weighted bound on the negative log-likelihood, nats per image",
+    "eval/recon": "the ELBO's reconstruction term, nats per image",
+    "eval/kl": "the ELBO's KL term, nats per image",
+    "eval/d_loss": "the discriminator's loss",
+    "eval/g_loss": "the generator's loss",
+    "eval/d_accuracy": "how often the discriminator tells real from generated",
+    "eval/d_cond_accuracy": "how often the discriminator's projection picks the right class",
+    "eval/d_real": "the discriminator's mean logit on real images",
+    "eval/d_fake": "the discriminator's mean logit on generated images",
 }
 
 
@@ -65,11 +72,12 @@ def render(config: ml_collections.ConfigDict, info: dict[str, Any], params: Any)
              "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
     evals = {k: v for k, v in sorted(info.items()) if k.startswith("eval/")}
     if evals:
-        lines += ["## Evaluation", "", "On the held-out split at the last step:", "",
+        lines += ["## Final metrics", "", "On the held-out split at the last step:", "",
                   "| metric | value | meaning |", "|---|---|---|",
                   *(f"| `{k}` | {v:.4f} | {METRIC_NOTES.get(k, '')} |" for k, v in evals.items()), ""]
     lines += ["## Use", "", "```", f"python sample.py --model {name} --checkpoint EXPORT_DIR --prompt \"summer beach\"",
-              "```", "", f"`{export.CONFIG}` beside this card holds the full training config; "
+              "```", "", "EXPORT_DIR is this folder, the training workdir or its gs:// URL; an embedded model needs "
+              "no --checkpoint.", "", f"`{export.CONFIG}` beside this card holds the full training config; "
               f"`{export.PARAMS}/` holds only the weights sampling needs.", "", GENERATED_END, ""]
     return "\n".join(lines)
 
