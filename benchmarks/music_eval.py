@@ -48,6 +48,7 @@ import numpy as np
 
 from zoo import allocator
 from zoo.data import music as music_data
+from zoo.melody import encoding
 from zoo.objectives.music import encodable_tunes, masked_loss
 from zoo.sample.music import CONDITIONINGS, MelodySampler
 
@@ -71,7 +72,7 @@ def held_out_split(config: Any) -> tuple[list[music_data.Tune], list[music_data.
 def model_nll(sampler: MelodySampler, tunes: Sequence[music_data.Tune]) -> tuple[float, float, int]:
     """(NLL nats/event, next-event accuracy, events) of the model on whole tunes, with training's own loss
     (`masked_loss`) on length-sorted batches padded to power-of-two lengths, so XLA compiles a few shapes."""
-    encoded = [music_data.encode(t) for t in tunes]
+    encoded = [encoding.encode(t) for t in tunes]
     order = sorted(range(len(tunes)), key=lambda i: len(encoded[i]))
     # float16 round trip: training conditioned on the float16 caption table (embed_captions)
     cond = sampler.encoder.embed([music_data.caption(tunes[i]) for i in order]).astype(np.float16)
@@ -95,7 +96,7 @@ def model_nll(sampler: MelodySampler, tunes: Sequence[music_data.Tune]) -> tuple
 def ngram_baselines(train: Sequence[np.ndarray], val: Sequence[np.ndarray], k: float = SMOOTHING) -> dict:
     """NLL and accuracy of add-k unigram and bigram models fit on the training tokens, on the model's
     targets: the floor a caption-conditioned LSTM has to clear to have learnt more than local statistics."""
-    vocab = music_data.VOCAB
+    vocab = encoding.VOCAB
     unigram, bigram = np.full(vocab, k), np.full((vocab, vocab), k)
     for seq in train:
         np.add.at(unigram, seq[1:], 1.0)
@@ -107,7 +108,7 @@ def ngram_baselines(train: Sequence[np.ndarray], val: Sequence[np.ndarray], k: f
             "bigram_accuracy": float((bigram.argmax(axis=1)[prev] == target).mean()), "events": int(target.size)}
 
 
-def analyse(melody: music_data.Melody) -> tuple[str, str, int, int]:
+def analyse(melody: encoding.Melody) -> tuple[str, str, int, int]:
     """(analysed mode, analysed key, notes in its scale, notes) of one melody by music21's key analysis
     (what `stream.analyze('key')` answers). The stream is built from the notes directly: writing and
     re-reading MIDI costs far more."""
@@ -148,7 +149,7 @@ def reference(val: Sequence[music_data.Tune], train: Sequence[music_data.Tune]) 
     return out
 
 
-def prompt_stats(melodies: Sequence[music_data.Melody], group: str, ref: dict) -> dict:
+def prompt_stats(melodies: Sequence[encoding.Melody], group: str, ref: dict) -> dict:
     """What `melodies` sampled for one prompt turned out to be, and whether the prompt's criterion holds."""
     analyses = [analyse(m) for m in melodies]
     n = max(1, len(melodies))
@@ -182,7 +183,7 @@ def run(checkpoint: Path, samples: int, seed: int, conditionings: Sequence[str])
     train, val = held_out_split(sampler.config)
     val = val or train[-8:]  # as training does when a tiny corpus leaves no validation tune
     model, accuracy, events = model_nll(sampler, val)
-    ngrams = ngram_baselines([music_data.encode(t) for t in train], [music_data.encode(t) for t in val])
+    ngrams = ngram_baselines([encoding.encode(t) for t in train], [encoding.encode(t) for t in val])
     assert ngrams["events"] == events, (ngrams["events"], events)
     out: dict[str, Any] = {"nll": {"model": model, "accuracy": accuracy, **ngrams, "val_tunes": len(val),
                                    "train_tunes": len(train)}}

@@ -19,11 +19,13 @@ from flax import nnx
 from benchmarks.timing import time_train_step
 from zoo import allocator
 from zoo import config as config_lib
-from zoo.data import music as music_data
+from zoo.melody import encoding
+from zoo.melody.grammar import state_after
+from zoo.models import build
+from zoo.models.music import MelodyRNN
 from zoo.objectives.common import gradient_step, init_model_state
 from zoo.objectives.music import masked_loss
-from zoo.registry import build_model
-from zoo.sample.music import _sample_jit, grammar_state
+from zoo.sample.music import _sample_jit
 from zoo.train.loop import compiler_options
 from zoo.train.optim import make_optimizer
 
@@ -35,7 +37,7 @@ def main() -> None:
     parser.add_argument("--melodies", type=int, default=8, help="batch of melodies sampled at once")
     args, overrides = parser.parse_known_args()
     config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
-    model = build_model(config, nnx.Rngs(0), vocab_size=music_data.VOCAB, cond_dim=384)
+    model = build(MelodyRNN, config, nnx.Rngs(0), vocab_size=encoding.VOCAB, cond_dim=384)
     graphdef = nnx.graphdef(model)
     tx = make_optimizer(config)
     state = init_model_state(model, tx)
@@ -48,7 +50,7 @@ def main() -> None:
 
     def batch() -> dict[str, np.ndarray]:
         cond = rng.normal(size=(config.batch_size, 384)).astype(np.float32)
-        return {"tokens": rng.integers(0, music_data.VOCAB, shape, dtype=np.int32),
+        return {"tokens": rng.integers(0, encoding.VOCAB, shape, dtype=np.int32),
                 "mask": np.ones(shape, bool), "cond": cond / np.linalg.norm(cond, axis=1, keepdims=True)}
 
     key = jax.random.PRNGKey(0)
@@ -56,8 +58,8 @@ def main() -> None:
     state, compile_s, step_s = time_train_step(step, state, [batch() for _ in range(args.steps + 1)], key)
 
     primer = np.zeros(64, np.int32)
-    primer[0] = music_data.BOS
-    grammar = {k: np.int32(v) for k, v in grammar_state(primer[:1]).items()}
+    primer[0] = encoding.BOS
+    grammar = {k: np.int32(v) for k, v in state_after(primer[:1]).items()}
     cond = batch()["cond"][:1].repeat(args.melodies, 0)
 
     def sample(seed: int) -> np.ndarray:
@@ -74,7 +76,7 @@ def main() -> None:
         "batch_size": config.batch_size, "max_len": config.max_len, "compile_s": round(compile_s, 2),
         "steps_per_sec": round(1 / step_s, 3), "events_per_sec": round(config.batch_size * config.max_len / step_s),
         "melodies_per_sec": round(args.melodies / sample_s, 2),
-        "sampled_events_per_sec": round(int((events != music_data.EOS).sum()) / sample_s),
+        "sampled_events_per_sec": round(int((events != encoding.EOS).sum()) / sample_s),
     }))
 
 

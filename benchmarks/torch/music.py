@@ -42,7 +42,8 @@ from benchmarks.torch.common import (
     load_flax_params,
     tensors,
 )
-from zoo.data import music as music_data
+from zoo.melody.encoding import BOS, EOS
+from zoo.melody.grammar import Grammar, state_after
 from zoo.sample import music as music_sample
 
 
@@ -170,47 +171,6 @@ def load_jax_params(model: MelodyLSTM, params: dict) -> None:
             getattr(model.lstm, f"bias_hh_l{layer}").zero_()
 
 
-# ----------------------------------------------------------------------- zoo.sample.music's grammar in torch
-
-class _Grammar:
-    """zoo.sample.music's grammar tables (zoo.data.music's arrays) on a device."""
-
-    def __init__(self, device: torch.device):
-        def table(array: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(array), device=device)
-
-        self.is_meter, self.is_key = table(music_data.IS_METER), table(music_data.IS_KEY)
-        self.is_event, self.is_dur = table(music_data.IS_EVENT), table(music_data.IS_DUR)
-        self.dur_ticks = table(music_data.DUR_TICKS).long()
-        self.bar_ticks = table(music_data.METER_BAR_TICKS).long()
-        self.vocab = torch.arange(music_data.VOCAB, device=device)
-
-    def advance(self, state: dict[str, torch.Tensor], tok: torch.Tensor) -> dict[str, torch.Tensor]:
-        """zoo.sample.music._advance on [B] tensors."""
-        is_meter, is_bar = self.is_meter[tok], tok == music_data.BAR
-        bar_len = torch.where(is_meter, self.bar_ticks[tok], state["bar_len"])
-        phase = torch.where(is_meter, 1, torch.where(self.is_key[tok], 2, state["phase"]))
-        remaining = state["remaining"] + torch.where(is_bar, bar_len, 0) - self.dur_ticks[tok]
-        return {"phase": phase, "bar_len": bar_len, "remaining": remaining,
-                "bars": state["bars"] + is_bar.long(), "last": tok}
-
-    def allowed(self, state: dict[str, torch.Tensor], target_bars: int) -> torch.Tensor:
-        """zoo.sample.music.allowed_tokens: bool [B, VOCAB]."""
-        only = lambda t: self.vocab == t  # noqa: E731
-        last, remaining = state["last"][:, None], state["remaining"][:, None]
-        fits = self.is_dur & (self.dur_ticks <= remaining)
-        full = remaining <= 0
-        more = (state["bars"] < target_bars)[:, None]
-        after_dur, after_bar = self.is_dur[last], last == music_data.BAR
-        body = ((self.is_key[last] & only(music_data.BAR)) | (after_bar & (remaining > 0) & self.is_event)
-                | (after_bar & full & only(music_data.BAR))
-                | (self.is_event[last] & fits)
-                | (after_dur & full & more & only(music_data.BAR)) | (after_dur & full & ~more & only(music_data.EOS))
-                | (after_dur & ~full & (self.is_event | fits)))
-        phase = state["phase"][:, None]
-        return torch.where(phase == 0, self.is_meter, torch.where(phase == 1, self.is_key, body))
-
-
 class MusicTwin:
     """MelodyLSTM + AdamW with the zoo's schedule and clipping; see the module docstring."""
 
@@ -225,7 +185,7 @@ class MusicTwin:
                                 embed_dim=m.embed_dim, hidden_dim=m.hidden_dim, num_layers=m.num_layers,
                                 dropout=m.get("dropout", 0.0)).to(device)
         self.optimizer = ZooOptimizer(self.model.parameters(), config)
-        self.grammar = _Grammar(device)
+        self.grammar = Grammar(torch, asarray=lambda table: torch.as_tensor(table, device=device))  # as zoo samples
         self._loss = self._forward_loss
         self._probs, self._feed = self._sample_probs, self._sample_feed
 
@@ -243,9 +203,9 @@ class MusicTwin:
     def _sample_feed(self, token: torch.Tensor, grammar: dict[str, torch.Tensor], done: torch.Tensor,
                      h: torch.Tensor, c: torch.Tensor, cond_gates: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The drawn event (EOS once a melody ended) -> (event, grammar, done, next logits, h, c)."""
-        token = torch.where(done, music_data.EOS, token)
+        token = torch.where(done, EOS, token)
         logits, h, c = self.model.step(token, h, c, cond_gates)
-        return token, self.grammar.advance(grammar, token), done | (token == music_data.EOS), logits, h, c
+        return token, self.grammar.advance(grammar, token), done | (token == EOS), logits, h, c
 
     def step(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         t = tensors({k: batch[k] for k in ("tokens", "mask", "cond")})
@@ -280,15 +240,15 @@ class MusicTwin:
         else:
             cond_t = torch.as_tensor(cond, dtype=torch.float32, device=self.device)
         cond_t = (cond_t / cond_t.norm().clamp(min=1e-6)).expand(count, -1)
-        primer = np.asarray([music_data.BOS], np.int64)
+        primer = np.asarray([BOS], np.int64)
         grammar = {k: torch.full((count,), v, dtype=torch.long, device=self.device)
-                   for k, v in music_sample.grammar_state(primer).items()}
-        target = int(music_sample.grammar_state(primer)["bars"]) + bars
-        out = torch.full((count, length), music_data.EOS, dtype=torch.long, device=self.device)
+                   for k, v in state_after(primer).items()}
+        target = int(state_after(primer)["bars"]) + bars
+        out = torch.full((count, length), EOS, dtype=torch.long, device=self.device)
         done = torch.zeros(count, dtype=torch.bool, device=self.device)
         with autocast(self.config, self.device):
             h, c, cond_gates = self.model.sampling_state(cond_t)
-            token = torch.full((count,), music_data.BOS, dtype=torch.long, device=self.device)
+            token = torch.full((count,), BOS, dtype=torch.long, device=self.device)
             logits, h, c = self.model.step(token, h, c, cond_gates)
             for i in range(length):
                 probs = self._probs(logits, grammar, done, target)
@@ -303,7 +263,7 @@ class MusicTwin:
 def build(config: ml_collections.ConfigDict, dims: dict[str, Any], seed: int,
           device: str | torch.device | None = None) -> MusicTwin:
     """The music twin from configs/music.py and dims {"vocab_size": V, "cond_dim": 384} (what
-    zoo.objectives.music passes to build_model; cond_dim defaults to 384); CUDA when present."""
+    zoo.objectives.music passes to zoo.models.build; cond_dim defaults to 384); CUDA when present."""
     torch.manual_seed(seed)
     device = torch.device(device) if device else default_device()
     return MusicTwin(config, dims, device)

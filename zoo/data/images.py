@@ -26,7 +26,7 @@ one fixed vector per class. `caption_table` flattens them into one list
 at random among the captions of each example's class.
 
 Batches (`ImageBatches`) are a pure function of (seed, step), like `zoo.data.lm.TokenWindows` and
-`zoo.data.music.MelodyBatches`: images are drawn epoch by epoch through a permutation fixed by (seed, epoch),
+`zoo.data.music_batches.MelodyBatches`: images are drawn epoch by epoch through a permutation fixed by (seed, epoch),
 so a resumed run sees exactly the data an uninterrupted one would, and process p of n keeps rows
 [p*B/n, (p+1)*B/n) of the global batch.
 """

@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from zoo.data.music import (
+from zoo.errors import UsageError
+from zoo.melody.encoding import (
     METERS,
     MODES,
     TICKS_PER_QUARTER,
@@ -30,7 +31,6 @@ from zoo.data.music import (
     tonic_name,
     transpose,
 )
-from zoo.errors import UsageError
 
 MIDO_INSTALL = "pip install mido"
 TICKS_PER_BEAT = 480  # divisible by TICKS_PER_QUARTER (24): every grid duration is a whole number of ticks
@@ -138,9 +138,9 @@ def write_midi(melody: Melody, path: str | Path | BinaryIO | None = None, tempo_
     midi.save(file=buffer)
     data = buffer.getvalue()
     if isinstance(path, (str, Path)):
-        from zoo.sample.writers import write_bytes
+        from zoo.storage import write_atomic
 
-        write_bytes(Path(path), data)
+        write_atomic(Path(path), data)
     elif path is not None:
         path.write(data)
     return data

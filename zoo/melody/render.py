@@ -17,7 +17,7 @@ import wave
 
 import numpy as np
 
-from zoo.data.music import TICKS_PER_QUARTER, Melody, bar_ticks
+from zoo.melody.encoding import TICKS_PER_QUARTER, Melody, bar_ticks
 
 SAMPLE_RATE = 22_050
 HARMONICS = (1.0, 0.45, 0.25, 0.12, 0.06)  # amplitudes of partials 1..5: a mellow, flute-like tone

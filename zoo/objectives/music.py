@@ -1,7 +1,8 @@
 """Caption-conditioned next-event modelling: the objective of the `music` model (zoo.models.music).
 
-Data: the folk-tune corpus of zoo.data.music, split by tune hash, encoded as melody events, randomly
-transposed per batch row (with a caption naming the transposed key). Every unique caption is embedded
+Data: the folk-tune corpus of zoo.data.music, split by tune hash, encoded as melody events
+(zoo.melody.encoding), randomly transposed per batch row (with a caption naming the transposed key),
+batched by zoo.data.music_batches. Every unique caption is embedded
 once with the pretrained text encoder (all-MiniLM-L6-v2) into an [N, 384] table, cached on disk
 (zoo.text.captions), so a rerun does not run the encoder again.
 Batches carry the rows of that table their captions pick (`cond`, gathered on the host: the table can
@@ -26,7 +27,9 @@ from flax import nnx
 
 from zoo import export
 from zoo.data import music as music_data
+from zoo.data.music_batches import MelodyBatches
 from zoo.errors import UsageError
+from zoo.melody import encoding
 from zoo.models import build
 from zoo.models.music import MelodyRNN
 from zoo.objectives.common import (
@@ -42,7 +45,6 @@ from zoo.train.task import EVAL_WEIGHT
 
 log = logging.getLogger(__name__)
 
-ENCODING_VERSION = 1  # bump when zoo.data.music's event encoding changes meaning
 DATA_SPECS = {"folk": music_data.DEFAULT_COLLECTIONS}
 
 
@@ -66,7 +68,7 @@ def encodable_tunes(config: ml_collections.ConfigDict, progress: bool = False
     tunes, encoded, bad = [], [], 0
     for tune in corpus.tunes:
         try:
-            encoded.append(music_data.encode(tune))
+            encoded.append(encoding.encode(tune))
             tunes.append(tune)
         except ValueError:
             bad += 1
@@ -94,6 +96,8 @@ def masked_loss(graphdef: nnx.GraphDef, params: dict, batch: dict, key: jax.Arra
 class MusicTask(SingleModelTask):
     """Data, state and steps of the caption-conditioned melody LSTM for the shared loop."""
 
+    family = "music"
+
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
         self.config = config
         corpus, tunes, encoded, bad = encodable_tunes(config, progress=jax.process_index() == 0)
@@ -111,10 +115,10 @@ class MusicTask(SingleModelTask):
         self.notated_caption_rows = sorted({int(index[i, 0]) for i in train_rows})
         max_len = config.get("max_len", 384)
         try:
-            self.train_data = WithCaptionEmbeddings(music_data.MelodyBatches(
+            self.train_data = WithCaptionEmbeddings(MelodyBatches(
                 [encoded[i] for i in train_rows], index[train_rows], max_len, config.batch_size, config.seed,
                 tuple(config.get("transpose_range", (-5, 6)))), self.embeddings)
-            self.val_data = WithCaptionEmbeddings(music_data.MelodyBatches(
+            self.val_data = WithCaptionEmbeddings(MelodyBatches(
                 [encoded[i] for i in val_rows], index[val_rows], max_len, config.batch_size, config.seed,
                 (0, 0)), self.embeddings)
         except ValueError as e:
@@ -128,7 +132,7 @@ class MusicTask(SingleModelTask):
     @property
     def model_dims(self) -> dict:
         """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
-        return {"vocab_size": music_data.VOCAB, "cond_dim": int(self.embeddings.shape[1])}
+        return {"vocab_size": encoding.VOCAB, "cond_dim": int(self.embeddings.shape[1])}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
         return build(MelodyRNN, self.config, rngs, **self.model_dims)
@@ -146,8 +150,8 @@ class MusicTask(SingleModelTask):
     def save_assets(self, directory: pathlib.Path, params: dict) -> None:
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        info = {"encoding_version": ENCODING_VERSION, "vocab_size": music_data.VOCAB,
-                "ticks_per_quarter": music_data.TICKS_PER_QUARTER, "token_names": list(music_data.TOKEN_NAMES),
+        info = {"encoding_version": encoding.VERSION, "vocab_size": encoding.VOCAB,
+                "ticks_per_quarter": encoding.TICKS_PER_QUARTER, "token_names": list(encoding.TOKEN_NAMES),
                 "data": self.config.data, "num_training_captions": len(self.captions)}
         (directory / export.MUSIC).write_text(json.dumps(info, indent=1) + "\n")
         rows = self.notated_caption_rows

@@ -22,9 +22,9 @@ the meter and key each melody committed to in its header tokens.
 
 Sampling is one jitted function: the primer (BOS, or the user's tune from `--primer FILE.mid`) is fed
 through the LSTM with `lax.scan`, then a `lax.while_loop` draws one event at a time, masking the logits
-with the encoding's grammar (zoo.data.music.allowed_next, ported to jnp) so that every note stays inside
-its bar, and ending each melody exactly after `bars` bars. Same seed, same options => the same tokens,
-hence byte-identical MIDI files.
+with the encoding's grammar (zoo.melody.grammar, the rules the corpus is checked with, on jnp arrays) so
+that every note stays inside its bar, and ending each melody exactly after `bars` bars. Same seed, same
+options => the same tokens, hence byte-identical MIDI files.
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ import numpy as np
 from flax import nnx
 
 from zoo import export
-from zoo.data import music as music_data
 from zoo.errors import UsageError
+from zoo.melody import encoding
+from zoo.melody.grammar import Grammar, state_after
+from zoo.melody.midi import melody_from_midi, write_midi
 from zoo.models.music import MelodyRNN
 from zoo.sample.decoding import sample_logits
-from zoo.sample.midi import melody_from_midi, write_midi
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class PromptReading:
 
 
 class MelodySampler:
-    """Loads an export of the `music` model and turns prompts into melodies (`zoo.data.music.Melody`)."""
+    """Loads an export of the `music` model and turns prompts into melodies (`zoo.melody.encoding.Melody`)."""
 
     extension = "mid"
     options = ("temperature", "top_k", "top_p", "bars", "primer")
@@ -85,7 +86,7 @@ class MelodySampler:
                              f"{export.CAPTION_EMBEDDINGS}): {e}") from None
         if self.table.ndim != 2 or len(self.captions) != self.table.shape[0] or not self.captions:
             raise UsageError(f"{export_dir}: {export.MUSIC_CAPTIONS} and {export.CAPTION_EMBEDDINGS} do not match")
-        self.graphdef, self.params = export.load_model(export_dir, self.config, MelodyRNN, vocab_size=music_data.VOCAB,
+        self.graphdef, self.params = export.load_model(export_dir, self.config, MelodyRNN, vocab_size=encoding.VOCAB,
                                                        cond_dim=int(self.table.shape[1]))
         self.defaults = {**DEFAULTS, **self.config.get("sample", {})}
         self._encoder = encoder
@@ -116,16 +117,16 @@ class MelodySampler:
     def sample(self, prompt: str, num: int, seed: int, *, temperature: float | None = None,
                top_k: int | None = None, top_p: float | None = None, bars: int | None = None,
                primer: str | pathlib.Path | None = None, conditioning: str | None = None
-               ) -> list[music_data.Melody]:
+               ) -> list[encoding.Melody]:
         """`num` melodies of `bars` bars (after the primer's, if one is given) for `prompt`."""
         options = {k: self.defaults[k] if v is None else v
                    for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, bars=bars).items()}
         if not 1 <= options["bars"] <= MAX_BARS:
             raise UsageError(f"--bars must be between 1 and {MAX_BARS}, got {options['bars']}")
-        prefix = _primer_tokens(primer) if primer is not None else np.asarray([music_data.BOS], np.int32)
+        prefix = _primer_tokens(primer) if primer is not None else np.asarray([encoding.BOS], np.int32)
         reading = self.read_prompt(prompt, conditioning)
         log.info("read the prompt %r as the captions nearest to it: %s", prompt, reading.describe())
-        grammar = grammar_state(prefix)
+        grammar = state_after(prefix)
         target = int(grammar["bars"]) + options["bars"]
         length = _bucket(options["bars"] * TOKENS_PER_BAR + 16)
         padded = np.zeros(_bucket(len(prefix)), np.int32)
@@ -136,25 +137,25 @@ class MelodySampler:
                           jax.random.PRNGKey(seed), length=length, temperature=float(options["temperature"]),
                           top_k=int(options["top_k"]), top_p=float(options["top_p"]))
         out = np.asarray(out)
-        if not (out == music_data.EOS).any(axis=1).all():
+        if not (out == encoding.EOS).any(axis=1).all():
             log.warning("some melodies filled the %d-event buffer before their last bar; they end early", length)
-        melodies = [music_data.decode(np.concatenate([prefix, row])) for row in out]
+        melodies = [encoding.decode(np.concatenate([prefix, row])) for row in out]
         for i, melody in enumerate(melodies):
             log.info("melody %d: %s, %s, %d bars", i, melody.meter, melody.key_name,
-                     round(melody.quarter_length * music_data.TICKS_PER_QUARTER / music_data.bar_ticks(melody.meter)))
+                     round(melody.quarter_length * encoding.TICKS_PER_QUARTER / encoding.bar_ticks(melody.meter)))
         return melodies
 
     @staticmethod
-    def to_files(melodies: list[music_data.Melody], one_file: bool) -> list[bytes]:
+    def to_files(melodies: list[encoding.Melody], one_file: bool) -> list[bytes]:
         """One standard MIDI file per melody, or (one_file) the first melody's."""
         if one_file and len(melodies) > 1:
             log.info("--out names one file: writing the first of %d melodies (--out DIR/ writes all)", len(melodies))
         return [write_midi(m) for m in melodies[:1 if one_file else None]]
 
     @staticmethod
-    def render(melody: music_data.Melody, extension: str) -> bytes:
+    def render(melody: encoding.Melody, extension: str) -> bytes:
         """The melody as audio ("wav") or a piano roll ("png")."""
-        from zoo.sample import render
+        from zoo.melody import render
 
         if extension == "wav":
             return render.wav_bytes(melody)
@@ -167,7 +168,7 @@ def _primer_tokens(path: str | pathlib.Path) -> np.ndarray:
     """The user's tune as the start of a melody: its encoding without EOS (UsageError if unusable)."""
     melody = melody_from_midi(path)
     try:
-        tokens = music_data.encode(melody)
+        tokens = encoding.encode(melody)
     except ValueError as e:
         raise UsageError(f"cannot use {path} as a primer: {e}") from None
     if len(tokens) > MAX_BARS * TOKENS_PER_BAR:
@@ -179,60 +180,13 @@ def _bucket(n: int) -> int:
     return max(64, 1 << (int(n) - 1).bit_length())
 
 
-# ------------------------------------------------------------------------------------------ the grammar
-
-def grammar_state(prefix: np.ndarray) -> dict[str, int]:
-    """Where a token prefix (from BOS) leaves the grammar: phase (0 needs METER, 1 needs KEY, 2 in the
-    tune), the bar length, ticks left in the current bar, BARs so far, and the last token."""
-    state = {"phase": 0, "bar_len": 0, "remaining": 0, "bars": 0, "last": music_data.BOS}
-    for tok in np.asarray(prefix).tolist():
-        state = {k: int(v) for k, v in _advance(state, np.int32(tok), np).items()}
-    return state
-
-
-def _advance(state: dict, tok: Any, xp: Any = jnp) -> dict:
-    """The grammar state after `tok` (numpy or jnp, scalars or [B] arrays)."""
-    is_meter = xp.asarray(music_data.IS_METER)[tok]
-    bar_len = xp.where(is_meter, xp.asarray(music_data.METER_BAR_TICKS)[tok], state["bar_len"])
-    is_bar = tok == music_data.BAR
-    return {
-        "phase": xp.where(is_meter, 1, xp.where(xp.asarray(music_data.IS_KEY)[tok], 2, state["phase"])),
-        "bar_len": bar_len,
-        "remaining": state["remaining"] + xp.where(is_bar, bar_len, 0) - xp.asarray(music_data.DUR_TICKS)[tok],
-        "bars": state["bars"] + is_bar.astype(xp.int32),
-        "last": tok,
-    }
-
-
-def allowed_tokens(state: dict, target_bars: jax.Array) -> jax.Array:
-    """bool [B, VOCAB]: `zoo.data.music.allowed_next` as a function of the grammar state, plus the length
-    rule: after `target_bars` bars the melody ends (EOS) exactly when the last bar is full, and not before."""
-    vocab = music_data.VOCAB
-    is_meter, is_key = jnp.asarray(music_data.IS_METER), jnp.asarray(music_data.IS_KEY)
-    is_event, is_dur = jnp.asarray(music_data.IS_EVENT), jnp.asarray(music_data.IS_DUR)
-    dur_ticks = jnp.asarray(music_data.DUR_TICKS)
-    only = lambda t: jnp.arange(vocab) == t  # noqa: E731
-    last, remaining = state["last"][:, None], state["remaining"][:, None]
-    fits = is_dur & (dur_ticks <= remaining)
-    full = remaining <= 0
-    more = (state["bars"] < target_bars)[:, None]
-    after_dur = is_dur[last]
-    after_bar = last == music_data.BAR
-    body = ((is_key[last] & only(music_data.BAR)) | (after_bar & (remaining > 0) & is_event)
-            | (after_bar & full & only(music_data.BAR))
-            | (is_event[last] & fits)
-            | (after_dur & full & more & only(music_data.BAR)) | (after_dur & full & ~more & only(music_data.EOS))
-            | (after_dur & ~full & (is_event | fits)))
-    phase = state["phase"][:, None]
-    return jnp.where(phase == 0, is_meter, jnp.where(phase == 1, is_key, body))
-
-
 @functools.partial(jax.jit, static_argnames=("graphdef", "length", "temperature", "top_k", "top_p"))
 def _sample_jit(graphdef: nnx.GraphDef, params: Any, cond: jax.Array, primer: jax.Array, primer_len: jax.Array,
                 grammar: dict, target_bars: jax.Array, key: jax.Array, *, length: int, temperature: float,
                 top_k: int, top_p: float) -> jax.Array:
     """int32 [B, length]: the events after the primer, EOS-filled after each melody's end."""
     model = nnx.merge(graphdef, params)
+    rules = Grammar(jnp)  # its tables become constants of the compiled loop
     batch = cond.shape[0]
     state = model.init_state(cond)
 
@@ -243,19 +197,19 @@ def _sample_jit(graphdef: nnx.GraphDef, params: Any, cond: jax.Array, primer: ja
         keep = lambda new, old: jnp.where(valid, new, old)  # noqa: E731
         return (jax.tree.map(keep, new_state, state), keep(new_logits, logits)), None
 
-    logits = jnp.zeros((batch, music_data.VOCAB), jnp.float32)
+    logits = jnp.zeros((batch, encoding.VOCAB), jnp.float32)
     (state, logits), _ = jax.lax.scan(feed, (state, logits), (primer, jnp.arange(primer.shape[0]) < primer_len))
     grammar = {k: jnp.full((batch,), v, jnp.int32) for k, v in grammar.items()}
-    out = jnp.full((batch, length), music_data.EOS, jnp.int32)
+    out = jnp.full((batch, length), encoding.EOS, jnp.int32)
 
     def body(carry):
         i, state, logits, grammar, out, done = carry
-        masked = jnp.where(allowed_tokens(grammar, target_bars), logits, -jnp.inf)
+        masked = jnp.where(rules.allowed(grammar, target_bars), logits, -jnp.inf)
         tok = sample_logits(masked, jax.random.fold_in(key, i), temperature, top_k, top_p)
-        tok = jnp.where(done, music_data.EOS, tok)
-        grammar = _advance(grammar, tok)
+        tok = jnp.where(done, encoding.EOS, tok)
+        grammar = rules.advance(grammar, tok)
         logits, state = model.step(tok, state)
-        return i + 1, state, logits, grammar, out.at[:, i].set(tok), done | (tok == music_data.EOS)
+        return i + 1, state, logits, grammar, out.at[:, i].set(tok), done | (tok == encoding.EOS)
 
     def cond_fn(carry):
         return (carry[0] < length) & ~jnp.all(carry[-1])
