@@ -167,14 +167,20 @@ def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
 
 
 def _card(checkpoint: str | None, entry) -> str:
-    """The model card of the export sampling would use; an export without one gets its config and info."""
-    from zoo import export
+    """The model card of the export sampling would use, read in place (a bucket's params stay there); an
+    export without one gets its info.json instead."""
+    from zoo import export, storage
 
-    directory = _export_dir(checkpoint, entry)
-    card = directory / export.CARD
+    directory = None
+    if checkpoint is not None:
+        path = storage.as_path(checkpoint)
+        storage.check_reachable(path)
+        directory = next((c for c in (path, path / "export") if export.is_export(c)), None)
+    if directory is None:
+        directory = _export_dir(checkpoint, entry)  # the embedded model, or the usual error
+    card, info = directory / export.CARD, directory / export.INFO
     if card.is_file():
         return card.read_text(encoding="utf-8")
-    info = directory / export.INFO
     return (f"{directory} has no model card ({export.CARD}); its {export.INFO}:\n"
             f"{info.read_text(encoding='utf-8') if info.is_file() else '{}'}\n")
 

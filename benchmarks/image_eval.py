@@ -2,7 +2,7 @@
 
     python -m benchmarks.image_eval --checkpoint zoo/pretrained/dcgan [--samples 10000] [--per-class 1000]
                                     [--diversity 200] [--iwae-k 1000 --iwae-images 1000] [--seed 0]
-                                    [--temperature T] [--json [PATH]]
+                                    [--temperature T] [--variant NAME] [--json [PATH]]
 
 Prints Markdown tables; `--json PATH` also writes every figure (`--json` alone: the committed result's
 name, benchmarks/results/eval_MODEL_DEVICE.json, MODEL `dcgan` or `vae`, or e.g. `vae-mnist` for an export
@@ -272,7 +272,7 @@ def evaluate(sampler: Any, name: str, samples: int, per_class: int, diversity: i
     timing["sampling_s"], timing["judging_s"] = sample_s, judge_s
 
     out: dict[str, Any] = {
-        "checkpoint": name, "data": data, "family": "vae" if _is_vae(sampler) else "gan",
+        "checkpoint": name, "data": data, "family": "vae" if _is_vae(sampler) else "dcgan",
         "image_shape": list(info.get("image_shape", [])), "judged_shape": list(source_shape), "seed": seed,
         "temperature": temperature, "latents": "model prior" if model_prior or getattr(sampler, "mixture", None) is None
         else "latent mixtures", "classifier_test_accuracy": float((real_pred == ds.test_labels).mean()),
@@ -364,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="the latent noise's spread (default: the export's sample_temperature, else 1)")
     parser.add_argument("--model-prior", action="store_true",
                         help="a VAE with latent mixtures: draw from the model's own prior p(z | c) instead")
+    parser.add_argument("--variant", default="", help="names a variant of the model (an ablation, another "
+                        "temperature) in the default --json file name: eval_MODEL-VARIANT_DEVICE.json")
     parser.add_argument("--json", type=Path, nargs="?", const=True,
                         help="also write every figure here (no PATH: benchmarks/results/eval_MODEL_DEVICE.json)")
     args = parser.parse_args(argv)
@@ -382,8 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     print(report(out))
     if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
-        model = {"gan": "dcgan"}.get(out["family"], out["family"])
-        model += "" if out["data"] == "fashion_mnist" else f"-{out['data']}"
+        model = out["family"] + ("" if out["data"] == "fashion_mnist" else f"-{out['data']}")
+        model += f"-{args.variant}" if args.variant else ""
         args.json = Path(__file__).resolve().parent / "results" / f"eval_{model}_{jax.default_backend()}.json"
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -42,6 +42,7 @@ from zoo import allocator
 from zoo.data import poem_forms
 from zoo.errors import UsageError
 from zoo.metrics.bleu import bleu, self_bleu
+from zoo.text import forms
 
 ORDERS = (2, 3, 4)
 REAL_SEED = 3
@@ -50,12 +51,12 @@ NLL_BATCH = 256
 
 def text_figures(texts: Sequence[str], form: str, test: Sequence[str], train: set[str]) -> dict:
     """BLEU/Self-BLEU/form/copied/distinct of `texts` (raw texts, quatrains without line breaks)."""
-    units = [poem_forms.words(t, form) for t in texts]
-    refs = [poem_forms.words(t, form) for t in test]
-    well_formed = [poem_forms.is_quatrain(t) if form == "quatrains" else 0 < len(t) for t in texts]
+    units = [forms.words(t, form) for t in texts]
+    refs = [forms.words(t, form) for t in test]
+    well_formed = [forms.is_quatrain(t) if form == "quatrains" else 0 < len(t) for t in texts]
     return {"bleu": bleu(units, refs, ORDERS), "self_bleu": self_bleu(units, ORDERS),
             "form": float(np.mean(well_formed)), "copied": float(np.mean([t in train for t in texts])),
-            "distinct": len(set(texts)) / len(texts), "examples": [poem_forms.layout(t, form) for t in texts[:5]]}
+            "distinct": len(set(texts)) / len(texts), "examples": [forms.layout(t, form) for t in texts[:5]]}
 
 
 def nll_gen(sampler, test: Sequence[str]) -> float:

@@ -6,8 +6,8 @@ text encoder, cached under $ZOO_DATA_DIR/cache):
     python train.py --config configs/dcgan.py --workdir runs/dcgan
 Result (zoo/pretrained/dcgan/info.json, step 10000, on the test split): eval/d_loss 0.949, eval/g_loss 2.29,
 eval/d_accuracy 0.778, eval/d_cond_accuracy 0.320. Sample quality (conditional accuracy, Frechet distance,
-diversity) is what `python -m benchmarks.image_eval --checkpoint zoo/pretrained/dcgan` measures (README,
-"Images").
+diversity) is what `python -m benchmarks.image_eval --checkpoint zoo/pretrained/dcgan` measures
+(zoo/pretrained/dcgan/README.md).
 """
 
 import ml_collections

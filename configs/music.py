@@ -8,7 +8,7 @@ on 2 CPU cores ~1 step/s, ~1.7 h, or pass --config.train_steps=2000 --config.bat
 captions with the text encoder (~3.5 min on 2 cores), both cached under $ZOO_DATA_DIR/cache.
 Result: eval/loss 0.889 nats/event, next-event accuracy 69.3% (223 held-out tunes, cropped to max_len);
 whole held-out tunes 0.865 nats/event against 2.081 for a bigram and 2.872 for a unigram model
-(python -m benchmarks.music_eval; its prompt-control table is in the README).
+(python -m benchmarks.music_eval; its prompt-control table is in zoo/pretrained/music/README.md).
 """
 
 import ml_collections
@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"  # "bfloat16" on GPU/TPU
     c.fsdp = False
     # On the CPU only (zoo.train.loop.compiler_options): the matmuls on Eigen, not YNNPACK; the step 5-8%
-    # faster (docs/benchmarks.md). XLA's default instead:
+    # faster (docs/performance.md). XLA's default instead:
     # --config.xla_cpu_options.xla_cpu_experimental_ynn_fusion_type=
     c.xla_cpu_options = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 

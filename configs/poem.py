@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = "verse-en"
     c.val_fraction = 0.05
     # Byte-level BPE: each step sees ~2.5x more text than with characters, so at equal steps and model size
-    # it models verse better (2.69 against 3.47 bits/char at 2 layers x 128, 400 steps; README, "Data").
+    # it models verse better (2.69 against 3.47 bits/char at 2 layers x 128, 400 steps; zoo/pretrained/poem/README.md.
     c.tokenizer = "bpe"  # or "char"
     c.vocab_size = 1024  # bpe: number of tokens (0 = 4096); char: a cap on the alphabet (0 = none)
 

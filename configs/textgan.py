@@ -10,7 +10,7 @@ The second command made zoo/pretrained/textgan. English verse lines instead of q
 Result (zoo/pretrained/textgan/info.json, step 200): NLL_gen (eval/loss) 5.395 nats/token on the 415 test
 quatrains, next-token accuracy 21.3%. BLEU, Self-BLEU and form against the MLE baseline:
 `python -m benchmarks.textgan_eval --checkpoint runs/textgan-mle --checkpoint zoo/pretrained/textgan`
-(README, "Text GAN").
+(zoo/pretrained/textgan/README.md).
 """
 
 import ml_collections
@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.adam_b1 = 0.9
     c.adam_b2 = 0.99
     # The adversarial phase: RelGAN's Adam 1e-4 for both and clipping at 5; beta annealed exponentially
-    # from 1 to 4 (RelGAN's 100 scores worse here: README, "Text GAN"), with MLE regularisation.
+    # from 1 to 4 (RelGAN's 100 scores worse here: its card), with MLE regularisation.
     c.adversarial = ml_collections.ConfigDict()
     c.adversarial.g_learning_rate = 1e-4
     c.adversarial.d_learning_rate = 1e-4

@@ -6,7 +6,7 @@ Train (on 2 CPU cores; the MLE phase, then the adversarial one from it):
         --config.init_from=runs/textgan-verse-mle
 Lines of 16-48 characters from the English verse corpus (zoo.data.poem_forms, `verse-lines`: 19,395
 train / 2,160 test lines), character tokens padded with the end token; BLEU counts words. No trained
-result is recorded (the README's table is on the quatrains, the text-GAN literature's Chinese-poem
+result is recorded (the textgan card's table is on the quatrains, the text-GAN literature's Chinese-poem
 benchmark); `python -m benchmarks.textgan_eval --checkpoint runs/textgan-verse` scores a run the same way.
 """
 

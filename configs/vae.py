@@ -11,7 +11,7 @@ Likelihood: Bernoulli per pixel on dynamically binarised pixels, so eval/loss (n
 beta = 1) and eval/iwae_nll (K-sample importance-weighted bound) in runs/vae/metrics.jsonl are nats per image.
 Result (zoo/pretrained/vae/info.json, step 6000, on 2,560 Fashion-MNIST test images): eval/loss 249.3 nats
 (recon 190.9 + KL 58.4), eval/iwae_nll 243.9 nats (K = 16). Sample quality and the K = 1000 bound are what
-`python -m benchmarks.image_eval --checkpoint zoo/pretrained/vae` measures (README, "Images").
+`python -m benchmarks.image_eval --checkpoint zoo/pretrained/vae` measures (zoo/pretrained/vae/README.md).
 """
 
 import ml_collections
@@ -33,7 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.likelihood = "bernoulli"  # or "logistic": discretised over the 256 grey levels of the 8-bit images
     c.model.decoder_blocks = 0  # > 0: residual 3x3 convs at 7x7 and 14x14; 1 left Sandal/Shirt below the bar
 
-    c.kl_weight = 0.25  # the KL's final weight: 1 = the ELBO; 0.25 keeps a sandal's straps (README, "Images")
+    # The KL's final weight: 1 = the ELBO; 0.25 keeps a sandal's straps (zoo/pretrained/vae/README.md).
+    c.kl_weight = 0.25
     c.kl_warmup_steps = 500  # beta rises linearly 0 -> kl_weight over these steps; 0 = no warm-up
     c.latent_mixture_components = 10  # > 0: at export, fit this many Gaussians per class to the training
     # images' posterior means; samplers draw latents from them (ex-post density estimation); 0 = the prior

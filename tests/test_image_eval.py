@@ -131,7 +131,7 @@ def test_evaluate_end_to_end_on_real_images():
         pytest.skip(str(e))
     out = evaluate(_RealImages(ds), "real-train-images", samples=1000, per_class=100, diversity=50, iwae_k=1,
                    iwae_images=0, seed=0, temperature=1.0)
-    assert out["family"] == "gan" and "nll" not in out and len(out["per_class"]) == 10
+    assert out["family"] == "dcgan" and "nll" not in out and len(out["per_class"]) == 10
     for row in out["per_class"]:  # real training images: at least as recognisable as the test images
         assert row["ratio"] >= 0.9, row
         assert 0.6 < row["diversity_ratio"] < 1.6, row

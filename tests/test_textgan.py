@@ -19,6 +19,7 @@ from zoo.data import poem_forms, sources
 from zoo.errors import UsageError
 from zoo.models.textgan import RelGANDiscriminator
 from zoo.objectives import textgan
+from zoo.text import forms
 
 POEM = "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"
 TINY = ["--config.model.num_layers=1", "--config.model.embed_dim=32", "--config.model.num_heads=2",
@@ -44,16 +45,16 @@ needs_tang = pytest.mark.skipif(not _has_tang(), reason="the npm package chinese
 
 
 def test_quatrain_form():
-    assert poem_forms.is_quatrain(POEM)
-    assert not poem_forms.is_quatrain(POEM[:-1] + "，x")
-    assert not poem_forms.is_quatrain(POEM.replace("，", "山", 1))  # a line of 11 characters
-    assert not poem_forms.is_quatrain(POEM + "白日依山盡，")
+    assert forms.is_quatrain(POEM)
+    assert not forms.is_quatrain(POEM[:-1] + "，x")
+    assert not forms.is_quatrain(POEM.replace("，", "山", 1))  # a line of 11 characters
+    assert not forms.is_quatrain(POEM + "白日依山盡，")
     docs = ["白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。", "秦川雄帝宅，函谷壯皇居。"]
     assert poem_forms.quatrains(docs) == [POEM]
-    lines = poem_forms.layout(POEM, "quatrains").split("\n")
+    lines = forms.layout(POEM, "quatrains").split("\n")
     assert lines == ["白日依山盡，", "黃河入海流。", "欲窮千里目，", "更上一層樓。"]
-    assert poem_forms.words(POEM, "quatrains") == [c for c in POEM if c not in "，。"]
-    assert poem_forms.words("Shall I compare thee?", "verse-lines") == ["shall", "i", "compare", "thee", "?"]
+    assert forms.words(POEM, "quatrains") == [c for c in POEM if c not in "，。"]
+    assert forms.words("Shall I compare thee?", "verse-lines") == ["shall", "i", "compare", "thee", "?"]
 
 
 def test_sequence_batches_are_epochs_and_eval_covers_every_row():
@@ -148,11 +149,11 @@ def _eval_loss(task, state) -> float:
 def test_quatrain_data(task):
     assert task.length == 24 and len(task.train_data) > 3000 and len(task.val_data) > 300
     assert not set(task.poems.train) & set(task.poems.test)
-    assert all(poem_forms.is_quatrain(p) for p in task.poems.train[:200])
+    assert all(forms.is_quatrain(p) for p in task.poems.train[:200])
     row = task.train_data.rows[0]
     assert row[0] == task.tokenizer.eos_token_id
     assert task.tokenizer.decode(row[1:]) == task.poems.train[0]
-    assert task.bias[task.tokenizer.eos_token_id] == poem_forms.MASKED and (task.bias == 0).sum() == task.vocab_size - 2
+    assert task.bias[task.tokenizer.eos_token_id] == forms.MASKED and (task.bias == 0).sum() == task.vocab_size - 2
 
 
 @needs_tang
@@ -266,4 +267,4 @@ def test_cli_prints_poems_and_refuses_bad_input(export, tmp_path):
     assert embedded.returncode == 0, embedded.stderr
     poems = [p.replace("\n", "") for p in embedded.stdout.strip().split("\n\n")]
     assert len(poems) == 20 and all(p.startswith("春") for p in poems)
-    assert sum(poem_forms.is_quatrain(p) for p in poems) >= 18  # the embedded GAN keeps the form in ~98% of samples
+    assert sum(forms.is_quatrain(p) for p in poems) >= 18  # the embedded GAN keeps the form in ~98% of samples

@@ -2,9 +2,9 @@
 
     config.json   the full training config (the sampler rebuilds the model from it); written last, so it
                   marks a complete export
-    info.json     the step and final metrics
+    info.json     the step, the final metrics, the family, the command and the devices of the run
     README.md     the model card (zoo.train.card)
-    params/       an Orbax checkpoint of ONLY what sampling needs, stored in `export_dtype` (bf16)
+    params/       an Orbax checkpoint of ONLY what sampling needs, stored in the config's `export_dtype`
     ...           the family's own files, named in FAMILY_FILES
 
 This module is the one place that names those files: training writes them (zoo.train.export and each

@@ -18,23 +18,14 @@ the generator is a plain next-token model primed with the end token, like the po
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
 from zoo.data import sources
 from zoo.data.batching import EpochOrder, process_rows
 from zoo.errors import UsageError
-
-FORMS = ("quatrains", "verse-lines")
-PUNCTUATION = "，。？！；"
-LINES, CHARS_PER_LINE = 4, 5
-QUATRAIN_LENGTH = LINES * (CHARS_PER_LINE + 1)  # 24: each line's 5 characters and its punctuation mark
-MASKED = -1e9  # a logit no token survives: exp(-1e9) is exactly 0 in float32
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]")
-_WORD = re.compile(r"[A-Za-z0-9']+|[^\sA-Za-z0-9']")
+from zoo.text.forms import FORMS, QUATRAIN_LENGTH, is_quatrain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,14 +62,6 @@ def quatrains(docs: Sequence[str]) -> list[str]:
     return out
 
 
-def is_quatrain(text: str) -> bool:
-    """4 lines of 5 Han characters, each closed by one of PUNCTUATION: the form the GAN must keep."""
-    if len(text) != QUATRAIN_LENGTH:
-        return False
-    return all((ch in PUNCTUATION) if i % (CHARS_PER_LINE + 1) == CHARS_PER_LINE else bool(_HAN.fullmatch(ch))
-               for i, ch in enumerate(text))
-
-
 def verse_lines(docs: Sequence[str], max_chars: int, min_chars: int = 16) -> list[str]:
     """Distinct lines of English verse with min_chars..max_chars characters, first occurrence first."""
     seen: set[str] = set()
@@ -90,22 +73,6 @@ def verse_lines(docs: Sequence[str], max_chars: int, min_chars: int = 16) -> lis
                 seen.add(line)
                 out.append(line)
     return out
-
-
-def layout(text: str, form: str) -> str:
-    """A text as a reader expects it: a quatrain on four lines, a verse line as it is."""
-    if form != "quatrains":
-        return text
-    step = CHARS_PER_LINE + 1
-    return "\n".join(text[i:i + step] for i in range(0, len(text), step)).rstrip("\n")
-
-
-def words(text: str, form: str) -> list[str]:
-    """The units BLEU counts: a quatrain's Han characters (punctuation left out: it would inflate every
-    n-gram order with the fixed "，" and "。"), a verse line's words and punctuation marks."""
-    if form == "quatrains":
-        return _HAN.findall(text)
-    return _WORD.findall(text.lower())
 
 
 def encode_fixed(tokenizer, texts: Sequence[str], length: int) -> np.ndarray:
@@ -148,14 +115,3 @@ class SequenceBatches:
             mask = idx < len(self.rows)
             idx = np.where(mask, idx, idx % len(self.rows))
             yield {"tokens": self.rows[idx][rows], "mask": mask[rows]}
-
-
-def logit_bias(tokenizer: Any, form: str) -> np.ndarray:
-    """float32 [V]: MASKED for tokens no poem of `form` has after its start, 0 for the rest."""
-    bias = np.zeros(len(tokenizer), np.float32)
-    unk = tokenizer.unk_token_id
-    if unk is not None:
-        bias[unk] = MASKED
-    if form == "quatrains":
-        bias[tokenizer.eos_token_id] = MASKED
-    return bias

@@ -21,7 +21,7 @@ so captions of one class that embed nearby get nearby projections, and a free pr
 meaning too. Concatenating cond to D's input (or its features) lets D ignore the condition more easily;
 Miyato & Koyama measured projection ahead of concatenation on class-conditional ImageNet/CIFAR. It works
 here: the embedded model's samples are classified as the prompted class 93% of the time by an independent
-classifier whose own accuracy on real test images is 90% (README, "Images", has the per-class figures).
+classifier whose own accuracy on real test images is 90% (zoo/pretrained/dcgan/README.md has the per-class figures).
 The zoo has no concatenating D to compare with: the choice rests on Miyato & Koyama's comparison.
 
 Normalisation. G's BatchNorm keeps running statistics (`nnx.BatchStat`, momentum 0.9 = PyTorch's 0.1):

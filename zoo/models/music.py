@@ -44,7 +44,7 @@ def _cell_f32(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(h, c) of one LSTM step, with a hand-written backward pass (`step`'s cell, and the unit under test of
     `_cell_fwd` / `_cell_bwd`, which `_recurrence`'s loops call directly). Why the hand-written pass: for
     autodiff a scan keeps 13 [T, B, H] arrays of intermediates per layer; `_cell_fwd` keeps the activated
-    gates, c and tanh(c_new) (6 x H per step), which made the music step 3-7% faster (docs/benchmarks.md)."""
+    gates, c and tanh(c_new) (6 x H per step), which made the music step 3-7% faster (docs/performance.md)."""
     return _cell_fwd(gates, c)[0]
 
 
@@ -58,7 +58,7 @@ def _gate_scale(width: int) -> tuple[jax.Array, jax.Array]:
 def _cell_fwd(gates: jax.Array, c: jax.Array) -> tuple[tuple[jax.Array, jax.Array], tuple]:
     # All four activations in one elementwise pass over [B, 4H], as sigmoid(x) = 0.5 tanh(0.5 x) + 0.5:
     # splitting first made XLA's CPU backend run four fusions and a concatenation per step (the music step
-    # 5% slower in one process, 1-2% between processes; docs/benchmarks.md). For x < -9 the tanh form's
+    # 5% slower in one process, 1-2% between processes; docs/performance.md). For x < -9 the tanh form's
     # relative error grows (absolute error stays under 1e-7), which an LSTM's gates do not notice.
     scale, is_g = _gate_scale(gates.shape[-1])
     acts = scale * jnp.tanh(scale * gates) + jnp.where(is_g, 0.0, 0.5)
@@ -114,7 +114,7 @@ def _recurrence(xg: jax.Array, state: tuple[jax.Array, jax.Array], kernel: jax.A
     - The recurrent kernel's gradient is ONE matmul after the backward loop. Autodiff of the scan would add
       each step's h_{t-1}^T dgates_t ([H, B] x [B, 4H]) into a [H, 4H] accumulator, reading and writing the
       whole matrix T times.
-    The music step: 0.640 -> 0.618 s (medians, alternating in one process; docs/benchmarks.md). Values and
+    Why: docs/performance.md ("The music LSTM"). Values and
     gradients equal autodiff of a textbook scan (tests/test_music_model.py). Needs T >= 1."""
     state, hs, _ = _forward_loop(xg, state, kernel, keep_residuals=False)
     return state, hs

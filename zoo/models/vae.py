@@ -35,7 +35,7 @@ blend there. The prior's parameters only meet the loss in beta * E_q[-log p(z | 
 the aggregate posterior by maximum likelihood, whatever beta is (Tomczak & Welling 2018 train a mixture prior
 the same way). A mixture prior trained with the model samples better than one Gaussian, but a
 full-covariance mixture per class fit to the posterior means after training samples better still
-(benchmarks/image_eval.py's per-class bar; README, "Images"), so the embedded model keeps K = 1 and samples
+(benchmarks/image_eval.py's per-class bar; zoo/pretrained/vae/README.md), so the embedded model keeps K = 1 and samples
 from such a fitted mixture (zoo.models.vae_mixture, config `latent_mixture_components`). With K > 1 the KL
 has no closed form: the objective estimates it with the z it decodes (zoo.objectives.vae.kl_estimate).
 

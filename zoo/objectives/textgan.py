@@ -26,7 +26,7 @@ Two phases, as in RelGAN, each its own run (`config.phase`), the second starting
    - `adversarial.mle_weight` = w > 0 adds w x the MLE loss gradient on the real batch to G's adversarial
      gradient (MLE regularisation, as in SeqGAN/LeakGAN's interleaved teacher forcing). Without it the
      generator drifts from the data (NLL_gen and BLEU both worsen); with w = 1 it stays near the data while
-     the adversarial term sharpens it (README, "Text GAN").
+     the adversarial term sharpens it (zoo/pretrained/textgan/README.md).
 
 Why two runs rather than one run switching phase with `lax.cond` on the step: as a branch of a conditional
 the adversarial step runs 4.3x slower on the CPU, and a separate run is what RelGAN does too (pretrain,
@@ -34,7 +34,7 @@ save, then train adversarially from the saved generator).
 
 Tokens the data never has at a position (the tokenizer's `<unk>`; for quatrains also the end token,
 which pads nothing in a form of fixed length) get -1e9 added to their logits everywhere: in sampling
-here, in the sampler and in evaluation's NLL alike (zoo.sample.textgan uses `poem_forms.logit_bias`).
+here, in the sampler and in evaluation's NLL alike (zoo.sample.textgan uses `zoo.text.forms.logit_bias`).
 
 Evaluation: `loss` = NLL_gen, the generator's negative log-likelihood of the test poems in nats per token
 (the text-GAN literature's NLL_gen / NLL-test), and next-token accuracy. BLEU and Self-BLEU of samples
@@ -64,6 +64,7 @@ from zoo.models import build
 from zoo.models.textgan import TextGAN
 from zoo.objectives.common import top1_correct
 from zoo.objectives.lm import lm_loss, prepare_tokenizer
+from zoo.text import forms
 from zoo.text import tokenizer as tokenizer_lib
 from zoo.train.optim import make_optimizer
 from zoo.train.task import EVAL_WEIGHT
@@ -146,7 +147,7 @@ class TextGANTask:
         if config.model.context_length < self.length + 1:
             raise UsageError(f"context_length {config.model.context_length} < {self.length + 1}: a {config.data} "
                              "sequence and its start token do not fit")
-        self.bias = poem_forms.logit_bias(self.tokenizer, config.data)
+        self.bias = forms.logit_bias(self.tokenizer, config.data)
         try:
             train = poem_forms.encode_fixed(self.tokenizer, self.poems.train, self.length)
             test = poem_forms.encode_fixed(self.tokenizer, self.poems.test, self.length)

@@ -13,7 +13,7 @@ and the sampler conditions on one of:
   jigs in D major, since few jigs are notated in D minor).
 * `"blend"` (default): the normalised sum of the two, which keeps the prompt's key and the neighbours'
   genre and meter. At temperature 0.9 it is the only setting that met every key and meter target of
-  benchmarks/music_eval.py (the README has the table for all three).
+  benchmarks/music_eval.py (zoo/pretrained/music/README.md has the table for all three).
 
 The encoder is English-only: a prompt in another language is read close to chance (its nearest captions and
 their low cosines, typically < 0.5, are printed). Whatever the conditioning, the sampler reports how it read

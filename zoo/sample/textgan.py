@@ -6,7 +6,7 @@ simplified one such as 风 for 風 is usually among them), and a prompt with non
 poems, with a note. A quatrain prompt may fill at most its first line (5 characters); longer prompts are
 refused (exit 2). The rest is drawn from the generator with a KV cache (zoo.sample.decoding.generate) at
 temperature 1 by default, the distribution benchmarks/textgan_eval.py measures, with the tokens the form
-never has masked (zoo.data.poem_forms.logit_bias). A quatrain prints as its four lines.
+never has masked (zoo.text.forms.logit_bias). A quatrain prints as its four lines.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 from flax import nnx
 
 from zoo import export
-from zoo.data import poem_forms
 from zoo.errors import UsageError
 from zoo.models.textgan import TextGAN
 from zoo.sample.decoding import generate
+from zoo.text import forms
 from zoo.text import tokenizer as tokenizer_lib
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class TextGANSampler:
                                              vocab_size=len(self.tokenizer))
         self.graphdef, self.params = nnx.split(nnx.merge(graphdef, params).generator)
         self.form, self.length = self.info["form"], int(self.info["length"])
-        self.bias = poem_forms.logit_bias(self.tokenizer, self.form)
+        self.bias = forms.logit_bias(self.tokenizer, self.form)
         # The characters a prompt may open a poem with: in the vocabulary and never masked.
         self.allowed = {t for t, i in self.tokenizer.get_vocab().items() if self.bias[i] == 0}
 
@@ -55,10 +55,10 @@ class TextGANSampler:
         quatrain = self.form == "quatrains"
         # A quatrain opens with Han characters: spaces, punctuation and Latin letters are not kept.
         chars = [c for c in prompt if not c.isspace()] if quatrain else list(prompt.strip())
-        usable = [c in self.allowed and (not quatrain or bool(poem_forms.words(c, self.form))) for c in chars]
+        usable = [c in self.allowed and (not quatrain or bool(forms.words(c, self.form))) for c in chars]
         kept = "".join(c for c, ok in zip(chars, usable, strict=True) if ok)
         missing = [c for c, ok in zip(chars, usable, strict=True) if not ok]
-        limit = poem_forms.CHARS_PER_LINE if self.form == "quatrains" else self.length - 1
+        limit = forms.CHARS_PER_LINE if self.form == "quatrains" else self.length - 1
         if len(kept) > limit:
             raise UsageError(f"the prompt opens the poem and may fill its first line: at most {limit} characters "
                              f"of the vocabulary, got {len(kept)}")
@@ -72,7 +72,7 @@ class TextGANSampler:
             log.warning("note: the model's %d-character vocabulary lacks %s%s", len(self.allowed), what,
                         ": the poems start freely" if not opening else f"; the poems open with {opening}")
         rows = self.generate_rows(opening, num, seed, temperature, top_k, top_p)
-        return [poem_forms.layout(text, self.form) for text in self.texts(rows)]
+        return [forms.layout(text, self.form) for text in self.texts(rows)]
 
     def generate_rows(self, opening: str, num: int, seed: int, temperature: float | None = None,
                       top_k: int | None = None, top_p: float | None = None) -> np.ndarray:

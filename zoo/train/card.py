@@ -20,6 +20,7 @@ import numpy as np
 
 from zoo import export
 from zoo.data import provenance
+from zoo.errors import UsageError
 
 GENERATED_END = "<!-- end of the generated part: hand-written sections follow -->"
 
@@ -66,8 +67,10 @@ def render(config: ml_collections.ConfigDict, info: dict[str, Any], params: Any)
         ("data", f"`{config.get('data')}`: {source}"),
         ("data licence", licence),
     ]
-    intro = (f"A model of the `{family or name}` family trained with zoo's shared loop. This part of the card was "
-             "written by the training run itself, from its config and its own measurements.")
+    if config.get("init_from"):
+        rows.append(("initialised from", _base_model(str(config.init_from))))
+    intro = (f"A model of the `{family or name}` family trained with zoo's shared loop. This part of the card is "
+             "generated (zoo/train/card.py) from the run's config, command and measurements.")
     lines = [f"# {name}", "", intro, "",
              "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
     evals = {k: v for k, v in sorted(info.items()) if k.startswith("eval/")}
@@ -75,11 +78,21 @@ def render(config: ml_collections.ConfigDict, info: dict[str, Any], params: Any)
         lines += ["## Final metrics", "", "On the held-out split at the last step:", "",
                   "| metric | value | meaning |", "|---|---|---|",
                   *(f"| `{k}` | {v:.4f} | {METRIC_NOTES.get(k, '')} |" for k, v in evals.items()), ""]
-    lines += ["## Use", "", "```", f"python sample.py --model {name} --checkpoint EXPORT_DIR --prompt \"summer beach\"",
+    lines += ["## Use", "", "```", f"python sample.py --model {name} --checkpoint EXPORT_DIR --prompt \"YOUR PROMPT\"",
               "```", "", "EXPORT_DIR is this folder, the training workdir or its gs:// URL; an embedded model needs "
               "no --checkpoint.", "", f"`{export.CONFIG}` beside this card holds the full training config; "
               f"`{export.PARAMS}/` holds only the weights sampling needs.", "", GENERATED_END, ""]
     return "\n".join(lines)
+
+
+def _base_model(source: str) -> str:
+    """The model a fine-tuned run started from, with the data it was trained on: its licence binds this one too."""
+    try:
+        base = export.load_config(export.resolve(source))
+    except UsageError:
+        return f"`{source}` (its own card names its data and licence, which bind this model too)"
+    base_source, base_licence = provenance.describe(str(base.get("data", "")))
+    return f"`{source}`, trained on `{base.get('data')}`: {base_source}; licence: {base_licence}"
 
 
 def with_hand_sections(generated: str, previous: str | None) -> str:

@@ -25,8 +25,8 @@ def save_export(directory: str | os.PathLike, params: PyTree, config: ml_collect
     """Writes the bundle (on disk or in a bucket). `params` may be sharded; every process must call this.
 
     config.json is written last: it is what marks a directory as a complete export (zoo.export.is_export),
-    so a run
-    killed while exporting leaves no half an export that a sampler would take for a whole one."""
+    so a run killed while exporting leaves no half an export that a sampler would take for a whole one. The
+    model card is rewritten from this run; hand-written sections after its generated part are kept."""
     directory = storage.as_path(directory)
     if jax.process_index() == 0:  # an export being replaced stops counting as one before its params change
         (directory / export.CONFIG).unlink(missing_ok=True)
@@ -40,5 +40,7 @@ def save_export(directory: str | os.PathLike, params: PyTree, config: ml_collect
         with storage.writable_dir(directory) as local:  # the export's folder exists: files land in place
             save_assets(local, params)
         storage.write_atomic(directory / export.INFO, json.dumps(info, indent=2, sort_keys=True))
-        storage.write_atomic(directory / export.CARD, card.render(config, info, params))
+        card_path = directory / export.CARD
+        previous = card_path.read_text(encoding="utf-8") if card_path.exists() else None  # hand-written parts stay
+        storage.write_atomic(card_path, card.with_hand_sections(card.render(config, info, params), previous))
         storage.write_atomic(directory / export.CONFIG, config_lib.to_json(config))
