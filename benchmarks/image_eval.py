@@ -42,7 +42,7 @@ Figures
   log-likelihood bound in nats per image, `zoo.objectives.vae.iwae_nll` with K = `--iwae-k` importance
   samples (Burda et al.), on a SUBSET of `--iwae-images` test images: the first ones in training's eval
   order, in the likelihood's pixels: for "bernoulli" binarised exactly as training's eval binarises them
-  (one Bernoulli(pixel / 255) draw per pixel with the fixed seed zoo.data.images.EVAL_SEED: dynamic
+  (one Bernoulli(pixel / 255) draw per pixel with the fixed seed zoo.data.image_batches.EVAL_SEED: dynamic
   binarisation frozen by a fixed key), for "logistic" the 8-bit grey levels as they are (bits/dim
   comparable with other 8-bit likelihoods, not with binarised figures), each
   conditioned on the caption training's eval gives it. Beside it the negative ELBO on the same images
@@ -67,6 +67,7 @@ import numpy as np
 
 from benchmarks.image_classifier import IMAGE_SHAPE, load_classifier
 from zoo import allocator
+from zoo.data import image_batches
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 
@@ -173,7 +174,7 @@ def _iwae(sampler: Any, ds: image_data.ImageDataset, n_images: int, k: int, seed
     captions_per_class = [[c for c, k_ in zip(sampler.captions, classes, strict=True) if k_ == i]
                           for i in range(len(sampler.class_names))]
     n_images = min(n_images, len(ds.test_labels))
-    batches = image_data.ImageBatches(ds.test_images, ds.test_labels, captions_per_class, n_images, 0,
+    batches = image_batches.ImageBatches(ds.test_images, ds.test_labels, captions_per_class, n_images, 0,
                                       scale=SCALES[sampler.info.get("likelihood", "bernoulli")])
     batch = next(batches.eval_batches(1))
     x, cond = batch["image"], sampler.table[batch["caption_id"]].astype(np.float32)
@@ -185,7 +186,7 @@ def _iwae(sampler: Any, ds: image_data.ImageDataset, n_images: int, k: int, seed
     t2 = time.perf_counter()
     sem = lambda v: float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")  # noqa: E731
     return {"k": k, "images": int(n_images), "test_images": len(ds.test_labels),
-            "binarisation": (f"fixed Bernoulli draw, seed zoo.data.images.EVAL_SEED={image_data.EVAL_SEED}"
+            "binarisation": (f"fixed Bernoulli draw, seed zoo.data.image_batches.EVAL_SEED={image_batches.EVAL_SEED}"
                              if sampler.info.get("likelihood", "bernoulli") == "bernoulli"
                              else "none: 8-bit grey levels, discretised logistic"),
             "iwae_nll": float(nll.mean()), "iwae_nll_sem": sem(nll), "neg_elbo": float(elbo.mean()),

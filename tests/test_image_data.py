@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zoo.data import image_batches as B
+from zoo.data import image_captions as C
 from zoo.data import images as I
 from zoo.errors import UsageError
 
@@ -221,20 +223,20 @@ def test_tfds_without_tfds_and_bad_specs(monkeypatch):
 
 
 def test_captions():
-    fashion = I.class_captions(list(I.FASHION_MNIST_CLASSES))
-    digits = I.class_captions(list(I.DIGIT_WORDS))
+    fashion = C.class_captions(list(I.FASHION_MNIST_CLASSES))
+    digits = C.class_captions(list(I.DIGIT_WORDS))
     for per_class in fashion + digits:
         assert 4 <= len(per_class) <= 8 and len(set(per_class)) == len(per_class)
     flat = [c for per_class in fashion + digits for c in per_class]
     assert len(set(flat)) == len(flat)  # no caption names two classes
     assert "an ankle boot" in fashion[9] and "a pair of trousers" in fashion[1]
     assert "the digit seven" in digits[7] and "a handwritten 7" in digits[7]
-    captions, classes = I.caption_table(fashion)
+    captions, classes = C.caption_table(fashion)
     assert len(captions) == len(classes) == sum(map(len, fashion)) and classes.dtype == np.int32
     assert all(c in fashion[k] for c, k in zip(captions, classes.tolist(), strict=True))
     assert classes.tolist() == sorted(classes.tolist())
-    assert I.captions_for("airplane")[:2] == ("an airplane", "a photo of an airplane")  # unknown class names
-    assert I.captions_for("tree_frog")[0] == "a tree frog"
+    assert C.captions_for("airplane")[:2] == ("an airplane", "a photo of an airplane")  # unknown class names
+    assert C.captions_for("tree_frog")[0] == "a tree frog"
 
 
 # --------------------------------------------------------------------------------------------- batches
@@ -242,18 +244,18 @@ def test_captions():
 
 def test_batches_are_a_pure_function_of_seed_and_step():
     images, labels = tiny_images()
-    captions = I.class_captions(list(I.FASHION_MNIST_CLASSES))
-    a = I.ImageBatches(images, labels, captions, global_batch=8, seed=3)
-    b = I.ImageBatches(images, labels, captions, global_batch=8, seed=3)
+    captions = C.class_captions(list(I.FASHION_MNIST_CLASSES))
+    a = B.ImageBatches(images, labels, captions, global_batch=8, seed=3)
+    b = B.ImageBatches(images, labels, captions, global_batch=8, seed=3)
     for step in (7, 0, 30, 7):  # any order, any instance: a resumed run sees the same batches
         x, y = a.batch(step), b.batch(step)
         assert all((x[k] == y[k]).all() for k in ("image", "label", "caption_id"))
     assert ids(a.batch(0)) != ids(a.batch(1))
-    assert ids(a.batch(0)) != ids(I.ImageBatches(images, labels, captions, 8, seed=4).batch(0))
+    assert ids(a.batch(0)) != ids(B.ImageBatches(images, labels, captions, 8, seed=4).batch(0))
     batch = a.batch(5)
     assert batch["image"].dtype == np.float32 and batch["image"].shape == (8, 4, 4, 1)
     assert batch["label"].dtype == np.int32 and batch["caption_id"].dtype == np.int32
-    _, caption_class = I.caption_table(captions)
+    _, caption_class = C.caption_table(captions)
     assert (caption_class[batch["caption_id"]] == batch["label"]).all()
     assert (labels[ids(batch)] == batch["label"]).all()
     # every caption of a class gets drawn
@@ -263,18 +265,18 @@ def test_batches_are_a_pure_function_of_seed_and_step():
 
 def test_batches_visit_each_image_once_per_epoch():
     images, labels = tiny_images(100)
-    data = I.ImageBatches(images, labels, I.class_captions(list(I.DIGIT_WORDS)), global_batch=10, seed=0)
+    data = B.ImageBatches(images, labels, C.class_captions(list(I.DIGIT_WORDS)), global_batch=10, seed=0)
     epoch0 = [i for s in range(10) for i in ids(data.batch(s))]
     epoch1 = [i for s in range(10, 20) for i in ids(data.batch(s))]
     assert sorted(epoch0) == sorted(epoch1) == list(range(100)) and epoch0 != epoch1
-    odd = I.ImageBatches(images, labels, I.class_captions(list(I.DIGIT_WORDS)), global_batch=30, seed=0)
+    odd = B.ImageBatches(images, labels, C.class_captions(list(I.DIGIT_WORDS)), global_batch=30, seed=0)
     spans = [i for s in range(10) for i in ids(odd.batch(s))]  # batches straddle epoch boundaries
     assert sorted(spans) == sorted(list(range(100)) * 3)
 
 
 def test_process_split_is_the_concatenation():
     images, labels = tiny_images()
-    data = I.ImageBatches(images, labels, I.class_captions(list(I.DIGIT_WORDS)), 8, seed=1, scale="binary")
+    data = B.ImageBatches(images, labels, C.class_captions(list(I.DIGIT_WORDS)), 8, seed=1, scale="binary")
     for step in (0, 13):
         whole = data.batch(step)
         for n in (2, 4):
@@ -291,59 +293,59 @@ def test_process_split_is_the_concatenation():
 
 def test_scales_and_padding():
     images, labels = tiny_images()
-    captions = I.class_captions(list(I.DIGIT_WORDS))
-    tanh = I.ImageBatches(images, labels, captions, 16, seed=0).batch(2)["image"]
-    unit = I.ImageBatches(images, labels, captions, 16, seed=0, scale="unit").batch(2)["image"]
+    captions = C.class_captions(list(I.DIGIT_WORDS))
+    tanh = B.ImageBatches(images, labels, captions, 16, seed=0).batch(2)["image"]
+    unit = B.ImageBatches(images, labels, captions, 16, seed=0, scale="unit").batch(2)["image"]
     assert tanh.min() == -1.0 and tanh.max() == 1.0 and unit.min() == 0.0 and unit.max() == 1.0
     assert np.allclose(tanh, 2 * unit - 1)
-    padded = I.ImageBatches(images, labels, captions, 16, seed=0, pad_to=8)
+    padded = B.ImageBatches(images, labels, captions, 16, seed=0, pad_to=8)
     assert padded.image_shape == (8, 8, 1)
     big = padded.batch(2)["image"]
     assert big.shape == (16, 8, 8, 1) and (big[:, 2:6, 2:6] == tanh).all()
     border = np.ones((8, 8), bool)
     border[2:6, 2:6] = False
     assert (big[:, border] == -1.0).all()  # the [-1, 1] background value
-    unit_pad = I.ImageBatches(images, labels, captions, 16, seed=0, scale="unit", pad_to=7).batch(2)["image"]
+    unit_pad = B.ImageBatches(images, labels, captions, 16, seed=0, scale="unit", pad_to=7).batch(2)["image"]
     assert unit_pad.shape == (16, 7, 7, 1) and (unit_pad[:, 1:5, 1:5] == unit).all()  # odd: extra row after
     assert (unit_pad[:, 0] == 0).all() and (unit_pad[:, 5:] == 0).all()
     # binary: Bernoulli(pixel / 255), fresh each step, fixed in eval
     grey = np.full((50, 6, 6, 1), 64, np.uint8)
-    binary = I.ImageBatches(grey, np.zeros(50, np.int32), captions, 50, seed=0, scale="binary")
+    binary = B.ImageBatches(grey, np.zeros(50, np.int32), captions, 50, seed=0, scale="binary")
     draws = binary.batch(0)["image"]
     assert set(np.unique(draws).tolist()) == {0.0, 1.0} and abs(draws.mean() - 64 / 255) < 0.03
     assert not (binary.batch(1)["image"] == draws).all()
     e1, e2 = next(binary.eval_batches(1))["image"], next(binary.eval_batches(1))["image"]
     assert (e1 == e2).all() and set(np.unique(e1).tolist()) == {0.0, 1.0}
     with pytest.raises(ValueError, match="pad_to=3"):
-        I.ImageBatches(images, labels, captions, 16, seed=0, pad_to=3)
+        B.ImageBatches(images, labels, captions, 16, seed=0, pad_to=3)
     with pytest.raises(ValueError, match="scale"):
-        I.ImageBatches(images, labels, captions, 16, seed=0, scale="sigmoid")  # type: ignore[arg-type]
+        B.ImageBatches(images, labels, captions, 16, seed=0, scale="sigmoid")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="labels outside"):
-        I.ImageBatches(images, labels, captions[:5], 16, seed=0)
+        B.ImageBatches(images, labels, captions[:5], 16, seed=0)
 
 
 def test_eval_batches_cover_the_split_once():
     images, labels = tiny_images(50)
-    data = I.ImageBatches(images, labels, I.class_captions(list(I.DIGIT_WORDS)), global_batch=16, seed=9)
+    data = B.ImageBatches(images, labels, C.class_captions(list(I.DIGIT_WORDS)), global_batch=16, seed=9)
     batches = list(data.eval_batches(100))
     assert len(batches) == 4  # ceil(50 / 16); rows past the end repeat, masked out
     seen = [i for b in batches for i, m in zip(ids(b), b["mask"], strict=True) if m]
     assert sorted(seen) == list(range(50)) and seen != sorted(seen)  # shuffled once, for sorted data
     assert sum(b["mask"].sum() for b in batches) == 50 and batches[-1]["mask"].tolist() == [1.0] * 2 + [0.0] * 14
-    other = list(I.ImageBatches(images, labels, I.class_captions(list(I.DIGIT_WORDS)), 16, seed=1).eval_batches(2))
+    other = list(B.ImageBatches(images, labels, C.class_captions(list(I.DIGIT_WORDS)), 16, seed=1).eval_batches(2))
     assert all((x[k] == y[k]).all() for x, y in zip(batches[:2], other, strict=True) for k in x)  # seed-independent
     assert len(other) == 2
 
 
 @needs_fashion
 def test_real_batches(fashion):
-    captions = I.class_captions(fashion)
-    _, caption_class = I.caption_table(captions)
-    data = I.ImageBatches(fashion.train_images, fashion.train_labels, captions, 64, seed=0, pad_to=32)
+    captions = C.class_captions(fashion)
+    _, caption_class = C.caption_table(captions)
+    data = B.ImageBatches(fashion.train_images, fashion.train_labels, captions, 64, seed=0, pad_to=32)
     batch = data.batch(1000)
     assert batch["image"].shape == (64, 32, 32, 1) and -1 <= batch["image"].min() < batch["image"].max() <= 1
     assert (caption_class[batch["caption_id"]] == batch["label"]).all()
     assert len(set(batch["label"].tolist())) >= 6  # shuffled, not class-sorted
-    test = I.ImageBatches(fashion.test_images, fashion.test_labels, captions, 500, seed=0)
+    test = B.ImageBatches(fashion.test_images, fashion.test_labels, captions, 500, seed=0)
     labels = np.concatenate([b["label"] for b in test.eval_batches(100)])
     assert len(labels) == 10000 and np.bincount(labels).tolist() == [1000] * 10

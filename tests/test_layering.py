@@ -23,7 +23,7 @@ FORBIDDEN = {
     "zoo.models": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.data"),
     "zoo.melody": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models"),
     "zoo.text": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models"),
-    "zoo.data": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models"),
+    "zoo.data": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models", "zoo.export"),
     "zoo.export": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry"),
     "zoo.objectives": ("zoo.sample", "zoo.registry"),
     "zoo.train": ("zoo.objectives", "zoo.sample", "zoo.registry", "zoo.models"),

@@ -80,11 +80,12 @@ def caption_table(config: Any) -> tuple[np.ndarray, np.ndarray]:
     the table the JAX task embeds (zoo.text.captions caches it on disk, so this is a file read). The DCGAN
     task gathers its `cond` rows from it inside the jitted step (its batches carry only `caption_id`), and
     both twins sample with the first caption of each class in turn."""
+    from zoo.data import image_captions
     from zoo.data import images as image_data
     from zoo.text.captions import embed_captions
 
     dataset = image_data.load_images(config.data)
-    captions, classes = image_data.caption_table(image_data.class_captions(dataset))
+    captions, classes = image_captions.caption_table(image_captions.class_captions(dataset))
     table = np.asarray(embed_captions(captions), np.float32)
     return table, np.searchsorted(classes, np.arange(dataset.num_classes))
 

@@ -21,14 +21,13 @@ A missing source raises `zoo.errors.UsageError` naming the command that installs
 Captions: the models are conditioned on text-encoder embeddings of captions made from the class names,
 several per class ("an ankle boot", "a pair of ankle boots", "a photo of an ankle boot" ...), so that the
 embedding of a free prompt lands near the class it names whatever its wording, and the model never sees
-one fixed vector per class. `caption_table` flattens them into one list
-(embedded once) and says which class each caption belongs to; batches carry a `caption_id` into it, drawn
-at random among the captions of each example's class.
+one fixed vector per class (zoo/data/image_captions.py); batches carry a `caption_id` into the caption table,
+drawn at random among the captions of each example's class.
 
-Batches (`ImageBatches`) are a pure function of (seed, step), like `zoo.data.lm.TokenWindows` and
-`zoo.data.music_batches.MelodyBatches`: images are drawn epoch by epoch through a permutation fixed by (seed, epoch),
-so a resumed run sees exactly the data an uninterrupted one would, and process p of n keeps rows
-[p*B/n, (p+1)*B/n) of the global batch.
+Batches (zoo/data/image_batches.py) are a pure function of (seed, step), like `zoo.data.lm.TokenWindows` and
+`zoo.data.music_batches.MelodyBatches`: images are drawn epoch by epoch through a permutation fixed by
+(seed, epoch), so a resumed run sees exactly the data an uninterrupted one would, and process p of n keeps
+rows [p*B/n, (p+1)*B/n) of the global batch.
 """
 
 from __future__ import annotations
@@ -36,19 +35,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from zoo import export
-from zoo.data.batching import EpochOrder, process_rows
 from zoo.data.sources import data_dir, tfds_gate
 from zoo.errors import UsageError
 
@@ -72,40 +68,6 @@ FASHION_MNIST_CLASSES = (
 )
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MNIST_TEST_FRACTION = 0.1
-
-# Captions per class name. Several wordings each (the kind of thing a user would type), and, for the
-# look-alike Fashion-MNIST classes (T-shirt/top, Shirt, Pullover, Coat), wordings that keep them apart.
-FASHION_CAPTIONS: dict[str, tuple[str, ...]] = {
-    "T-shirt/top": ("a t-shirt", "a plain t-shirt", "a short-sleeved t-shirt", "a photo of a t-shirt", "a tee",
-                    "a sleeveless top", "a tank top"),
-    "Trouser": ("a pair of trousers", "trousers", "a pair of pants", "a pair of jeans", "a photo of trousers",
-                "long trousers"),
-    "Pullover": ("a pullover", "a sweater", "a jumper", "a knitted pullover", "a wool sweater",
-                 "a photo of a pullover"),
-    "Dress": ("a dress", "a summer dress", "a long dress", "a photo of a dress", "an evening dress",
-              "a sleeveless dress"),
-    "Coat": ("a coat", "a winter coat", "a jacket", "a long coat", "a photo of a coat", "a warm coat with buttons"),
-    "Sandal": ("a sandal", "a pair of sandals", "a summer sandal", "a photo of a sandal", "a flip-flop",
-               "an open shoe with straps"),
-    "Shirt": ("a shirt", "a button-up shirt", "a long-sleeved shirt", "a collared shirt", "a photo of a shirt",
-              "a blouse"),
-    "Sneaker": ("a sneaker", "a pair of sneakers", "a running shoe", "a trainer", "a photo of a sneaker",
-                "a sports shoe"),
-    "Bag": ("a bag", "a handbag", "a purse", "a photo of a bag", "a tote bag", "a leather bag"),
-    "Ankle boot": ("an ankle boot", "a pair of ankle boots", "a photo of an ankle boot", "a leather ankle boot",
-                   "a boot", "a short boot with a heel"),
-}
-DIGIT_CAPTIONS: dict[str, tuple[str, ...]] = {
-    word: (f"the digit {word}", f"a handwritten {digit}", f"the number {word}", f"a handwritten {word}",
-           f"the numeral {digit}", f"the digit {digit}, written by hand")
-    for digit, word in enumerate(DIGIT_WORDS)
-}
-CAPTIONS: dict[str, tuple[str, ...]] = {**FASHION_CAPTIONS, **DIGIT_CAPTIONS}
-
-Scale = Literal["tanh", "unit", "binary"]
-SCALES = ("tanh", "unit", "binary")
-EVAL_SEED = 20240611  # fixes the eval order (and binarisation): the same for every run and training seed
-
 
 @dataclass(frozen=True, eq=False)
 class ImageDataset:
@@ -351,178 +313,3 @@ def _tfds_arrays(tfds: Any, name: str, tfds_dir: str, download: bool) -> dict[st
     if "train" not in out:
         raise UsageError(f"tfds:{name} has no train split")
     return out
-
-
-# ------------------------------------------------------------------------------------------- captions
-
-
-def captions_for(class_name: str) -> tuple[str, ...]:
-    """The captions of a class: from `CAPTIONS`, else generic ones made from its name ("a photo of a cat")."""
-    if class_name in CAPTIONS:
-        return CAPTIONS[class_name]
-    noun = re.sub(r"[_\s]+", " ", class_name).strip().lower()
-    article = "an" if noun[:1] in "aeiou" and noun else "a"
-    return (f"{article} {noun}", f"a photo of {article} {noun}", f"a picture of {article} {noun}",
-            f"an image of {article} {noun}")
-
-
-def class_captions(dataset: ImageDataset | Sequence[str]) -> list[list[str]]:
-    """For each class (of a dataset, or a list of class names), its captions."""
-    names = dataset.class_names if isinstance(dataset, ImageDataset) else dataset
-    return [list(captions_for(n)) for n in names]
-
-
-def caption_table(captions_per_class: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
-    """The flat caption list (class by class, in order) and the class of each caption (int32). A batch's
-    `caption_id` indexes this list (and so the rows of its embedding table)."""
-    captions = [c for per_class in captions_per_class for c in per_class]
-    classes = np.repeat(np.arange(len(captions_per_class), dtype=np.int32), [len(c) for c in captions_per_class])
-    return captions, classes
-
-
-# -------------------------------------------------------------------------------------------- batches
-
-
-class ImageBatches:
-    """Batches of one split of an image dataset, a pure function of (seed, step). A batch:
-
-    - `image` float32 [B_local, H', W', C]: with `scale="tanh"` (default; a tanh generator's range, DCGAN)
-      pixels map to [-1, 1] (black = -1); with `"unit"` to [0, 1] (black = 0; a VAE's Bernoulli mean); with
-      `"binary"` to {0, 1}, each pixel drawn as Bernoulli(pixel / 255) afresh every step (dynamic
-      binarisation: the data a Bernoulli likelihood is a true likelihood of, as in the VAE literature's MNIST
-      NLLs; eval batches use one fixed draw). `pad_to=32` pads 28x28 to 32x32 (centred) with the background
-      (black: -1 or 0), the size a DCGAN of stride-2 layers wants.
-    - `label` int32 [B_local]: the class.
-    - `caption_id` int32 [B_local]: an index into `caption_table(captions_per_class)[0]`, a caption of the
-      example's class, uniformly at random (eval: cycling through the class's captions).
-
-    Examples are drawn epoch by epoch: epoch e visits every image once, in the order of a permutation from
-    `default_rng([seed, 1, e])`; per-step randomness (caption choice, binarisation) comes from
-    `default_rng([seed, 2, step])`, drawn for the whole global batch, so rows do not depend on how many
-    processes share it. Process p of n keeps rows [p*B/n, (p+1)*B/n).
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, captions_per_class: Sequence[Sequence[str]],
-                 global_batch: int, seed: int, scale: Scale = "tanh", pad_to: int | None = None):
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[..., None]
-        labels = np.asarray(labels).reshape(-1)
-        if images.ndim != 4 or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 [N, H, W, C], got {images.dtype} {images.shape}")
-        if len(images) != len(labels) or not len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        counts = np.asarray([len(c) for c in captions_per_class], np.int32)
-        if labels.min() < 0 or labels.max() >= len(counts):
-            raise ValueError(f"labels outside [0, {len(counts)}): captions_per_class has {len(counts)} classes")
-        if (counts[np.unique(labels)] == 0).any():
-            raise ValueError("every class in the data needs at least one caption")
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-        h, w = images.shape[1:3]
-        if pad_to is not None and pad_to < max(h, w):
-            raise ValueError(f"pad_to={pad_to} is smaller than the {h}x{w} images")
-        if global_batch < 1:
-            raise ValueError(f"global batch must be positive, got {global_batch}")
-        self.images, self.labels = images, labels.astype(np.int32)
-        self.caption_counts = counts
-        self.caption_offsets = (np.cumsum(counts) - counts).astype(np.int32)
-        self.global_batch, self.seed, self.scale, self.pad_to = global_batch, seed, scale, pad_to
-        self._order = EpochOrder(len(self.labels), seed, stream=1)
-        self._binary: np.ndarray | None = None
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of a batch's images (after padding)."""
-        h, w, c = self.images.shape[1:]
-        size = self.pad_to
-        return (size, size, int(c)) if size else (int(h), int(w), int(c))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def _indices(self, step: int) -> np.ndarray:
-        return self._order.indices(step, self.global_batch)
-
-    def _eval_binary(self) -> np.ndarray:
-        """The split binarised once (uint8 0/255) by `EVAL_SEED`: eval's fixed Bernoulli draw."""
-        if self._binary is None:
-            noise = np.random.default_rng([EVAL_SEED, 3]).random(self.images.shape, dtype=np.float32)
-            self._binary = np.where(noise * 255 < self.images, 255, 0).astype(np.uint8)
-        return self._binary
-
-    def _pixels(self, raw: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        """uint8 [B, H, W, C] -> float32 in the batch's scale, padded. With scale="binary", `rng` draws the
-        binarisation (None: `raw` is binary already)."""
-        if self.pad_to:
-            h, w = raw.shape[1:3]
-            top, left = (self.pad_to - h) // 2, (self.pad_to - w) // 2
-            raw = np.pad(raw, ((0, 0), (top, self.pad_to - h - top), (left, self.pad_to - w - left), (0, 0)))
-        if self.scale == "tanh":
-            return raw.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-        unit = raw.astype(np.float32) / np.float32(255.0)
-        if self.scale == "unit" or rng is None:
-            return unit
-        return (rng.random(unit.shape, dtype=np.float32) < unit).astype(np.float32)
-
-    def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
-        rows = process_rows(self.global_batch, process_index, process_count)
-        idx = self._indices(step)
-        labels = self.labels[idx]
-        rng = np.random.default_rng([self.seed, 2, step])
-        pick = (rng.random(self.global_batch) * self.caption_counts[labels]).astype(np.int32)
-        caption_id = self.caption_offsets[labels] + np.minimum(pick, self.caption_counts[labels] - 1)
-        if self.scale == "binary":  # drawn for the whole global batch, so a row's draw is the same in any split
-            images = self._pixels(self.images[idx], rng)[rows]
-        else:
-            images = self._pixels(self.images[idx[rows]], None)
-        return {"image": images, "label": labels[rows], "caption_id": caption_id[rows].astype(np.int32)}
-
-    def eval_batches(self, max_batches: int, process_index: int = 0,
-                     process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
-        """The split in a fixed order (a permutation by `EVAL_SEED`, so a few batches already span all the
-        classes even when the data is sorted by class), up to `max_batches` global batches, the same for every
-        run and seed. Batches keep their shape: rows past the end repeat the first images, with `mask`
-        float32 [B_local] 0 on them (1 on real rows); the caller weights its means by `mask`."""
-        n = len(self.labels)
-        order = np.random.default_rng(EVAL_SEED).permutation(n)
-        n_batches = max(1, min(max_batches, -(-n // self.global_batch)))
-        rows = process_rows(self.global_batch, process_index, process_count)
-        for b in range(n_batches):
-            pos = np.arange(b * self.global_batch, (b + 1) * self.global_batch)
-            idx = order[pos % n]
-            labels = self.labels[idx]
-            caption_id = self.caption_offsets[labels] + idx % self.caption_counts[labels]
-            if self.scale == "binary":  # one fixed draw per image, whatever the batch size
-                images = self._pixels(self._eval_binary()[idx], None)
-            else:
-                images = self._pixels(self.images[idx], None)
-            yield {
-                "image": images[rows],
-                "label": labels[rows],
-                "caption_id": caption_id[rows].astype(np.int32),
-                "mask": (pos < n)[rows].astype(np.float32),
-            }
-
-
-# ------------------------------------------------------------------------------------- sampling assets
-
-
-def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: Sequence[str],
-                      captions: Sequence[str], caption_classes: Sequence[int] | np.ndarray, embeddings: np.ndarray,
-                      image_shape: Sequence[int], source_shape: Sequence[int], scale: str, model_dims: dict,
-                      exported_module: str | None, **extra: Any) -> None:
-    """What an image sampler (zoo.sample.images) needs besides the params, the one format of every image
-    family: `images.json` (data, class names, the caption list and each caption's class, the model's image
-    shape [H, W, C] and the data's own (to crop a padded sample back), the training pixel scale ("tanh" =
-    [-1, 1], "unit"/"binary" = [0, 1]), `model_dims` (the data-dependent model arguments),
-    `exported_module` (the submodule the exported params belong to, e.g. a GAN's "generator"; None = the
-    whole model), and family extras) and `caption_embeddings.npy` (float16 [N, dim], row i = captions[i])."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    info = {"data": data, "class_names": list(class_names), "captions": list(captions),
-            "caption_classes": [int(c) for c in caption_classes], "image_shape": [int(s) for s in image_shape],
-            "source_shape": [int(s) for s in source_shape], "scale": scale, "model_dims": model_dims,
-            "exported_module": exported_module, "embeddings": export.CAPTION_EMBEDDINGS, **extra}
-    (directory / export.IMAGES).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    np.save(directory / export.CAPTION_EMBEDDINGS, np.asarray(embeddings, np.float16))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -10,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+
+from zoo import export
 
 PyTree = Any
 
@@ -82,3 +87,23 @@ class WithCaptionEmbeddings:
 
     def eval_batches(self, n: int, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
         return (self._add(b) for b in self.batches.eval_batches(n, process_index, process_count))
+
+
+def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: Sequence[str],
+                      captions: Sequence[str], caption_classes: Sequence[int] | np.ndarray, embeddings: np.ndarray,
+                      image_shape: Sequence[int], source_shape: Sequence[int], scale: str, model_dims: dict,
+                      exported_module: str | None, **extra: Any) -> None:
+    """What an image sampler (zoo.sample.images) needs besides the params, the one format of both image
+    families (dcgan, vae): `images.json` (data, class names, the caption list and each caption's class, the
+    model's image shape [H, W, C] and the data's own (to crop a padded sample back), the training pixel scale ("tanh" =
+    [-1, 1], "unit"/"binary" = [0, 1]), `model_dims` (the data-dependent model arguments),
+    `exported_module` (the submodule the exported params belong to, e.g. a GAN's "generator"; None = the
+    whole model), and family extras) and `caption_embeddings.npy` (float16 [N, dim], row i = captions[i])."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    info = {"data": data, "class_names": list(class_names), "captions": list(captions),
+            "caption_classes": [int(c) for c in caption_classes], "image_shape": [int(s) for s in image_shape],
+            "source_shape": [int(s) for s in source_shape], "scale": scale, "model_dims": model_dims,
+            "exported_module": exported_module, "embeddings": export.CAPTION_EMBEDDINGS, **extra}
+    (directory / export.IMAGES).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    np.save(directory / export.CAPTION_EMBEDDINGS, np.asarray(embeddings, np.float16))

@@ -43,10 +43,12 @@ import numpy as np
 import optax
 from flax import nnx
 
+from zoo.data import image_batches, image_captions
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 from zoo.models import build
 from zoo.models.dcgan import DCGAN
+from zoo.objectives.common import save_image_assets
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 from zoo.train.task import EVAL_WEIGHT
@@ -97,17 +99,17 @@ class GANTask:
         self.image_size = int(config.get("image_size", 32))
         if max(h, w) > self.image_size:
             raise UsageError(f"{config.data} images are {h}x{w}, larger than image_size={self.image_size}")
-        captions_per_class = image_data.class_captions(self.dataset)
-        self.captions, self.caption_classes = image_data.caption_table(captions_per_class)
+        captions_per_class = image_captions.class_captions(self.dataset)
+        self.captions, self.caption_classes = image_captions.caption_table(captions_per_class)
         self.embeddings = embed_captions(self.captions)  # float16 [N, 384]
         self.table = np.asarray(self.embeddings, np.float32)  # a numpy constant of the jitted steps
         # For d_cond_accuracy: each example is also scored with the first caption of another class.
         self.first_caption = np.searchsorted(self.caption_classes, np.arange(self.dataset.num_classes))
         try:
-            self.train_data = image_data.ImageBatches(
+            self.train_data = image_batches.ImageBatches(
                 self.dataset.train_images, self.dataset.train_labels, captions_per_class, config.batch_size,
                 config.seed, scale="tanh", pad_to=self.image_size)
-            self.val_data = image_data.ImageBatches(
+            self.val_data = image_batches.ImageBatches(
                 self.dataset.test_images, self.dataset.test_labels, captions_per_class, config.batch_size,
                 config.seed, scale="tanh", pad_to=self.image_size)
         except ValueError as e:
@@ -227,7 +229,7 @@ class GANTask:
                 "g_opt_state": self.tx.init(g_params)}
 
     def save_assets(self, directory: pathlib.Path, params: dict) -> None:
-        image_data.save_image_assets(
+        save_image_assets(
             directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
             caption_classes=self.caption_classes, embeddings=self.embeddings,
             image_shape=(self.image_size, self.image_size, self.dataset.image_shape[2]),

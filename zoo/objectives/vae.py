@@ -6,7 +6,7 @@ per image: "bernoulli" sees dynamically binarised pixels (scale="binary": every 
 pixel as Bernoulli(grey / 255) afresh; the test set uses one fixed draw), comparable with the VAE
 literature's MNIST figures; "logistic" (discretised over 256 levels) sees the 8-bit images (scale="unit").
 Conditioning: every example is conditioned on the text-encoder embedding of a random caption of its class
-(zoo.data.images.class_captions); the caption table is embedded once (zoo.text.captions, cached on disk)
+(zoo.data.image_captions.class_captions); the caption table is embedded once (zoo.text.captions, cached on disk)
 and batches carry the rows their captions pick (`cond`, float32 [B, 384]).
 
 Training minimises recon + beta * KL per image (nats), where recon = -log p(x | z, c) summed over pixels
@@ -51,11 +51,18 @@ import optax
 from flax import nnx
 
 from zoo import export
+from zoo.data import image_batches, image_captions
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 from zoo.models import build, vae_mixture
 from zoo.models.vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN, ConvVAE
-from zoo.objectives.common import SingleModelTask, WithCaptionEmbeddings, gradient_step, init_model_state
+from zoo.objectives.common import (
+    SingleModelTask,
+    WithCaptionEmbeddings,
+    gradient_step,
+    init_model_state,
+    save_image_assets,
+)
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 from zoo.train.task import EVAL_WEIGHT
@@ -234,19 +241,19 @@ class VAETask(SingleModelTask):
             raise UsageError(f"--config.model.likelihood must be one of {sorted(LIKELIHOODS)}, got {self.likelihood!r}")
         self.scale = SCALES[self.likelihood]
         self.dataset = image_data.load_images(config.data)
-        self.captions_per_class = image_data.class_captions(self.dataset)
+        self.captions_per_class = image_captions.class_captions(self.dataset)
         smallest = int(np.bincount(self.dataset.train_labels, minlength=self.dataset.num_classes).min())
         if smallest < self.mixture_components:
             raise UsageError(f"{config.data}: a class has {smallest} training images, fewer than "
                              f"--config.latent_mixture_components={self.mixture_components}")
-        self.captions, self.caption_classes = image_data.caption_table(self.captions_per_class)
+        self.captions, self.caption_classes = image_captions.caption_table(self.captions_per_class)
         self.embeddings = embed_captions(self.captions)
         d = self.dataset
         try:
-            self.train_data = WithCaptionEmbeddings(image_data.ImageBatches(
+            self.train_data = WithCaptionEmbeddings(image_batches.ImageBatches(
                 d.train_images, d.train_labels, self.captions_per_class, config.batch_size, config.seed,
                 scale=self.scale), self.embeddings)
-            self.val_data = WithCaptionEmbeddings(image_data.ImageBatches(
+            self.val_data = WithCaptionEmbeddings(image_batches.ImageBatches(
                 d.test_images, d.test_labels, self.captions_per_class, config.batch_size, config.seed,
                 scale=self.scale), self.embeddings)
         except ValueError as e:
@@ -299,7 +306,7 @@ class VAETask(SingleModelTask):
             mixtures = self.fit_latent_mixtures(params)
             np.savez_compressed(pathlib.Path(directory) / export.LATENT_MIXTURE, **mixtures)  # chol: half zeros
             extra = {"latent_mixture": export.LATENT_MIXTURE, "latent_mixture_components": self.mixture_components}
-        image_data.save_image_assets(
+        save_image_assets(
             directory, data=self.config.data, class_names=self.dataset.class_names, captions=self.captions,
             caption_classes=self.caption_classes, embeddings=self.embeddings, image_shape=self.dataset.image_shape,
             source_shape=self.dataset.image_shape, scale=self.scale, model_dims=self.model_dims, exported_module=None,
@@ -312,7 +319,7 @@ class VAETask(SingleModelTask):
         on its class's captions in turn -> the stacked mixture {"log_weights" [C, K], "means" [C, K, D],
         "chol" [C, K, D, D]}. `params` must be addressable from this process (__init__ refuses fsdp)."""
         d = self.dataset
-        batches = image_data.ImageBatches(d.train_images, d.train_labels, self.captions_per_class, batch_size,
+        batches = image_batches.ImageBatches(d.train_images, d.train_labels, self.captions_per_class, batch_size,
                                           self.config.seed, scale=self.scale)
         encode = jax.jit(lambda p, x, c: nnx.merge(self.graphdef, p).encode(x, c)[0])
         params = jax.device_get(params)
