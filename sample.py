@@ -56,8 +56,8 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--card", action="store_true", help="print the model card (data, licence, command, "
                         "evaluation, limitations) and exit")
     parser.add_argument("--out", default=None, help="a file, or a directory (ending in /) for one file per "
-                        "sample; text goes to stdout without it, melodies and images to a file named after "
-                        "the prompt")
+                        "sample; without it text goes to stdout, images to one grid and melodies to a file "
+                        "(several: a folder) named after the prompt")
     parser.add_argument("--num", type=int, default=1, help="how many samples (1-1024); images: the steps of "
                         "--interpolate, or one grid of them all")
     parser.add_argument("--seed", type=int, default=0, help="fixes every random choice: same seed, same bytes")

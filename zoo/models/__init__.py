@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from zoo.errors import UsageError
@@ -19,7 +20,11 @@ def build(model_class: type, config: Any, rngs: Any, **dims: Any) -> Any:
         dtype = jnp.dtype(config.get("compute_dtype", "float32"))
     except TypeError:
         raise UsageError(f"unknown compute_dtype {config.compute_dtype!r}: use float32 or bfloat16") from None
+    accepted = inspect.signature(model_class.__init__).parameters
+    unknown = sorted(set(config.model) - set(accepted))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        raise UsageError(f"bad model config: {model_class.__name__} takes no {', '.join(unknown)}")
     try:
         return model_class(dtype=dtype, rngs=rngs, **config.model.to_dict(), **dims)
-    except (ValueError, TypeError) as e:  # e.g. embed_dim not divisible by num_heads, an unknown key
+    except ValueError as e:  # impossible shapes, e.g. embed_dim not divisible by num_heads
         raise UsageError(f"bad model config: {e}") from None
