@@ -1,11 +1,11 @@
 """Folk melodies with a caption-conditioned LSTM: the embedded `music` model (zoo/pretrained/music).
 
-Train:
+Train (the embedded model: this config on one H100, with --config.log_every=500 --config.eval_every=1000
+--config.checkpoint_every=2000, which change only how often it logs and saves):
     python train.py --config configs/music.py --workdir runs/music
-The embedded model is this exact config, trained on one H100 (37.5 steps/s: 6000 steps in under 3 min;
-on 2 CPU cores ~1 step/s, ~1.7 h, or pass --config.train_steps=2000 --config.batch_size=32 for a
-~35 min run that reached 1.079). The first run on a machine also parses the corpus and embeds its ~49k
-captions with the text encoder (~3.5 min on 2 cores), both cached under $ZOO_DATA_DIR/cache.
+On 2 CPU cores it takes about 1.7 h; --config.train_steps=2000 --config.batch_size=32 is a shorter run. The
+first run on a machine also parses the corpus and embeds its ~49k captions, both cached under
+$ZOO_DATA_DIR/cache.
 Result: eval/loss 0.889 nats/event, next-event accuracy 69.3% (223 held-out tunes, cropped to max_len);
 whole held-out tunes 0.865 nats/event against 2.081 for a bigram and 2.872 for a unigram model
 (python -m benchmarks.music_eval; its prompt-control table is in zoo/pretrained/music/README.md).
