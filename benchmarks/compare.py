@@ -22,6 +22,11 @@ on one device either way. All three draw the same batches: the JAX task's `train
 0 .. warmup + steps - 1, from the same seed, and initialise from the same distributions (not the same
 weights, so losses agree within noise, not bit for bit).
 
+`--device gpu` runs every side on CUDA (JAX's GPU backend; the twins on `cuda`, each twin moving its batches
+there), and refuses with one line where either runtime sees no GPU. Precision follows the config:
+`--config.compute_dtype=bfloat16` computes the JAX side in bfloat16 and runs the twins under bfloat16
+autocast, parameters and optimizer states float32 on both sides; the default is float32.
+
 Figures per side:
 * steps/s: the median over `--windows` windows of the `--steps` timed steps, after `--warmup` steps (the
   first of which pays JAX's compilation or torch.compile's, reported as warm-up seconds). Each window ends
@@ -31,7 +36,7 @@ Figures per side:
   `repeat_steps_per_s`, crashed runs are counted in `failed_repeats`); memory, warm-up and losses are the
   first run's. On a shared machine the speed drifts by 10% between minutes, and taking turns exposes every
   side to the same drift.
-* peak memory: the process's peak resident set (CPU) or the device allocator's peak (GPU), in MB.
+* peak memory: the process's peak resident set (CPU) or the side's device allocator peak (GPU), in MB.
 * loss: the mean training loss over the last window (the step's metrics["loss"] on both sides).
 * FLOPs per step: XLA's cost analysis of the compiled JAX step (the same model on both sides), and MFU =
   FLOPs x steps/s / the machine's measured matmul peak (`matmul_peak_flops`: the best float32 N x N
@@ -98,6 +103,17 @@ def bench_config(name: str, overrides: Sequence[str]) -> Any:
     return config
 
 
+def check_gpu() -> None:
+    """One line, before any side starts, where JAX has no GPU to run on."""
+    import jax
+
+    try:
+        jax.devices("gpu")
+    except RuntimeError:
+        raise UsageError(f"--device gpu: JAX sees no GPU (its backend here is {jax.default_backend()}; install "
+                         "JAX's CUDA build)") from None
+
+
 def build_task(name: str, config: Any, workdir: str) -> Any:
     return registry.resolve(registry.get(name).task)(config, workdir)
 
@@ -106,9 +122,13 @@ def batches(task: Any, count: int) -> list[dict[str, np.ndarray]]:
     return [task.train_batch(step, 0, 1) for step in range(count)]
 
 
-def peak_memory_mb(device: str) -> float:
-    """This process's peak resident set on the CPU; JAX's device allocator peak on a GPU (only the JAX side
-    runs there)."""
+def peak_memory_mb(device: str, side: str = "jax") -> float:
+    """This process's peak resident set on the CPU; on a GPU the peak of the side's own device allocator
+    (JAX's, or PyTorch's caching allocator)."""
+    if device == "gpu" and side != "jax":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2 ** 20
     if device == "gpu":
         import jax
 
@@ -272,8 +292,8 @@ def build_twin(name: str, config: Any, task: Any) -> Any:
 def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, device: str, compiled: bool) -> dict:
     import torch
 
-    if device == "gpu":
-        raise UsageError("the PyTorch twins run on the CPU only so far (--device cpu)")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise UsageError("--device gpu: PyTorch sees no CUDA device (install a CUDA build of torch)")
     with tempfile.TemporaryDirectory() as workdir:
         task = build_task(name, config, workdir)
         data = batches(task, warmup + steps)
@@ -283,7 +303,7 @@ def torch_side(name: str, config: Any, steps: int, warmup: int, windows: int, de
         timing = time_windows(lambda i: twin.step(data[i]), float, warmup, steps, windows)
         losses = [float(x) for x in timing.pop("losses")]
         last = timing.pop("last_window")
-        out = {**timing, "peak_memory_mb": peak_memory_mb(device),
+        out = {**timing, "peak_memory_mb": peak_memory_mb(device, "torch"),
                "final_loss": float(np.mean(losses[-last:])), "losses": losses, "params": int(twin.num_params()),
                "threads": torch.get_num_threads(), "malloc": allocator.name()}
         if not compiled:  # sampling is compared in eager mode (a compiled sampler recompiles per length)
@@ -487,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UsageError("--steps, --warmup, --windows, --repeats and --cpu-devices must be >= 1")
         if args.cpu_devices > 1 and args.device != "cpu":
             raise UsageError("--cpu-devices is for --device cpu")
+        if args.device == "gpu" and args.side is None:
+            check_gpu()
         registry.get(args.model)
         if args.model not in TWIN_MODULES:
             raise UsageError(f"no PyTorch twin for {args.model}; choose one of {', '.join(TWIN_MODULES)}")
@@ -507,8 +529,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sides = ["jax"]
         if importlib.util.find_spec("torch") is None:
             print("note: PyTorch is not installed (pip install -e .[torch]): the JAX side only", file=sys.stderr)
-        elif args.device == "gpu":
-            print("note: the PyTorch twins run on the CPU only so far: the JAX side only", file=sys.stderr)
         else:
             sides += ["torch"] + ([] if args.no_compile else ["torch_compile"])
         runs: dict[str, list[dict]] = {side: [] for side in sides}

@@ -51,7 +51,8 @@ def test_bad_arguments_exit_2():
                           (["--model", "poem", "--repeats", "0"], ">= 1"),
                           (["--model", "poem", "--cpu-devices", "0"], "--cpu-devices must be >= 1"),
                           (["--model", "poem", "--cpu-devices", "2", "--device", "gpu"], "for --device cpu"),
-                          (["--model", "poem", "--cpu-devices", "3", "--config.batch_size=8"], "must divide")]:
+                          (["--model", "poem", "--cpu-devices", "3", "--config.batch_size=8"], "must divide"),
+                          (["--model", "poem", "--device", "gpu"], "--device gpu: JAX sees no GPU")]:
         result = subprocess.run([sys.executable, "-m", "benchmarks.compare", *args], capture_output=True, text=True,
                                 cwd=helpers.ROOT, env=helpers.env(), timeout=120)
         assert result.returncode == 2, result.stderr
