@@ -51,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 200
     c.max_to_keep = 3
     c.async_checkpoints = True
+    c.profile_steps = ""  # "START:END": a jax.profiler trace of those steps in WORKDIR/profile
     c.init_from = ""  # "pretrained:poem", an export dir or a finished workdir: fine-tune from it
     c.export_dtype = "bfloat16"
 

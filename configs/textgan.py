@@ -76,6 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 500
     c.max_to_keep = 3
     c.async_checkpoints = True
+    c.profile_steps = ""  # "START:END": a jax.profiler trace of those steps in WORKDIR/profile
     c.init_from = ""  # the MLE run (an export dir or finished workdir): its generator starts this run
     c.export_dtype = "bfloat16"
 

@@ -89,6 +89,8 @@ def test_train_rejects_bad_input(args: list[str], fragment: str, tmp_path: pathl
     (["--config", "configs/poem.py", "--workdir", "W", "--config.eval_every=-1"], "--config.eval_every"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.model.dropout=1.0"], "--config.model.dropout"),
     (["--config", "configs/poem.py", "--workdir", "W", "--config.model.dropout=-0.1"], "--config.model.dropout"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.profile_steps=5"], "must be START:END"),
+    (["--config", "configs/poem.py", "--workdir", "W", "--config.profile_steps=9:3"], "0 <= START < END"),
     (["--config", "configs/textgan.py", "--workdir", "W", "--config.model.discriminator.dropout=nan"],
      "--config.model.discriminator.dropout"),
 ])

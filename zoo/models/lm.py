@@ -142,12 +142,27 @@ class Block(nnx.Module):
         return x + self.mlp(self.ln_2(x), deterministic=True, rngs=None), cache
 
 
+def _block(block: Block, x: jax.Array, rngs: nnx.Rngs | None, deterministic: bool) -> jax.Array:
+    return block(x, deterministic=deterministic, rngs=rngs)
+
+
+# Activation checkpointing: the backward pass recomputes a block's forward from its input, so a step keeps one
+# [B, T, C] array per block instead of every intermediate (attention scores, the 4x MLP). Costs about one
+# more forward pass (~1/3 more FLOPs); the values are unchanged (dropout masks come from the same keys).
+_remat_block = nnx.remat(_block, static_argnums=3)
+
+
 class GPT(nnx.Module):
-    """GPT-2 style decoder. `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters stay float32."""
+    """GPT-2 style decoder. `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters stay float32.
+    `remat=True` recomputes each block in the backward pass: the same values, less activation memory for
+    about a third more training FLOPs (how a large per-device batch fits a chip; benchmarks/plan.py)."""
 
     def __init__(self, *, vocab_size: int, context_length: int, num_layers: int, num_heads: int,
-                 embed_dim: int, dropout: float = 0.0, dtype: Any = jnp.float32, rngs: nnx.Rngs):
+                 embed_dim: int, dropout: float = 0.0, dtype: Any = jnp.float32, remat: bool = False,
+                 rngs: nnx.Rngs):
         self.vocab_size = vocab_size
+        # Training only: keep each block's input, recompute its insides in the backward pass (_remat_block).
+        self.remat = remat
         self.context_length = context_length
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -182,7 +197,7 @@ class GPT(nnx.Module):
         x = self.wte(tokens) + self.wpe(jnp.arange(t))
         x = self.drop(x, deterministic=deterministic, rngs=rngs)
         for block in self.blocks:
-            x = block(x, deterministic=deterministic, rngs=rngs)
+            x = (_remat_block if self.remat else _block)(block, x, rngs, deterministic)
         return self._logits(x)
 
     def init_cache(self, batch_size: int, max_length: int) -> KVCache:

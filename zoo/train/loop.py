@@ -8,6 +8,7 @@ reads metrics back at log, eval and checkpoint steps.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from zoo.train import export as export_lib
 from zoo.train import mesh as mesh_lib
 from zoo.train.checkpoint import Checkpointer, inspect_state
 from zoo.train.metrics import MetricsWriter
+from zoo.train.profile import StepProfiler
 from zoo.train.task import EVAL_WEIGHT, PyTree, Task
 
 log = logging.getLogger(__name__)
@@ -89,23 +91,70 @@ def loop_functions(task: Task, seed: int) -> tuple[Callable[[], PyTree], Callabl
     return init_state, train_step
 
 
-def compiler_options(config: ml_collections.ConfigDict) -> dict[str, Any] | None:
-    """The XLA compiler options the config asks for on this backend, for the train and eval steps:
-    `config.xla_cpu_options` when the default backend is the CPU, none elsewhere. Why: XLA's CPU backend
+def compiler_options(config: ml_collections.ConfigDict, platform: str | None = None) -> dict[str, Any] | None:
+    """The XLA compiler options the config asks for on `platform` (default: this process's default backend),
+    for the train and eval steps: `config.xla_cpu_options` when the steps compile for the CPU, none for any
+    other platform (a TPU or GPU compiler would reject the CPU's flags, and a step lowered here for another
+    platform must not carry them). Why: XLA's CPU backend
     leaves some kernel choices to options, and the best one depends on the model: the VAE and DCGAN steps
     run faster with their convolutions on Eigen instead of YNNPACK, the text GAN's slower; the LM's and the
     music LSTM's faster with their matmuls on Eigen too (docs/performance.md). An option set to "" is left
     at XLA's default. These are experimental options that an XLA release may drop or
     change: where this XLA rejects any of them, a warning says so and the steps compile with none."""
     options = {str(k): v for k, v in (config.get("xla_cpu_options") or {}).items() if v != ""}
-    if not options or jax.default_backend() != "cpu":
+    if not options or (platform or jax.default_backend()) != "cpu":
         return None
-    try:
-        jax.jit(lambda: jnp.zeros(()), compiler_options=options).lower().compile()
+    try:  # compiled on a CPU device, whatever the default backend is
+        jax.jit(jnp.negative, compiler_options=options).lower(
+            jax.device_put(np.float32(0), jax.devices("cpu")[0])).compile()
     except jax.errors.JaxRuntimeError as e:
         log.warning("config.xla_cpu_options ignored: %s", " ".join(str(e).split()))
         return None
     return options
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The loop's jitted programs for one task on one mesh, built without running anything: what `train`
+    runs, and what tests and benchmarks/plan.py lower, export or cost ahead of a run."""
+
+    init_state: Callable[[], PyTree]  # jitted: the fresh state, laid out by `state_shardings`
+    train_step: Callable[..., tuple[PyTree, dict]]  # jitted (state, batch) -> (state, metrics), state donated
+    eval_step: Callable[..., dict]  # jitted (state, batch) -> metrics
+    abstract_state: PyTree  # jax.ShapeDtypeStruct leaves carrying their shardings: the steps' first argument
+    state_shardings: PyTree
+    batch_sharding: jax.sharding.NamedSharding
+    compiler_options: dict[str, Any] | None
+
+    def abstract_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.ShapeDtypeStruct]:
+        """This process's rows of a batch (`task.train_batch`) -> the global batch the steps take, as
+        ShapeDtypeStructs sharded along `data`: the steps' second argument, without moving any data."""
+        return {k: jax.ShapeDtypeStruct((v.shape[0] * jax.process_count(), *v.shape[1:]), v.dtype,
+                                        sharding=self.batch_sharding) for k, v in local.items()}
+
+
+def build_steps(config: ml_collections.ConfigDict, task: Task, mesh: jax.sharding.Mesh,
+                platform: str | None = None) -> Steps:
+    """The jitted init, train and eval steps with the loop's shardings (FSDP if `config.fsdp`) and compiler
+    options for `platform` (default: the mesh's devices'); `train` runs exactly these. No step is traced or
+    compiled here (only the state's shapes are evaluated): lowering a step ahead of a run, for this platform
+    or another (`jax.export`), needs only this and `abstract_batch` of one batch."""
+    init_state, train_step = loop_functions(task, config.seed)
+    abstract = jax.eval_shape(init_state)
+    shardings = mesh_lib.state_shardings(abstract, mesh, config.get("fsdp", False))
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    batch_sharding = mesh_lib.batch_sharding(mesh)
+    replicated = mesh_lib.replicated(mesh)
+    options = compiler_options(config, platform or mesh.devices.flat[0].platform)
+    return Steps(
+        init_state=jax.jit(init_state, out_shardings=shardings),
+        train_step=jax.jit(train_step, in_shardings=(shardings, batch_sharding),
+                           out_shardings=(shardings, replicated), donate_argnums=0, compiler_options=options),
+        eval_step=jax.jit(lambda state, batch: task.eval_step(state["task"], batch),
+                          in_shardings=(shardings, batch_sharding), out_shardings=replicated,
+                          compiler_options=options),
+        abstract_state=abstract, state_shardings=shardings, batch_sharding=batch_sharding,
+        compiler_options=options)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task,
@@ -123,27 +172,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
     pid, nproc = jax.process_index(), jax.process_count()
     total = config.train_steps
 
-    init_state, train_step = loop_functions(task, config.seed)
-
-    abstract = jax.eval_shape(init_state)
-    shardings = mesh_lib.state_shardings(abstract, mesh, config.get("fsdp", False))
+    steps = build_steps(config, task, mesh)
+    abstract, shardings = steps.abstract_state, steps.state_shardings
     if config.get("fsdp", False):
         split = [a.size for a, s in zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings), strict=True)
                  if not s.is_fully_replicated]
         log.info("fsdp: %d of %d arrays (%.0f%% of the state) split over %d devices", len(split),
                  len(jax.tree.leaves(abstract)), 100 * sum(split) / sum(a.size for a in jax.tree.leaves(abstract)),
                  mesh.size)
-    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    batch_sharding = mesh_lib.batch_sharding(mesh)
-    replicated = mesh_lib.replicated(mesh)
-
-    options = compiler_options(config)
-    if options:
-        log.info("XLA compiler options: %s", options)
-    train_step = jax.jit(train_step, in_shardings=(shardings, batch_sharding),
-                         out_shardings=(shardings, replicated), donate_argnums=0, compiler_options=options)
-    eval_step = jax.jit(lambda state, batch: task.eval_step(state["task"], batch),
-                        in_shardings=(shardings, batch_sharding), out_shardings=replicated, compiler_options=options)
+    if steps.compiler_options:
+        log.info("XLA compiler options: %s", steps.compiler_options)
+    train_step, eval_step = steps.train_step, steps.eval_step
 
     if pid == 0:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +197,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         start = int(meta["data_position"])  # the step, since batches are a pure function of (seed, step)
         log.info("resumed from step %d of %s", start, checkpointer.directory)
     else:
-        state = jax.jit(init_state, out_shardings=shardings)()
+        state = steps.init_state()
         start = 0
         if config.get("init_from"):
             state = _init_from(config.init_from, state, task, shardings, mesh)
@@ -219,14 +258,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         last_good = step
 
     step = start
+    profiler = StepProfiler(config.get("profile_steps", ""), workdir)
     mark = time.perf_counter()
     try:
         while step < total:
+            profiler.before(step)
             batch = mesh_lib.global_batch(task.train_batch(step, pid, nproc), mesh)
             state, metrics = train_step(state, batch)
             pending.append((step, metrics))
             step += 1
             steps_in_interval += 1
+            profiler.after(step, lambda: jax.block_until_ready(metrics))  # noqa: B023 (called at once)
             preempted = preemption.reached(step)
             is_log = step % config.log_every == 0 or step == total or preempted  # the stop's partial interval too
             is_eval = config.eval_every > 0 and (step % config.eval_every == 0 or step == total)
@@ -263,6 +305,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
             export_lib.save_export(workdir / "export", task.export_params(state["task"]), config, info,
                                    task.save_assets)
     finally:
+        profiler.close()
         preemption.restore()
         writer.close()
         checkpointer.wait()
