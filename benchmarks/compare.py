@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import record
 from benchmarks.timing import best_seconds, time_windows
 from zoo import allocator, registry
 from zoo import config as config_lib
@@ -542,13 +543,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(markdown(s))
         if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
             device = args.device if args.cpu_devices == 1 else f"{args.device}{args.cpu_devices}"
-            args.json = Path(__file__).resolve().parent / "results" / f"compare_{args.model}_{device}.json"
+            args.json = record.RESULTS / f"compare_{args.model}_{device}.json"
         if args.json:
-            try:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(s, indent=1) + "\n")
-            except OSError as e:
-                raise UsageError(f"cannot write --json {args.json}: {e.strerror or e}") from None
+            record.write(args.json, s)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

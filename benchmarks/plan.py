@@ -42,7 +42,6 @@ the collectives overlap with compute, and a runtime reserves some of each chip's
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -50,6 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import record
 from zoo import config as config_lib
 from zoo import registry
 from zoo.cli import ArgumentParser
@@ -374,13 +374,9 @@ def main(argv: Sequence[str], may_restart: bool = False) -> int:
     print(table(s, command))
     if args.json is True:  # --json alone: the name docs/benchmarks.md quotes
         name = f"plan_{Path(args.config).stem}_cpu{args.devices}.json"
-        args.json = Path(__file__).resolve().parent / "results" / name
+        args.json = record.RESULTS / name
     if args.json:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(s, indent=1) + "\n")
-        except OSError as e:
-            raise UsageError(f"cannot write --json {args.json}: {e.strerror or e}") from None
+        record.write(args.json, s)
     return 0
 
 
