@@ -3,7 +3,7 @@
     python -m benchmarks.plan --config CONFIG --devices N [--fsdp] [--batch B] [--remat] [--hbm GIB]
                               [--json [PATH]] [--config.KEY=VALUE ...]
 
-It builds the step the training loop jits (zoo.train.loop.loop_functions on the LM task, the loop's mesh and
+It builds the step the training loop jits (zoo.train.loop.build_steps on the LM task, the loop's mesh and
 state shardings, the batch split along `data`, the state donated) for N host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=N, on the CPU), lowers it on abstract arrays (no data, no
 parameters are ever allocated) and compiles it. XLA then says, per device:
@@ -171,25 +171,20 @@ def compile_plan(config: Any, devices: int) -> dict[str, Any]:
 
     from zoo.objectives.lm import LMTask
     from zoo.train import mesh as mesh_lib
-    from zoo.train.loop import compiler_options, loop_functions
+    from zoo.train.loop import build_steps
 
     if jax.device_count() != devices:
         raise UsageError(f"JAX sees {jax.device_count()} devices, not {devices}")
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(config.batch_size, mesh)
+    config = config_lib.apply_overrides(config, [])  # an unlocked copy: the CPU compile keeps remat's barriers
+    config.xla_cpu_options = {**(config.get("xla_cpu_options") or {}), **KEEP_REMAT}
     task = LMTask.without_data(config, vocab_size(config))
-    init_state, train_step = loop_functions(task, config.seed)
-    abstract = jax.eval_shape(init_state)
-    shardings = mesh_lib.state_shardings(abstract, mesh, config.fsdp)
-    batch_sharding = mesh_lib.batch_sharding(mesh)
-    # As the loop jits it (zoo/train/loop.py): explicit shardings, the state donated.
-    step = jax.jit(train_step, in_shardings=(shardings, batch_sharding),
-                   out_shardings=(shardings, mesh_lib.replicated(mesh)), donate_argnums=0,
-                   compiler_options={**(compiler_options(config) or {}), **KEEP_REMAT})
+    steps = build_steps(config, task, mesh)  # exactly what the loop jits: its shardings, the state donated
     tokens = jax.ShapeDtypeStruct((config.batch_size, config.model.context_length + 1), jnp.int32,
-                                  sharding=batch_sharding)
-    state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    compiled = step.lower(state, {"tokens": tokens}).compile()
+                                  sharding=steps.batch_sharding)
+    compiled = steps.train_step.lower(steps.abstract_state, {"tokens": tokens}).compile()
+    abstract, shardings, batch_sharding = steps.abstract_state, steps.state_shardings, steps.batch_sharding
     memory = compiled.memory_analysis()
     task_shardings = shardings["task"]
     params = abstract["task"]["params"]
