@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo import storage
 from zoo.errors import UsageError
 
 PREFIX = "tokens:"
@@ -155,8 +156,5 @@ def publish(staging: pathlib.Path, directory: pathlib.Path, meta: dict[str, Any]
         os.replace(old, trash / TOKENIZER)
         shutil.rmtree(trash, ignore_errors=True)
     os.replace(staging / TOKENIZER, old)
-    tmp = staging / META
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", "utf-8")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, directory / META)
+    storage.write_atomic(directory / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(staging, ignore_errors=True)
