@@ -169,13 +169,9 @@ def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:
 def _card(checkpoint: str | None, entry) -> str:
     """The model card of the export sampling would use, read in place (a bucket's params stay there); an
     export without one gets its info.json instead."""
-    from zoo import export, storage
+    from zoo import export
 
-    directory = None
-    if checkpoint is not None:
-        path = storage.as_path(checkpoint)
-        storage.check_reachable(path)
-        directory = next((c for c in (path, path / "export") if export.is_export(c)), None)
+    directory = export.locate(checkpoint) if checkpoint is not None else None
     if directory is None:
         directory = _export_dir(checkpoint, entry)  # the embedded model, or the usual error
     card, info = directory / export.CARD, directory / export.INFO

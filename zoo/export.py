@@ -70,14 +70,21 @@ def is_export(directory: str | os.PathLike) -> bool:
     return (directory / CONFIG).is_file() and (directory / PARAMS).is_dir()
 
 
+def locate(path: str | os.PathLike) -> epath.Path | None:
+    """The export at `path`: the folder itself, or a training workdir's export/, where it lies (nothing is
+    downloaded); None where there is none."""
+    path = storage.as_path(path)
+    storage.check_reachable(path)
+    return next((c for c in (path, path / "export") if is_export(c)), None)
+
+
 def find_export(path: str | os.PathLike) -> pathlib.Path:
     """An export dir itself, or a training workdir holding one, as a local folder (an export in a bucket is
     downloaded); anything else is a UsageError."""
+    found = locate(path)
+    if found is not None:
+        return storage.local_dir(found)
     path = storage.as_path(path)
-    storage.check_reachable(path)
-    for candidate in (path, path / "export"):
-        if is_export(candidate):
-            return storage.local_dir(candidate)
     if not path.exists():
         raise UsageError(f"checkpoint directory {path} does not exist")
     raise UsageError(f"{path} holds no exported model (expected {CONFIG} and {PARAMS}/, or a training "
