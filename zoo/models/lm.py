@@ -21,9 +21,11 @@ from flax import nnx
 from zoo.layers.dropout import Dropout
 from zoo.layers.linear import Linear, over_rows
 
-# One {"k": [B, H, S, D], "v": [B, H, S, D]} dict per layer, in the compute dtype. Heads before positions
-# so the attention einsums are plain batched matmuls over the cache: with [B, S, H, D] XLA transposes the
-# whole cache every decode step (B=8 sampling ~2x slower on the CPU).
+# One {"k": [B * H, S, D], "v": [B * H, S, D]} dict per layer, in the compute dtype. Heads before positions
+# so the attention einsums are plain batched matmuls over the cache (with [B, S, H, D] XLA transposes the
+# whole cache every step). Batch and heads in one axis so that no axis of the cache is 1 at batch 1: XLA
+# bitcasts such an axis away before the matmul, and the cache update feeding both that bitcast and the
+# loop's carry is then duplicated, each copy with a full copy of the cache, every step.
 KVCache = list[dict[str, jax.Array]]
 
 _NEG_INF = float(jnp.finfo(jnp.float32).min)
@@ -34,7 +36,7 @@ def _normal(std: float) -> nnx.initializers.Initializer:
 
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """Masked softmax attention. q: [B,H,T,D], k/v: [B,H,S,D], mask: bool [T,S] (True = may attend).
+    """Masked softmax attention. q: [..., T, D], k/v: [..., S, D], mask: bool [T, S] (True = may attend).
 
     Plain einsums, faster on the CPU than `jax.nn.dot_product_attention`. The softmax's normalisation is
     applied to the [B,H,T,D] output rather than to the [B,H,T,S] probabilities (FlashAttention's order):
@@ -42,10 +44,10 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Ar
     softmax and normalisation stay float32, so a bfloat16 compute dtype rounds only the matmul operands.
     """
     f32 = jnp.float32
-    scores = jnp.einsum("bhtd,bhsd->bhts", q * (1.0 / math.sqrt(q.shape[-1])), k, preferred_element_type=f32)
+    scores = jnp.einsum("...td,...sd->...ts", q * (1.0 / math.sqrt(q.shape[-1])), k, preferred_element_type=f32)
     scores = jnp.where(mask, scores, _NEG_INF)
     weights = jnp.exp(scores - jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True)))
-    out = jnp.einsum("bhts,bhsd->bhtd", weights.astype(v.dtype), v, preferred_element_type=f32)
+    out = jnp.einsum("...ts,...sd->...td", weights.astype(v.dtype), v, preferred_element_type=f32)
     return (out / jnp.sum(weights, axis=-1, keepdims=True)).astype(v.dtype)
 
 
@@ -98,14 +100,16 @@ class CausalSelfAttention(nnx.Module):
     def decode(self, x: jax.Array, cache: dict[str, jax.Array], index: jax.Array
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Write this chunk's K/V at cache positions index..index+T-1, attend to positions <= own."""
-        q, k, v = self._qkv(x)
+        b, t, _ = x.shape
+        q, k, v = (a.reshape(-1, *a.shape[2:]) for a in self._qkv(x))  # [B * H, T, D]
         zero = jnp.zeros((), jnp.int32)
-        start = (zero, zero, index, zero)
+        start = (zero, index, zero)
         ck = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
         cv = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
-        q_pos = index + jnp.arange(q.shape[2])
-        mask = jnp.arange(ck.shape[2])[None, :] <= q_pos[:, None]
-        return self._out(_attend(q, ck, cv, mask), True, None), {"k": ck, "v": cv}
+        q_pos = index + jnp.arange(t)
+        mask = jnp.arange(ck.shape[1])[None, :] <= q_pos[:, None]
+        y = _attend(q, ck, cv, mask)
+        return self._out(y.reshape(b, -1, *y.shape[1:]), True, None), {"k": ck, "v": cv}
 
 
 class MLP(nnx.Module):
@@ -204,7 +208,7 @@ class GPT(nnx.Module):
         """An empty KV cache for `max_length` (<= context_length) positions, in the compute dtype."""
         if max_length > self.context_length:
             raise ValueError(f"max_length {max_length} exceeds context_length {self.context_length}")
-        shape = (batch_size, self.num_heads, max_length, self.embed_dim // self.num_heads)
+        shape = (batch_size * self.num_heads, max_length, self.embed_dim // self.num_heads)
         return [{"k": jnp.zeros(shape, self.dtype), "v": jnp.zeros(shape, self.dtype)}
                 for _ in range(self.num_layers)]
 
