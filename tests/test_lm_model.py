@@ -120,6 +120,23 @@ def test_generate_matches_reference(model, plen, kw):
     np.testing.assert_array_equal(fast, slow)
 
 
+def test_generation_crossing_cache_phases_matches_reference():
+    """The sampler's cache grows 64 -> 128 -> 256 positions during this generation; every token is still
+    the one the no-cache reference draws, and the phases are the doubling the sampler promises."""
+    assert decoding._phases(64, 256) == (64, 128, 256)
+    assert decoding._phases(8, 100) == (64, 100)
+    assert decoding._phases(128, 128) == (128,)
+    g, p = nnx.split(make_model(context_length=256))
+    prompt = tokens(2, 40, seed=5)
+    key = jax.random.key(11)
+    fast = generate(g, p, prompt, max_new_tokens=120, key=key, **TOPK_TOPP)
+    np.testing.assert_array_equal(fast, generate_reference(g, p, prompt, max_new_tokens=120, key=key, **TOPK_TOPP))
+    # Stopping at eos works across phases too (row 0 stops by step 60, in the second phase or before it).
+    eos = int(fast[0, 60])
+    out = generate(g, p, prompt, max_new_tokens=120, key=key, eos_id=eos, **TOPK_TOPP)
+    assert_eos_filled(out, fast, eos)
+
+
 def assert_eos_filled(out: np.ndarray, free: np.ndarray, eos: int) -> None:
     """out == free up to each row's first eos, eos after it."""
     for row_free, row in zip(free, out, strict=True):

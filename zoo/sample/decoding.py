@@ -4,11 +4,12 @@ The model is passed as `graphdef, params` (from `nnx.split`) and merged inside o
 that costs ~0.07 ms of Python per call, where `nnx.jit` costs ~0.5 ms. The merged model must provide
 
     context_length: int
-    init_cache(batch_size, max_length) -> cache            # any pytree
+    init_cache(batch_size, max_length) -> cache            # a pytree of arrays [..., max_length, X]
     decode(tokens int[B, T], cache, index int32) -> (float logits [B, T, V], cache)
 
 where `decode` writes the K/V of positions index..index+T-1 and attends to cache positions <= its own
-(see `zoo.models.lm.GPT`). `generate_reference` needs only `__call__(tokens) -> logits`.
+(see `zoo.models.lm.GPT`). The cache's arrays hold positions on their second-to-last axis, so that the
+sampler can grow a cache by padding it. `generate_reference` needs only `__call__(tokens) -> logits`.
 
 Step i of a generation (i = 0 for the first new token) samples with `jax.random.fold_in(key, i)`, so the
 cached sampler and the no-cache reference draw the same tokens from the same key.
@@ -23,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 _MIN_BUCKET = 8
+_MIN_PHASE = 64  # the smallest cache a generation's first steps attend over
 
 
 def _check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
@@ -66,6 +68,25 @@ def _bucket(n: int, cap: int) -> int:
     return min(max(_MIN_BUCKET, 1 << (n - 1).bit_length()), cap)
 
 
+def _phases(prefill: int, max_length: int) -> tuple[int, ...]:
+    """The cache lengths a generation steps through: from one that holds the prefill (at least _MIN_PHASE),
+    doubling up to max_length. Each decode step reads the whole cache, so a step reads at most twice the
+    positions it attends to instead of all max_length of them."""
+    sizes = [min(max(prefill, _MIN_PHASE), max_length)]
+    while sizes[-1] < max_length:
+        sizes.append(min(2 * sizes[-1], max_length))
+    return tuple(sizes)
+
+
+def _grow(cache: Any, length: int) -> Any:
+    """`cache` with zeros appended along the positions axis (-2) up to `length`."""
+    def pad(x: jax.Array) -> jax.Array:
+        widths = [(0, 0)] * x.ndim
+        widths[-2] = (0, length - x.shape[-2])
+        return jnp.pad(x, widths)
+    return jax.tree.map(pad, cache)
+
+
 _CONTEXT_LENGTH: dict[Any, int] = {}
 
 
@@ -92,14 +113,16 @@ def _generate_jit(graphdef: nnx.GraphDef, params: nnx.State, prompt: jax.Array, 
                   bias: jax.Array, *,
                   max_length: int,
                   temperature: float, top_k: int, top_p: float) -> jax.Array:
-    """Prefill + while_loop of single-token decode steps. prompt is right-padded to its bucket.
+    """Prefill + while_loops of single-token decode steps, one per cache length of `_phases`. prompt is
+    right-padded to its bucket.
 
     eos_id is traced (-1 = none, never sampled) so that changing it does not recompile. Returns int32
     [B, max_length]; columns >= the number of steps run hold eos_id (or 0).
     """
     model = nnx.merge(graphdef, params)
     batch = prompt.shape[0]
-    cache = model.init_cache(batch, max_length)
+    phases = _phases(prompt.shape[1], max_length)
+    cache = model.init_cache(batch, phases[0])
     logits, cache = model.decode(prompt, cache, jnp.int32(0))
     last = jax.lax.dynamic_index_in_dim(logits, prompt_len - 1, axis=1, keepdims=False)
     out = jnp.full((batch, max_length), jnp.maximum(eos_id, 0), jnp.int32)
@@ -111,7 +134,7 @@ def _generate_jit(graphdef: nnx.GraphDef, params: nnx.State, prompt: jax.Array, 
         done = done | (tok == eos_id)
         return tok, out.at[:, i].set(tok), done
 
-    def cond(carry):
+    def running(carry):
         i, _, _, _, done = carry
         return (i < max_new_tokens) & ~jnp.all(done)
 
@@ -124,7 +147,13 @@ def _generate_jit(graphdef: nnx.GraphDef, params: nnx.State, prompt: jax.Array, 
         return i + 1, tok, cache, out, done
 
     tok, out, done = emit(jnp.int32(0), last + bias + first_bias, out, done)
-    carry = jax.lax.while_loop(cond, body, (jnp.int32(1), tok, cache, out, done))
+    carry = (jnp.int32(1), tok, cache, out, done)
+    for length in phases:
+        i, tok, cache, out, done = carry
+        carry = (i, tok, _grow(cache, length), out, done)
+        # Step i writes position prompt_len + i - 1, which must lie in this phase's cache.
+        fits = partial(lambda length, c: running(c) & (prompt_len + c[0] - 1 < length), length)
+        carry = jax.lax.while_loop(fits, body, carry)
     return carry[3]
 
 
