@@ -78,5 +78,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    allocator.reexec_under_tcmalloc()
+    allocator.restart_with_fast_malloc()
     cli.run(main)

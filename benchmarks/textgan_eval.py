@@ -155,5 +155,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    allocator.reexec_under_tcmalloc()  # as train.py runs: tcmalloc where installed
+    allocator.restart_with_fast_malloc()  # as train.py runs
     main()

@@ -1,23 +1,26 @@
-"""Run the zoo's commands under tcmalloc, because glibc's malloc makes XLA's CPU runtime page-fault every step.
+"""Run the zoo's commands under a malloc that keeps XLA's per-step buffers: tcmalloc, else a tuned glibc.
 
-Why: XLA's CPU client allocates each execution's temporary buffer afresh and frees it when the execution
-ends. The VAE's train step has a 48 MB buffer and the music LSTM's has 900 MB. glibc's malloc serves every
-block over 32 MB (the most its mmap threshold can be raised to) with a fresh mmap and returns it with munmap.
-So the kernel faults in and zeroes every page of the buffer again on every step: under glibc the VAE step
-spends 20 of its 35 ms in the kernel (docs/performance.md, "The allocator: tcmalloc", has the figures).
-Under tcmalloc, which keeps freed memory for reuse (told here never to hand it back), a warm step takes no
-page faults. glibc cannot be tuned to do the same from inside the process: `mallopt(M_MMAP_MAX, 0)` removes
-the faults too, but lets the music run's resident memory grow to 5 GB.
+Why: XLA's CPU client allocates each execution's temporary buffers afresh and frees them when the execution
+ends (the VAE's train step has a 48 MB buffer, the music LSTM's 900 MB). glibc's malloc serves large blocks
+with a fresh mmap and returns them with munmap (above 128 KB by default, adapting upwards to at most 32 MB),
+and hands the top of its heap back to the kernel when 128 KB of it are free. So the kernel faults in and
+zeroes those pages again on every step: under plain glibc the VAE step spends 20 of its 35 ms in the kernel
+(docs/performance.md, "The allocator", has the figures).
 
-A replacement malloc must be loaded before the process starts (LD_PRELOAD), so `reexec_under_tcmalloc`
-starts the command again with it (axlearn, for one, preloads tcmalloc for its JAX jobs too).
+- tcmalloc keeps freed memory for reuse (told here never to hand it back): a warm step takes no page
+  faults. A replacement malloc must be loaded before the process starts (LD_PRELOAD), so
+  `restart_with_fast_malloc` starts the command again with it (axlearn, for one, preloads tcmalloc for its
+  JAX jobs too).
+- Without tcmalloc (no root to install it), the restart sets GLIBC_TUNABLES instead, which glibc reads only
+  at process start: blocks up to 32 MB come from the heap, which keeps 256 MB of slack and is never
+  trimmed. Every buffer under 32 MB is then reused as under tcmalloc; larger ones are still mapped afresh
+  (glibc cannot serve them from its heap without letting a long run's memory grow: docs/performance.md).
 
-The cost is memory: what the process frees stays in it, so the LM's benchmark process peaks well above its
-size under glibc. Where memory is tight, set TCMALLOC_RELEASE_RATE=1 (tcmalloc's default) or
-ZOO_MALLOC=system.
+The cost is memory: what the process frees stays in it. Where memory is tight, set ZOO_MALLOC=system.
 
 ZOO_MALLOC selects the allocator. Unset: tcmalloc where it is installed (Debian/Ubuntu: `apt-get install
-libtcmalloc-minimal4`), else glibc's. "system": glibc's. A path: that library.
+libtcmalloc-minimal4`), else glibc's, tuned. "glibc": glibc's, tuned. "system": glibc's as it comes. A path:
+that library.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ ENV = "ZOO_MALLOC"
 _REEXEC_GUARD = "ZOO_MALLOC_REEXEC"  # set in the restarted process: restart at most once
 _TCMALLOC_NAMES = ("tcmalloc_minimal", "tcmalloc")  # libtcmalloc_minimal.so.4 (no profiler), libtcmalloc.so.4
 _REPLACEMENTS = ("tcmalloc", "jemalloc", "mimalloc")
+# glibc's malloc, told to serve blocks up to 32 MB (its highest mmap threshold) from the heap, to keep
+# 256 MB of slack at the heap's top and never to hand it back.
+GLIBC_SETTINGS = {"glibc.malloc.mmap_threshold": str(32 << 20), "glibc.malloc.trim_threshold": str(2**32 - 1),
+                  "glibc.malloc.top_pad": str(256 << 20)}
 
 
 def loaded() -> str | None:
@@ -45,12 +52,13 @@ def loaded() -> str | None:
 
 def preload_library(environ: Mapping[str, str] = os.environ) -> str | None:
     """The library to preload per ZOO_MALLOC: tcmalloc's soname where the linker finds it, a path the user
-    named (if it exists), or None (glibc's malloc: asked for, not installed, or not Linux)."""
+    named (if it exists), or None (glibc's malloc: asked for, tcmalloc not installed, or not Linux)."""
     choice = environ.get(ENV, "")
-    if choice == "system" or not sys.platform.startswith("linux"):
+    if choice in ("system", "glibc") or not sys.platform.startswith("linux"):
         return None
     if choice:  # absolute, so that a child process in another directory preloads it too
-        return os.path.abspath(choice) if os.path.isfile(choice) else None
+        path = os.path.abspath(os.path.expanduser(choice))
+        return path if os.path.isfile(path) else None
     return next(filter(None, (ctypes.util.find_library(name) for name in _TCMALLOC_NAMES)), None)
 
 
@@ -59,8 +67,9 @@ def _is_replacement(path: str) -> bool:
 
 
 def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """`environ` with the allocator preloaded (first in LD_PRELOAD), for a subprocess or a restart. A
-    replacement malloc the user already preloads is kept (and none added); ZOO_MALLOC=system removes it."""
+    """`environ` with the allocator preloaded (first in LD_PRELOAD) or, without one, glibc's tuned, for a
+    subprocess or a restart. A replacement malloc the user already preloads is kept (and none added);
+    ZOO_MALLOC=system removes it and tunes nothing. A GLIBC_TUNABLES setting of the user's wins over ours."""
     env = dict(environ)
     library = preload_library(env)
     preloaded = [p for p in env.get("LD_PRELOAD", "").split(":") if p]
@@ -70,26 +79,44 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
             env["LD_PRELOAD"] = ":".join(preloaded)
         else:
             del env["LD_PRELOAD"]
-    if library and library not in preloaded and not any(map(_is_replacement, preloaded)):
+    if any(map(_is_replacement, preloaded)):
+        return env
+    if library and library not in preloaded:
         env["LD_PRELOAD"] = ":".join([library, *preloaded])
         # tcmalloc reports every allocation over 1 GB on stderr; XLA's temporaries are that big by design.
         env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))
         # By default tcmalloc hands freed pages back to the kernel little by little, and the next step faults
         # them in again (a music step that faults runs ~25% slower).
         env.setdefault("TCMALLOC_RELEASE_RATE", "0")
+    elif library is None and env.get(ENV, "") in ("", "glibc") and sys.platform.startswith("linux"):
+        env["GLIBC_TUNABLES"] = _with_glibc_settings(env.get("GLIBC_TUNABLES", ""))
     return env
 
 
-def reexec_under_tcmalloc() -> None:
-    """Starts this command again (same interpreter and arguments) with tcmalloc preloaded, replacing this
-    process. Call it first thing in a command's `__main__`, best before JAX is imported (the restart then
-    costs little more than the interpreter's start). It returns without restarting when a replacement
-    malloc is already loaded, when none is available or ZOO_MALLOC=system, when the program cannot be started
-    again (read from stdin), or in a process it restarted itself (the preload failed: it goes on under glibc)."""
+def _with_glibc_settings(tunables: str) -> str:
+    """A GLIBC_TUNABLES value (`name=value:name=value`) with GLIBC_SETTINGS added where it names none."""
+    items = [t for t in tunables.split(":") if t]
+    named = {t.split("=", 1)[0] for t in items}
+    return ":".join(items + [f"{k}={v}" for k, v in GLIBC_SETTINGS.items() if k not in named])
+
+
+def glibc_tuned(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process's GLIBC_TUNABLES hold every one of GLIBC_SETTINGS (the user's or ours)."""
+    named = {t.split("=", 1)[0] for t in environ.get("GLIBC_TUNABLES", "").split(":")}
+    return set(GLIBC_SETTINGS) <= named
+
+
+def restart_with_fast_malloc() -> None:
+    """Starts this command again (same interpreter and arguments) under tcmalloc or with glibc tuned,
+    replacing this process. Call it first thing in a command's `__main__`, best before JAX is imported (the
+    restart then costs little more than the interpreter's start). It returns without restarting when the
+    environment already is what `environment` asks for (a replacement malloc loaded, glibc tuned, or
+    ZOO_MALLOC=system), when the program cannot be started again (read from stdin), or in a process it
+    restarted itself (the preload failed: it goes on as it is)."""
     if os.environ.pop(_REEXEC_GUARD, None) or loaded() is not None or sys.argv[0] in ("", "-"):
         return
     env = environment()
-    if env.get("LD_PRELOAD") == os.environ.get("LD_PRELOAD"):
+    if all(env.get(k) == os.environ.get(k) for k in ("LD_PRELOAD", "GLIBC_TUNABLES")):
         return
     env[_REEXEC_GUARD] = "1"
     sys.stdout.flush()
@@ -97,14 +124,14 @@ def reexec_under_tcmalloc() -> None:
     try:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
     except OSError:
-        return  # could not start again: carry on under glibc
+        return  # could not start again: carry on as it is
 
 
 def name() -> str:
     """The allocator in use, for logs and benchmark records: the library's file name with the tcmalloc
-    settings the process runs under, or "glibc"."""
+    settings the process runs under, "glibc (tuned)" or "glibc"."""
     path = loaded()
     if not path:
-        return "glibc"
+        return "glibc (tuned)" if glibc_tuned() else "glibc"
     rate = os.environ.get("TCMALLOC_RELEASE_RATE")
     return os.path.basename(path) + (f" TCMALLOC_RELEASE_RATE={rate}" if rate is not None else "")
