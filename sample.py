@@ -5,6 +5,7 @@
     python sample.py --model music --prompt "summer beach" --out beach.mid --wav --png
     python sample.py --model dcgan --prompt "ankle boot" --num 16 --out grid.png
     python sample.py --model vae --interpolate "sneaker" "sandal" --num 8
+    python sample.py --model poem --prompt "summer beach" --candidates 16 --num 2 --scores scores.jsonl
 
 Without --checkpoint the embedded model in zoo/pretrained/MODEL is used. Same --seed => same output.
 """
@@ -79,6 +80,13 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
                         help="dcgan, vae: images from one prompt's reading to another's in --num steps, the "
                         "noise fixed")
+    parser.add_argument("--candidates", type=int, default=None, metavar="N", help="poem, poem-zh, textgan: draw "
+                        "N samples, score each with the critics and keep the best --num, different from each "
+                        "other (a table of their scores goes to stderr)")
+    parser.add_argument("--critic", default=None, metavar="NAME", help="with --candidates: rank by this one "
+                        "score (fluency, form, novelty, copied, relevance) instead of all of them")
+    parser.add_argument("--scores", default=None, metavar="FILE", help="with --candidates: write every "
+                        "candidate's scores as JSON lines")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never by "
                         "default)")
     return parser
@@ -115,6 +123,9 @@ def main(argv: list[str]) -> int:
         raise UsageError("--max_tokens must be positive")
     if args.bars is not None and args.bars < 1:
         raise UsageError("--bars must be positive")
+    judged = args.candidates is not None or args.critic is not None or args.scores is not None
+    if judged:
+        _check_candidates(args, entry)
     extras = [ext for ext, wanted in (("wav", args.wav), ("png", args.png)) if wanted]
     if extras and entry.output != "mid":
         raise UsageError(f"--{extras[0]} applies to music models, not to --model {args.model}")
@@ -137,13 +148,18 @@ def main(argv: list[str]) -> int:
         one_file = not writers.is_directory_target(out)
         if any(t.suffix == f".{ext}" for t in targets for ext in extras):
             raise UsageError(f"--out {out} would be overwritten by the --{extras[0]} file; name it .{entry.output}")
-    writers.check_writable(targets + [t.with_suffix(f".{ext}") for t in targets for ext in extras], args.overwrite)
+    scores_file = [pathlib.Path(args.scores)] if args.scores is not None else []
+    writers.check_writable(targets + [t.with_suffix(f".{ext}") for t in targets for ext in extras] + scores_file,
+                           args.overwrite)
 
     if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
         cli.setup_logging()
     _use_compilation_cache()
     sampler = sampler_factory(_export_dir(args.checkpoint, entry))
-    samples = sampler.sample(prompt, args.num, args.seed, **options)
+    if judged:
+        samples = _best_of_candidates(sampler, entry, args, prompt, options)
+    else:
+        samples = sampler.sample(prompt, args.num, args.seed, **options)
     if entry.output == "txt":
         written = writers.write_texts(samples, args.out, args.overwrite)
     else:
@@ -151,6 +167,41 @@ def main(argv: list[str]) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _check_candidates(args: argparse.Namespace, entry) -> None:
+    """Bad --candidates/--critic/--scores input, before anything loads."""
+    from zoo.critics.text import SCORES
+
+    if entry.output != "txt":
+        raise UsageError(f"--candidates: critics judge poems so far (poem, poem-zh, textgan), not --model {entry.name}")
+    if args.interpolate is not None:
+        raise UsageError("--candidates does not apply to --interpolate")
+    args.candidates = args.num if args.candidates is None else args.candidates
+    if not args.num <= args.candidates <= 4096:
+        raise UsageError(f"--candidates must be between --num ({args.num}) and 4096, got {args.candidates}")
+    if args.critic is not None and args.critic not in SCORES:
+        raise UsageError(f"unknown critic {args.critic!r}; choose one of: {', '.join(SCORES)}")
+
+
+def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, options: dict) -> list:
+    """Draws --candidates samples in one batch, judges them, writes --scores, prints the kept ones' table
+    on stderr and returns the kept samples, best first."""
+    import sys
+    import time
+
+    from zoo.critics import choose
+    from zoo.critics.text import PoemCritic
+
+    start = time.perf_counter()
+    candidates = sampler.sample(prompt, args.candidates, args.seed, **options)
+    critic = PoemCritic(entry.name if args.checkpoint is None else None, str(sampler.config.data))
+    choice = choose.choose(critic, prompt, candidates, args.num, args.critic)
+    seconds = time.perf_counter() - start
+    if args.scores is not None:
+        choose.write_scores(args.scores, candidates, choice)
+    print(choose.table(choice, seconds, len(candidates)), file=sys.stderr)
+    return [candidates[i] for i in choice.kept]
 
 
 def _use_compilation_cache() -> None:

@@ -14,20 +14,23 @@ import pytest
 from tests.helpers import ROOT
 
 ABOVE_THE_BOTTOM = ("zoo.layers", "zoo.models", "zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry",
-                    "zoo.data", "zoo.text", "zoo.melody", "zoo.export", "zoo.metrics")
+                    "zoo.data", "zoo.text", "zoo.melody", "zoo.export", "zoo.metrics", "zoo.critics")
 
 # package -> the zoo packages it must never import
 FORBIDDEN = {
     **{bottom: ABOVE_THE_BOTTOM for bottom in ("zoo.storage", "zoo.config", "zoo.errors", "zoo.cli", "zoo.allocator")},
-    "zoo.layers": ("zoo.models", "zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.data"),
-    "zoo.models": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.data"),
-    "zoo.melody": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models"),
-    "zoo.text": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models"),
-    "zoo.data": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models", "zoo.export"),
-    "zoo.export": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry"),
-    "zoo.objectives": ("zoo.sample", "zoo.registry"),
-    "zoo.train": ("zoo.objectives", "zoo.sample", "zoo.registry", "zoo.models"),
-    "zoo.sample": ("zoo.objectives", "zoo.train", "zoo.registry", "zoo.data"),
+    "zoo.layers": ("zoo.models", "zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.data",
+                   "zoo.critics"),
+    "zoo.models": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.data", "zoo.critics"),
+    "zoo.melody": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models", "zoo.critics"),
+    "zoo.text": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models", "zoo.critics"),
+    "zoo.data": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.models", "zoo.export",
+                 "zoo.critics"),
+    "zoo.export": ("zoo.objectives", "zoo.train", "zoo.sample", "zoo.registry", "zoo.critics"),
+    "zoo.objectives": ("zoo.sample", "zoo.registry", "zoo.critics"),
+    "zoo.train": ("zoo.objectives", "zoo.sample", "zoo.registry", "zoo.models", "zoo.critics"),
+    "zoo.sample": ("zoo.objectives", "zoo.train", "zoo.registry", "zoo.data", "zoo.critics"),
+    "zoo.critics": ("zoo.sample", "zoo.objectives", "zoo.train", "zoo.registry"),
 }
 
 
