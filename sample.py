@@ -80,11 +80,12 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
                         help="dcgan, vae: images from one prompt's reading to another's in --num steps, the "
                         "noise fixed")
-    parser.add_argument("--candidates", type=int, default=None, metavar="N", help="poem, poem-zh, textgan: draw "
+    parser.add_argument("--candidates", type=int, default=None, metavar="N", help="poem, poem-zh, textgan, music: draw "
                         "N samples, score each with the critics and keep the best --num, different from each "
                         "other (a table of their scores goes to stderr)")
     parser.add_argument("--critic", default=None, metavar="NAME", help="with --candidates: rank by this one "
-                        "score (fluency, form, novelty, copied, relevance) instead of all of them")
+                        "score instead of all of them (poems: fluency, form, novelty, copied, relevance; melodies: "
+                        "key, meter, in_key, structure, range, novelty, copied)")
     parser.add_argument("--scores", default=None, metavar="FILE", help="with --candidates: write every "
                         "candidate's scores as JSON lines")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never by "
@@ -169,19 +170,27 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _critic_scores(entry) -> dict:
+    """The scores the critics of `entry`'s output can give (UsageError where none judge it yet)."""
+    if entry.output == "txt":
+        from zoo.critics.text import SCORES
+    elif entry.output == "mid":
+        from zoo.critics.music import SCORES
+    else:
+        raise UsageError(f"--candidates: critics judge poems and melodies so far, not --model {entry.name}")
+    return SCORES
+
+
 def _check_candidates(args: argparse.Namespace, entry) -> None:
     """Bad --candidates/--critic/--scores input, before anything loads."""
-    from zoo.critics.text import SCORES
-
-    if entry.output != "txt":
-        raise UsageError(f"--candidates: critics judge poems so far (poem, poem-zh, textgan), not --model {entry.name}")
+    scores = _critic_scores(entry)
     if args.interpolate is not None:
         raise UsageError("--candidates does not apply to --interpolate")
     args.candidates = args.num if args.candidates is None else args.candidates
     if not args.num <= args.candidates <= 4096:
         raise UsageError(f"--candidates must be between --num ({args.num}) and 4096, got {args.candidates}")
-    if args.critic is not None and args.critic not in SCORES:
-        raise UsageError(f"unknown critic {args.critic!r}; choose one of: {', '.join(SCORES)}")
+    if args.critic is not None and args.critic not in scores:
+        raise UsageError(f"unknown critic {args.critic!r} for --model {entry.name}; choose one of: {', '.join(scores)}")
 
 
 def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, options: dict) -> list:
@@ -191,17 +200,31 @@ def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, o
     import time
 
     from zoo.critics import choose
-    from zoo.critics.text import PoemCritic
 
     start = time.perf_counter()
     candidates = sampler.sample(prompt, args.candidates, args.seed, **options)
-    critic = PoemCritic(entry.name if args.checkpoint is None else None, str(sampler.config.data))
+    if entry.output == "txt":
+        from zoo.critics.text import PoemCritic
+
+        critic = PoemCritic(entry.name if args.checkpoint is None else None, str(sampler.config.data))
+    else:
+        from zoo.critics.music import MelodyCritic
+
+        critic = MelodyCritic(sampler.captions, str(sampler.config.data), int(sampler.config.get("max_tunes", 0)))
     choice = choose.choose(critic, prompt, candidates, args.num, args.critic)
     seconds = time.perf_counter() - start
     if args.scores is not None:
-        choose.write_scores(args.scores, candidates, choice)
+        choose.write_scores(args.scores, [_describe(c) for c in candidates], choice)
     print(choose.table(choice, seconds, len(candidates)), file=sys.stderr)
     return [candidates[i] for i in choice.kept]
+
+
+def _describe(sample) -> str:
+    """A candidate as --scores records it: a poem's text, a melody's meter, key and notes."""
+    if isinstance(sample, str):
+        return sample
+    return f"{sample.meter} {sample.key_name}: " + " ".join(f"{p if p is not None else 'r'}/{ql:g}"
+                                                              for p, ql in sample.notes)
 
 
 def _use_compilation_cache() -> None:

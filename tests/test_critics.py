@@ -93,3 +93,77 @@ def test_candidates_bad_input_exits_2():
     assert_usage_error(run_sample("--model", "poem", "--prompt", "x", "--candidates", "4", "--critic", "beauty"),
                        "unknown critic")
     assert_usage_error(run_sample("--model", "dcgan", "--prompt", "boot", "--candidates", "4"), "critics")
+
+
+# ------------------------------------------------------------------------------------------------ melodies
+
+
+def _melody(meter: str, tonic: int, mode: str, pitches: list[int | None], ql: float = 1.0):
+    from zoo.melody.encoding import Melody
+
+    return Melody(meter, tonic, mode, tuple((p, ql) for p in pitches))
+
+
+def test_the_prompt_asks_for_key_mode_and_meter():
+    from zoo.critics.music import asked, genre_meters
+
+    meters = genre_meters(["Tune A. A jig in D major, 6/8.", "Tune B. A jig in G major, 6/8.",
+                           "Tune C. A jig in A minor, 9/8.", "Tune D. A reel in D major, 4/4.",
+                           "Tune E. An air in G minor, 3/4.", "Not a caption"])
+    assert meters["jig"] == {"6/8", "9/8"} and meters["reel"] == {"4/4"}  # 6/8 alone holds 2/3 < 80%
+    assert asked("a slow air in E minor", meters) == (4, "minor", {"3/4"})
+    assert asked("a jig in F# dorian", meters) == (6, "dorian", {"6/8", "9/8"})
+    assert asked("something in Bb major, 2/4", meters) == (10, "major", {"2/4"})
+    assert asked("a minor reel", meters) == (None, "minor", {"4/4"})
+    assert asked("summer beach", meters) == (None, None, None)
+
+
+def test_melody_scores_measure_what_they_say():
+    from zoo.critics.music import analysed_key, in_key, pitch_range, structure, units
+
+    c_major = _melody("4/4", 0, "major", [60, 62, 64, 65, 67, 69, 71, 72])
+    assert in_key(c_major) == 1.0 and pitch_range(c_major) == 1.0  # an octave
+    assert in_key(_melody("4/4", 0, "major", list(range(60, 72)))) == 7 / 12
+    assert pitch_range(_melody("4/4", 0, "major", [60, 62])) == 2 / 7
+    assert analysed_key(_melody("4/4", 0, "major", [60, 64, 67, 72, 67, 64, 60, 62, 59, 60])) == (0, "major")
+    assert analysed_key(_melody("4/4", 9, "minor", [57, 60, 64, 69, 64, 60, 57, 59, 56, 57])) == (9, "minor")
+    bar_a, bar_b, bar_c = [60, 62, 64, 65], [67, 65, 64, 62], [60, 60, 67, 67]
+    assert structure(_melody("4/4", 0, "major", bar_a * 8)) == 0.0  # one bar over and over
+    assert structure(_melody("4/4", 0, "major", bar_a + bar_b + bar_c + [72, 71, 69, 67])) == 0.0  # no repeat
+    aabb = _melody("4/4", 0, "major", bar_a + bar_a + bar_b + bar_b + bar_c + bar_c + bar_a + bar_b)
+    assert structure(aabb) == 1 - (5 / 7 - 0.25) / 0.75  # bars 2, 4, 6, 7 and 8 repeat an earlier one
+    some = _melody("4/4", 0, "major", bar_a + bar_b + bar_c + bar_a + [72, 71, 69, 67])  # 1 of 4 repeats
+    assert structure(some) == 1.0
+    # A bar repeated a fifth higher is still a repeat; novelty compares intervals, so a transposed copy matches.
+    assert structure(_melody("4/4", 0, "major", bar_a + [p + 7 for p in bar_a])) == 0.0
+    assert units(c_major) == units(_melody("4/4", 7, "major", [p + 7 for p in [60, 62, 64, 65, 67, 69, 71, 72]]))
+
+
+def test_music_candidates_keep_melodies_in_the_asked_key(tmp_path: pathlib.Path):
+    """The embedded music model, its config saying it saw only 40 of O'Neill's tunes: the same sampler, and
+    a novelty index the test builds in a second instead of parsing the whole folk corpus."""
+    import shutil
+
+    import mido
+
+    from zoo import registry
+
+    checkpoint = tmp_path / "music"
+    shutil.copytree(registry.get("music").pretrained_dir, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "data": "oneills1850", "max_tunes": 40}))
+    scores = tmp_path / "scores.jsonl"
+    result = run_sample("--model", "music", "--prompt", "a reel in E minor", "--candidates", "8", "--num", "2",
+                        "--checkpoint", str(checkpoint), "--out", f"{tmp_path}/kept/", "--scores", str(scores),
+                        "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "kept").glob("*.mid"))
+    assert len(files) == 2 and all(len(mido.MidiFile(f).tracks) >= 1 for f in files)
+    records = [json.loads(line) for line in scores.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 8
+    assert {"key", "meter", "in_key", "structure", "range", "novelty", "copied"} <= set(records[0]["scores"])
+    best = max(r["quality"] for r in records)
+    kept = sorted((r for r in records if r["kept"] is not None), key=lambda r: r["kept"])
+    assert kept[0]["quality"] == best
+    assert_usage_error(run_sample("--model", "music", "--prompt", "x", "--candidates", "4", "--critic", "form"),
+                       "unknown critic")

@@ -1,6 +1,6 @@
 """Critics: named, explained scores of samples, so that `sample.py --candidates N` can keep the best.
 
-One module per modality (text: poems in either language). Each critic scores a list of samples for the
+One module per modality: text (poems in either language), music (melodies). Each critic scores a list of samples for the
 prompt that asked for them and returns one float per sample per score, NaN where it cannot say. The scores'
 names, directions and meanings are `Score`s, printed with the table of what was kept. How scores combine,
 and how the kept samples stay different from each other, is zoo/critics/selection.py.

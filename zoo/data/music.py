@@ -158,6 +158,19 @@ def _fingerprint(collections: Sequence[str], files: Sequence[str | Path] | None,
     return h.hexdigest()
 
 
+DATA_SPECS = {"folk": DEFAULT_COLLECTIONS}
+
+
+def collections_for(spec: str) -> tuple[str, ...]:
+    """`config.data` -> music21 collections: "folk" (the default four), or names joined by "," or "+"."""
+    if spec in DATA_SPECS:
+        return DATA_SPECS[spec]
+    names = tuple(n.strip() for n in spec.replace("+", ",").split(",") if n.strip())
+    if not names:
+        raise UsageError(f"empty music data spec {spec!r}; use 'folk' or collection names")
+    return names  # load_tunes names the valid ones if any is unknown
+
+
 def load_tunes(collections: Sequence[str] = DEFAULT_COLLECTIONS, *, files: Sequence[str | Path] | None = None,
                limit: int | None = None, workers: int | None = None, cache: bool = True,
                progress: bool = True) -> TuneCorpus:

@@ -45,26 +45,13 @@ from zoo.train.task import EVAL_WEIGHT
 
 log = logging.getLogger(__name__)
 
-DATA_SPECS = {"folk": music_data.DEFAULT_COLLECTIONS}
-
-
-def collections_for(spec: str) -> tuple[str, ...]:
-    """`config.data` -> music21 collections: "folk" (the default four), or names joined by "," or "+"."""
-    if spec in DATA_SPECS:
-        return DATA_SPECS[spec]
-    names = tuple(n.strip() for n in spec.replace("+", ",").split(",") if n.strip())
-    if not names:
-        raise UsageError(f"empty music data spec {spec!r}; use 'folk' or collection names")
-    return names  # load_tunes names the valid ones if any is unknown
-
-
 def encodable_tunes(config: ml_collections.ConfigDict, progress: bool = False
                     ) -> tuple[music_data.TuneCorpus, list[music_data.Tune], list[np.ndarray], int]:
     """(corpus, the tunes training uses, their tokens, how many could not be encoded): the encodable tunes
     of `config.data` in corpus order, capped at `config.max_tunes`. `music_data.split_tunes(tunes,
     config.val_fraction)` then gives the training split; evaluation calls this too, to hold out the same tunes."""
     limit = config.get("max_tunes", 0) or None
-    corpus = music_data.load_tunes(collections_for(config.data), limit=limit, progress=progress)
+    corpus = music_data.load_tunes(music_data.collections_for(config.data), limit=limit, progress=progress)
     tunes, encoded, bad = [], [], 0
     for tune in corpus.tunes:
         try:
