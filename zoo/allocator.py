@@ -13,8 +13,9 @@ zeroes those pages again on every step: under plain glibc the VAE step spends 20
   JAX jobs too).
 - Without tcmalloc (no root to install it), the restart sets GLIBC_TUNABLES instead, which glibc reads only
   at process start: blocks up to 32 MB come from the heap, which keeps 256 MB of slack and is never
-  trimmed. Every buffer under 32 MB is then reused as under tcmalloc; larger ones are still mapped afresh
-  (glibc cannot serve them from its heap without letting a long run's memory grow: docs/performance.md).
+  trimmed. A buffer under 32 MB is then mostly reused (a thread of XLA's whose arena has not held it yet
+  faults it in once more); larger ones are still mapped afresh (glibc cannot serve them from its heap
+  without letting a long run's memory grow: docs/performance.md).
 
 The cost is memory: what the process frees stays in it. Where memory is tight, set ZOO_MALLOC=system.
 

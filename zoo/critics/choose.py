@@ -25,10 +25,10 @@ class Choice:
 
 
 def choose(critic: Any, prompt: str, candidates: Sequence[Any], keep: int, critic_name: str | None = None,
-           diversity: float = DIVERSITY) -> Choice:
+           diversity: float = DIVERSITY, weights: dict[str, float] | None = None) -> Choice:
     """Score `candidates` with `critic` (zoo.critics.text.PoemCritic ...), rank them by the weighted mean of
-    their score ranks (or by `critic_name` alone) and keep `keep` of them, different from each other.
-    Candidates flagged as copies are kept only when nothing else is left."""
+    their score ranks (the scores' own weights, or `weights`; or by `critic_name` alone) and keep `keep` of
+    them, different from each other. Candidates flagged as copies are kept only when nothing else is left."""
     scores, copies = critic(prompt, candidates)
     known = {s.name: s for s in critic.available_scores}
     if critic_name is not None:
@@ -38,9 +38,10 @@ def choose(critic: Any, prompt: str, candidates: Sequence[Any], keep: int, criti
             raise UsageError(f"the {critic_name} critic cannot score these samples (see the note above)")
         ranked_by = [critic_name]
     else:
-        ranked_by = [n for n in scores if known[n].weight > 0]
+        weight = {n: (weights or {}).get(n, known[n].weight) for n in scores}
+        ranked_by = [n for n in scores if weight[n] > 0]
     q = quality({n: scores[n] for n in ranked_by}, {n: known[n].higher_is_better for n in ranked_by},
-                {n: (1.0 if critic_name else known[n].weight) for n in ranked_by})
+                {n: (1.0 if critic_name else weight[n]) for n in ranked_by})
     kept = select(np.where(copies, q - 10.0, q), critic.features(candidates), keep, diversity)
     return Choice(kept, scores, q, copies, ranked_by)
 
