@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import pathlib
+import sys
 
 from zoo import cli
 from zoo.errors import UsageError
@@ -157,8 +158,9 @@ def main(argv: list[str]) -> int:
         cli.setup_logging()
     _use_compilation_cache()
     sampler = sampler_factory(_export_dir(args.checkpoint, entry))
+    scores_file = None
     if judged:
-        samples = _best_of_candidates(sampler, entry, args, prompt, options)
+        samples, scores_file = _best_of_candidates(sampler, entry, args, prompt, options)
     else:
         samples = sampler.sample(prompt, args.num, args.seed, **options)
     if entry.output == "txt":
@@ -167,6 +169,10 @@ def main(argv: list[str]) -> int:
         written = _write_files(sampler, samples, targets, extras, one_file)
     for path in written:
         print(f"wrote {path}")
+    if scores_file is not None:  # after the samples: they are what the user came for
+        writers.write_bytes(pathlib.Path(args.scores), scores_file)
+        poems_on_stdout = entry.output == "txt" and args.out is None
+        print(f"wrote {args.scores}", file=sys.stderr if poems_on_stdout else sys.stdout)
     return 0
 
 
@@ -193,10 +199,10 @@ def _check_candidates(args: argparse.Namespace, entry) -> None:
         raise UsageError(f"unknown critic {args.critic!r} for --model {entry.name}; choose one of: {', '.join(scores)}")
 
 
-def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, options: dict) -> list:
-    """Draws --candidates samples in one batch, judges them, writes --scores, prints the kept ones' table
-    on stderr and returns the kept samples, best first."""
-    import sys
+def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, options: dict
+                        ) -> tuple[list, bytes | None]:
+    """Draws --candidates samples in one batch, judges them and prints the kept ones' table on stderr.
+    Returns the kept samples, best first, and the --scores file's bytes (None without --scores)."""
     import time
 
     from zoo.critics import choose
@@ -213,10 +219,9 @@ def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, o
         critic = MelodyCritic(sampler.captions, str(sampler.config.data), int(sampler.config.get("max_tunes", 0)))
     choice = choose.choose(critic, prompt, candidates, args.num, args.critic)
     seconds = time.perf_counter() - start
-    if args.scores is not None:
-        choose.write_scores(args.scores, [_describe(c) for c in candidates], choice)
     print(choose.table(choice, seconds, len(candidates)), file=sys.stderr)
-    return [candidates[i] for i in choice.kept]
+    scores = choose.scores_jsonl([_describe(c) for c in candidates], choice) if args.scores is not None else None
+    return [candidates[i] for i in choice.kept], scores
 
 
 def _describe(sample) -> str:
@@ -229,9 +234,10 @@ def _describe(sample) -> str:
 
 def _use_compilation_cache() -> None:
     """Keep XLA's compiled samplers on disk, so that only the first run of a command pays the compilation
-    (`--model poem`: 7.0 s, then 4.4 s; dcgan: 9.0 s, then 5.4 s). JAX_COMPILATION_CACHE_DIR, if set, is
-    used as JAX reads it; else cache/jax under ZOO_DATA_DIR (default ~/.cache/zoo). A size cap makes JAX
-    evict old entries and take a file lock, so that concurrent runs never read a half-written entry."""
+    (`--model poem`: 7.0 s, then 4.4 s; dcgan: 9.0 s, then 5.4 s). JAX's own variables win
+    (JAX_COMPILATION_CACHE_DIR, ..._MAX_SIZE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS); else the cache is
+    cache/jax under ZOO_DATA_DIR (default ~/.cache/zoo), capped at 256 MB: a cap makes JAX evict old
+    entries and take a file lock, so that concurrent runs never read a half-written entry."""
     import importlib.util
     import os
 
@@ -241,8 +247,10 @@ def _use_compilation_cache() -> None:
 
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         jax.config.update("jax_compilation_cache_dir", str(data_dir() / "cache" / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
-    if importlib.util.find_spec("filelock"):  # JAX's lock; installed with transformers (huggingface-hub)
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+    # JAX's lock, which the size cap turns on, needs filelock (installed with transformers' huggingface-hub).
+    if not os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE") and importlib.util.find_spec("filelock"):
         jax.config.update("jax_compilation_cache_max_size", 256 << 20)
 
 

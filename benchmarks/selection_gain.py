@@ -113,6 +113,7 @@ def run(name: str, trials: int) -> dict:
     weights = PICK[entry.output]
     dictionary = _dictionary() if name == "poem" else None
     judged: dict[int, list[dict]] = {n: [] for n in NS}
+    ranked_by: set[str] = set()  # the picking critics that could score these samples
     seconds: dict[int, list[float]] = {n: [] for n in NS}
     for n in NS:  # compile the sampler for every batch size first
         sampler.sample(PROMPTS[name][0], n, 0)
@@ -126,6 +127,7 @@ def run(name: str, trials: int) -> dict:
             candidates = sampler.sample(prompt, max(NS), t)
             for n in NS:
                 choice = choose.choose(critic, prompt, candidates[:n], 1, weights=weights)
+                ranked_by.update(choice.ranked_by)
                 kept = choice.kept[0]
                 scores = {k: v[kept] for k, v in choice.scores.items()}
                 if entry.output == "txt":
@@ -138,7 +140,7 @@ def run(name: str, trials: int) -> dict:
         means = {k: float(np.nanmean([j[k] for j in judged[n] if k in j])) for k in keys}
         rows.append({"candidates": n, "kept": len(judged[n]), "seconds": statistics.median(seconds[n]), **means})
     return {"benchmark": "selection", "model": name, "trials": trials, "prompts": list(PROMPTS[name]),
-            "picked_by": {k: v for k, v in weights.items() if v > 0}, "malloc": allocator.name(), "rows": rows}
+            "picked_by": sorted(ranked_by), "malloc": allocator.name(), "rows": rows}
 
 
 def report(result: dict) -> str:

@@ -76,10 +76,13 @@ def test_environment_preloads_the_library_first_once(tmp_path):
                                  )["TCMALLOC_RELEASE_RATE"] == "2"  # the user's setting wins
 
 
-def test_system_malloc_or_a_missing_library_leaves_the_environment_alone(tmp_path):
-    for choice in ("system", str(tmp_path / "missing.so")):
-        env = {"ZOO_MALLOC": choice, "LD_PRELOAD": "libother.so"}
-        assert allocator.environment(env) == env
+def test_system_malloc_leaves_the_environment_alone_and_a_missing_library_gives_the_default(tmp_path):
+    env = {"ZOO_MALLOC": "system", "LD_PRELOAD": "libother.so"}
+    assert allocator.environment(env) == env
+    missing = {"ZOO_MALLOC": str(tmp_path / "missing.so")}
+    assert allocator.missing_library(missing) == missing["ZOO_MALLOC"] and allocator.missing_library({}) is None
+    default = allocator.environment({})
+    assert {k: v for k, v in allocator.environment(missing).items() if k != "ZOO_MALLOC"} == default
 
 
 def test_a_preloaded_replacement_malloc_is_kept_unless_system_is_asked_for():
@@ -90,10 +93,15 @@ def test_a_preloaded_replacement_malloc_is_kept_unless_system_is_asked_for():
 
 
 def test_without_tcmalloc_glibc_is_tuned_and_a_users_tunable_wins():
-    tuned = allocator.environment({"ZOO_MALLOC": "glibc", "LD_PRELOAD": "libother.so"})
-    assert tuned["LD_PRELOAD"] == "libother.so"
+    tuned = allocator.environment({"ZOO_MALLOC": "glibc", "LD_PRELOAD": "/opt/libjemalloc.so.2:libother.so"})
+    assert tuned["LD_PRELOAD"] == "libother.so"  # "glibc" means glibc's: a preloaded replacement goes
     assert tuned["GLIBC_TUNABLES"].split(":") == [f"{k}={v}" for k, v in allocator.GLIBC_SETTINGS.items()]
     assert allocator.glibc_tuned(tuned) and allocator.environment(tuned) == tuned  # no second restart
+    # A child asked to run on plain glibc drops what we tuned, and keeps what the user set.
+    child = allocator.environment({**tuned, "ZOO_MALLOC": "system", "GLIBC_TUNABLES": "glibc.x=1:"
+                                   + tuned["GLIBC_TUNABLES"]})
+    assert child["GLIBC_TUNABLES"] == "glibc.x=1" and "ZOO_MALLOC_TUNED" not in child
+    assert "GLIBC_TUNABLES" not in allocator.environment({**tuned, "ZOO_MALLOC": "system"})
     mine = allocator.environment({"ZOO_MALLOC": "glibc", "GLIBC_TUNABLES": "glibc.malloc.top_pad=0:glibc.x=1"})
     assert mine["GLIBC_TUNABLES"].split(":")[:2] == ["glibc.malloc.top_pad=0", "glibc.x=1"]
     assert mine["GLIBC_TUNABLES"].count("top_pad") == 1

@@ -63,15 +63,22 @@ def test_poem_critic_scores_real_poems_by_name(tmp_path: pathlib.Path):
     assert scores["form"][0] == 1.0 and scores["form"][1] < 0.5
     # The judge (the text GAN's generator, not poem-zh) finds Li Bai's poem more likely than a stammer.
     assert 0 < scores["fluency"][0] < scores["fluency"][1]
-    features = critic.features([JINGYESI, JINGYESI, DENG])
-    assert features.shape == (3, 2048) and (features[0] == features[1]).all() and (features[0] != features[2]).any()
+    features = critic.features([JINGYESI, JINGYESI, DENG, "白雲"])
+    assert features.shape == (4, 2048) and (features[0] == features[1]).all() and (features[0] != features[2]).any()
+    assert np.flatnonzero(features[3]).tolist() != np.flatnonzero(critic.features(["白日"])[0]).tolist()
+
+
+def test_relevance_gives_no_score_to_a_poem_that_adds_nothing():
+    scores, _ = PoemCritic(writer="poem", data="verse-en")("The sea", ["The sea", "The sea\nis wide and deep tonight"])
+    assert np.isnan(scores["relevance"][0]) and -1 <= scores["relevance"][1] <= 1
 
 
 def test_candidates_keep_the_best_and_write_every_score(tmp_path: pathlib.Path):
-    scores = tmp_path / "scores.jsonl"
+    scores = tmp_path / "new" / "scores.jsonl"  # in a directory that does not exist yet
     result = run_sample("--model", "poem-zh", "--prompt", "春江", "--candidates", "6", "--num", "2",
                         "--scores", str(scores), "--seed", "1")
     assert result.returncode == 0, result.stderr
+    assert f"wrote {scores}" in result.stderr  # stdout holds the poems only
     records = [json.loads(line) for line in scores.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 6 and all(r["text"].startswith("春江") for r in records)
     kept = sorted((r for r in records if r["kept"] is not None), key=lambda r: r["kept"])
@@ -109,8 +116,10 @@ def test_the_prompt_asks_for_key_mode_and_meter():
 
     meters = genre_meters(["Tune A. A jig in D major, 6/8.", "Tune B. A jig in G major, 6/8.",
                            "Tune C. A jig in A minor, 9/8.", "Tune D. A reel in D major, 4/4.",
-                           "Tune E. An air in G minor, 3/4.", "Not a caption"])
+                           "Tune E. An air in G minor, 3/4.", "A Fig for a Kiss. A slip jig in G major, 9/8.",
+                           "Not a caption"])
     assert meters["jig"] == {"6/8", "9/8"} and meters["reel"] == {"4/4"}  # 6/8 alone holds 2/3 < 80%
+    assert meters["slip jig"] == {"9/8"}  # a title starting "A ..." is not part of the genre
     assert asked("a slow air in E minor", meters) == (4, "minor", {"3/4"})
     assert asked("a jig in F# dorian", meters) == (6, "dorian", {"6/8", "9/8"})
     assert asked("something in Bb major, 2/4", meters) == (10, "major", {"2/4"})

@@ -21,7 +21,7 @@ The cost is memory: what the process frees stays in it. Where memory is tight, s
 
 ZOO_MALLOC selects the allocator. Unset: tcmalloc where it is installed (Debian/Ubuntu: `apt-get install
 libtcmalloc-minimal4`), else glibc's, tuned. "glibc": glibc's, tuned. "system": glibc's as it comes. A path:
-that library.
+that library (one that does not exist: a note, then the default).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Mapping
 
 ENV = "ZOO_MALLOC"
 _REEXEC_GUARD = "ZOO_MALLOC_REEXEC"  # set in the restarted process: restart at most once
+_TUNED = "ZOO_MALLOC_TUNED"  # the GLIBC_TUNABLES items we added, so that ZOO_MALLOC=system can take them out
 _TCMALLOC_NAMES = ("tcmalloc_minimal", "tcmalloc")  # libtcmalloc_minimal.so.4 (no profiler), libtcmalloc.so.4
 _REPLACEMENTS = ("tcmalloc", "jemalloc", "mimalloc")
 # glibc's malloc, told to serve blocks up to 32 MB (its highest mmap threshold) from the heap, to keep
@@ -52,15 +53,22 @@ def loaded() -> str | None:
 
 
 def preload_library(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The library to preload per ZOO_MALLOC: tcmalloc's soname where the linker finds it, a path the user
-    named (if it exists), or None (glibc's malloc: asked for, tcmalloc not installed, or not Linux)."""
+    """The library to preload per ZOO_MALLOC: a path the user named (if it exists), else tcmalloc's soname
+    where the linker finds it, or None (glibc's malloc: asked for, tcmalloc not installed, or not Linux)."""
     choice = environ.get(ENV, "")
     if choice in ("system", "glibc") or not sys.platform.startswith("linux"):
         return None
-    if choice:  # absolute, so that a child process in another directory preloads it too
-        path = os.path.abspath(os.path.expanduser(choice))
-        return path if os.path.isfile(path) else None
+    if choice and os.path.isfile(path := os.path.abspath(os.path.expanduser(choice))):
+        return path  # absolute, so that a child process in another directory preloads it too
     return next(filter(None, (ctypes.util.find_library(name) for name in _TCMALLOC_NAMES)), None)
+
+
+def missing_library(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The ZOO_MALLOC path the user named where no such file exists (the default is used instead)."""
+    choice = environ.get(ENV, "")
+    if choice in ("", "system", "glibc") or os.path.isfile(os.path.expanduser(choice)):
+        return None
+    return choice
 
 
 def _is_replacement(path: str) -> bool:
@@ -70,16 +78,25 @@ def _is_replacement(path: str) -> bool:
 def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """`environ` with the allocator preloaded (first in LD_PRELOAD) or, without one, glibc's tuned, for a
     subprocess or a restart. A replacement malloc the user already preloads is kept (and none added);
-    ZOO_MALLOC=system removes it and tunes nothing. A GLIBC_TUNABLES setting of the user's wins over ours."""
+    ZOO_MALLOC=system removes it and the settings we tuned glibc with; ZOO_MALLOC=glibc removes it and tunes
+    glibc. A GLIBC_TUNABLES setting of the user's wins over ours."""
     env = dict(environ)
+    choice = env.get(ENV, "")
     library = preload_library(env)
     preloaded = [p for p in env.get("LD_PRELOAD", "").split(":") if p]
-    if env.get(ENV) == "system" and any(map(_is_replacement, preloaded)):
+    if choice in ("system", "glibc") and any(map(_is_replacement, preloaded)):
         preloaded = [p for p in preloaded if not _is_replacement(p)]
         if preloaded:
             env["LD_PRELOAD"] = ":".join(preloaded)
         else:
             del env["LD_PRELOAD"]
+    if choice == "system" and _TUNED in env:  # inherited from a process we tuned: plain glibc means untuned
+        ours = set(env.pop(_TUNED).split(":"))
+        kept = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and t not in ours]
+        if kept:
+            env["GLIBC_TUNABLES"] = ":".join(kept)
+        else:
+            env.pop("GLIBC_TUNABLES", None)
     if any(map(_is_replacement, preloaded)):
         return env
     if library and library not in preloaded:
@@ -89,16 +106,20 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         # By default tcmalloc hands freed pages back to the kernel little by little, and the next step faults
         # them in again (a music step that faults runs ~25% slower).
         env.setdefault("TCMALLOC_RELEASE_RATE", "0")
-    elif library is None and env.get(ENV, "") in ("", "glibc") and sys.platform.startswith("linux"):
-        env["GLIBC_TUNABLES"] = _with_glibc_settings(env.get("GLIBC_TUNABLES", ""))
+    elif library is None and choice != "system" and sys.platform.startswith("linux"):
+        tunables, added = _with_glibc_settings(env.get("GLIBC_TUNABLES", ""))
+        env["GLIBC_TUNABLES"] = tunables
+        if added:
+            env[_TUNED] = ":".join(added)
     return env
 
 
-def _with_glibc_settings(tunables: str) -> str:
-    """A GLIBC_TUNABLES value (`name=value:name=value`) with GLIBC_SETTINGS added where it names none."""
+def _with_glibc_settings(tunables: str) -> tuple[str, list[str]]:
+    """(a GLIBC_TUNABLES value `name=value:...` with GLIBC_SETTINGS added where it names none, those added)."""
     items = [t for t in tunables.split(":") if t]
     named = {t.split("=", 1)[0] for t in items}
-    return ":".join(items + [f"{k}={v}" for k, v in GLIBC_SETTINGS.items() if k not in named])
+    added = [f"{k}={v}" for k, v in GLIBC_SETTINGS.items() if k not in named]
+    return ":".join(items + added), added
 
 
 def glibc_tuned(environ: Mapping[str, str] = os.environ) -> bool:
@@ -116,6 +137,8 @@ def restart_with_fast_malloc() -> None:
     restarted itself (the preload failed: it goes on as it is)."""
     if os.environ.pop(_REEXEC_GUARD, None) or loaded() is not None or sys.argv[0] in ("", "-"):
         return
+    if missing := missing_library():
+        print(f"note: ZOO_MALLOC={missing} is not a file; using the default allocator", file=sys.stderr)
     env = environment()
     if all(env.get(k) == os.environ.get(k) for k in ("LD_PRELOAD", "GLIBC_TUNABLES")):
         return

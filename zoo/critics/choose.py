@@ -67,15 +67,17 @@ def describe(scores: Sequence[Score]) -> str:
     return "\n".join(f"  {s.name}: {s.meaning}{'' if s.weight else ' (not ranked by default)'}" for s in scores)
 
 
-def write_scores(path: Any, candidates: Sequence[str], choice: Choice) -> None:
-    """Every candidate as one JSON line: its index, text, scores, combined quality, copy flag and whether kept."""
+def scores_jsonl(candidates: Sequence[str], choice: Choice) -> bytes:
+    """Every candidate as one JSON line: its index, text, scores, combined quality, copy flag and whether kept
+    (its place among the kept, 0 = best; null if not kept)."""
     kept = {c: n for n, c in enumerate(choice.kept)}
-    with open(path, "w", encoding="utf-8") as f:
-        for i, text in enumerate(candidates):
-            record = {"candidate": i, "kept": kept.get(i), "quality": float(choice.quality[i]),
-                      "copies": bool(choice.copies[i]),
-                      "scores": {n: _json_number(v[i]) for n, v in choice.scores.items()}, "text": text}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    lines = []
+    for i, text in enumerate(candidates):
+        record = {"candidate": i, "kept": kept.get(i), "quality": float(choice.quality[i]),
+                  "copies": bool(choice.copies[i]),
+                  "scores": {n: _json_number(v[i]) for n, v in choice.scores.items()}, "text": text}
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines).encode("utf-8")
 
 
 def _fmt(value: float) -> str:

@@ -2,8 +2,9 @@
 
 - `key`: the prompt's key honoured, as music21's Krumhansl-Schmuckler key analysis hears the NOTES (not the
   key the model wrote in its header): 1 for the asked tonic and mode, 0.5 for the mode alone, 0 otherwise;
-  NaN where the prompt names no key or mode. (Judge selections with a different key-finding algorithm,
-  e.g. benchmarks/music_eval.py's Aarden-Essen.)
+  NaN where the prompt names no key or mode, or a mode the analysis cannot hear (it knows major and
+  minor). Judge selections with a different key-finding algorithm (benchmarks/selection_gain.py uses
+  music21's Aarden-Essen).
 - `meter`: the prompt's meter honoured: 1 if the melody's meter is the one it names ("6/8") or, for a genre
   word ("jig", "reel"), one of the meters that hold 80% of that genre's training captions; NaN where the
   prompt asks for neither.
@@ -45,7 +46,7 @@ _TONICS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _KEY = re.compile(r"\b([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?\s+(?i:(" + "|".join(MODES) + r"))\b")
 _MODE = re.compile(r"\b(" + "|".join(MODES) + r")\b", re.IGNORECASE)
 _METER = re.compile(r"\b(\d{1,2}/\d{1,2})\b")
-_CAPTION = re.compile(r"An? (.+?) in ([A-G][#b]?) (\w+), (\d+/\d+)\.$")
+_CAPTION = re.compile(r"(?:^|\. )An? ([^.]+?) in ([A-G][#b]?) (\w+), (\d+/\d+)\.$")  # after any "A ..." title
 
 SCORES = {
     "key": Score("key", True, "asked key honoured as music21 (Krumhansl-Schmuckler) hears the notes"),
@@ -186,7 +187,7 @@ class MelodyCritic:
         }
         if meters is not None:
             scores["meter"] = np.array([float(m.meter in meters) for m in melodies])
-        if mode is not None:
+        if mode in ("major", "minor"):
             scores["key"] = np.array([self._key_score(m, tonic, mode) for m in melodies])
         copies = np.zeros(len(melodies), bool)
         index = self._index()

@@ -28,6 +28,7 @@ import functools
 import logging
 import pathlib
 import re
+import zlib
 from collections.abc import Sequence
 
 import jax
@@ -49,7 +50,8 @@ _CLAUSE_END = re.compile(r"[，。？！；、,.?!;\n]+")
 NGRAM = {"en": 4, "zh": 5}
 COPY_MIN = {"en": 8, "zh": 10}  # the shortest copied span that can flag a poem (with half of the poem)
 JUDGES = {"en": ("poem",), "zh": ("textgan", "poem-zh")}  # embedded judges, first choice first
-CORPUS = {"verse-en": "verse-en", "tang": "tang", "quatrains": "tang"}  # training data spec -> corpus
+# training data spec -> corpus (the text GAN's forms come from these)
+CORPUS = {"verse-en": "verse-en", "tang": "tang", "quatrains": "tang", "verse-lines": "verse-en"}
 
 SCORES = {
     "fluency": Score("fluency", False, "nats per character under a judge LM (lower: more fluent)"),
@@ -143,7 +145,10 @@ class Judge:
             self.strip_breaks = False
         self.context = int(nnx.merge(self.graphdef, self.params).context_length)
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    def __call__(self, texts: Sequence[str], chunk: int = 256) -> np.ndarray:
+        """float [N]: nats per character, judged `chunk` texts at a time (the logits are [chunk, T, V])."""
+        if len(texts) > chunk:
+            return np.concatenate([self(texts[i:i + chunk], chunk) for i in range(0, len(texts), chunk)])
         eos = self.tokenizer.eos_token_id
         rows, chars = [], []
         for text in texts:
@@ -215,9 +220,9 @@ class PoemCritic:
         if lang == "en":
             from zoo.text.encoder import shared_encoder
 
-            rest = [t[len(prompt):] if t.startswith(prompt) else t for t in texts]
-            emb = shared_encoder().embed([prompt, *[r.strip() or t for r, t in zip(rest, texts, strict=True)]])
-            scores["relevance"] = emb[1:] @ emb[0]
+            rest = [(t[len(prompt):] if t.startswith(prompt) else t).strip() for t in texts]
+            emb = shared_encoder().embed([prompt, *[r or prompt for r in rest]])
+            scores["relevance"] = np.where([bool(r) for r in rest], emb[1:] @ emb[0], np.nan)  # nothing added
         return scores, copies
 
     def _index(self, lang: str) -> NgramIndex | None:
@@ -242,5 +247,5 @@ class PoemCritic:
 
 
 def hash_bigram(bigram: str) -> int:
-    """A hash stable across processes (Python's `hash` of a str is salted per process)."""
-    return int.from_bytes(bigram.encode("utf-8")[:8].ljust(8, b"\0"), "little") * 0x9E3779B1 >> 7
+    """A hash of the whole bigram, stable across processes (Python's `hash` of a str is salted per process)."""
+    return zlib.crc32(bigram.encode("utf-8"))

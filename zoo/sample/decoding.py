@@ -173,11 +173,12 @@ def generate(graphdef: nnx.GraphDef, params: nnx.State, prompt: np.ndarray, *, m
 
     Bucketing, so that other prompt lengths reuse compiled code: learned position embeddings rule out
     left-padding (it would shift every token's position). Instead the prompt is RIGHT-padded to a power of
-    two Pb >= P and the cache (and output buffer) sized to a power of two S >= P + max_new_tokens (both
-    capped at context_length). The prefill runs all Pb positions; causality makes the logits at P-1 exact,
-    and the padding's K/V at positions >= P are never read: step i writes position P+i-1 before it
-    attends to positions <= P+i-1. P and max_new_tokens are traced values, so one compiled function
-    serves every (P, max_new_tokens, eos_id) with the same (B, Pb, S) and sampling settings.
+    two Pb >= P and the output buffer sized to a power of two S >= P + max_new_tokens (both capped at
+    context_length); the cache grows to S in the phases of `_phases`. The prefill runs all Pb positions;
+    causality makes the logits at P-1 exact, and the padding's K/V at positions >= P are never read: step i
+    writes position P+i-1 before it attends to positions <= P+i-1. P and max_new_tokens are traced values,
+    so one compiled function serves every (P, max_new_tokens, eos_id) with the same (B, Pb, S) and sampling
+    settings.
     """
     _check_sampling_args(temperature, top_k, top_p)
     prompt = np.asarray(prompt, np.int32)
