@@ -115,8 +115,8 @@ def run(name: str, trials: int) -> dict:
     judged: dict[int, list[dict]] = {n: [] for n in NS}
     ranked_by: set[str] = set()  # the picking critics that could score these samples
     seconds: dict[int, list[float]] = {n: [] for n in NS}
-    for n in NS:  # compile the sampler for every batch size first
-        sampler.sample(PROMPTS[name][0], n, 0)
+    for n in NS:  # compile the sampler for every batch size, and load the critics' models, before timing
+        choose.choose(critic, PROMPTS[name][0], sampler.sample(PROMPTS[name][0], n, 0), 1, weights=weights)
     for prompt in PROMPTS[name]:
         for n in NS:
             start = time.perf_counter()
