@@ -181,7 +181,12 @@ def _critic_scores(entry) -> dict:
     if entry.output == "txt":
         from zoo.critics.text import SCORES
     elif entry.output == "mid":
+        import importlib.util
+
         from zoo.critics.music import SCORES
+
+        if importlib.util.find_spec("music21") is None:  # its key analysis and the training tunes
+            raise UsageError("--candidates for melodies needs music21: pip install 'zoo[music]'")
     else:
         raise UsageError(f"--candidates: critics judge poems and melodies so far, not --model {entry.name}")
     return SCORES
