@@ -110,18 +110,16 @@ def ngram_baselines(train: Sequence[np.ndarray], val: Sequence[np.ndarray], k: f
 
 def analyse(melody: encoding.Melody) -> tuple[str, str, int, int]:
     """(analysed mode, analysed key, notes in its scale, notes) of one melody by music21's key analysis
-    (what `stream.analyze('key')` answers). The stream is built from the notes directly: writing and
-    re-reading MIDI costs far more."""
+    (what `stream.analyze('key')` answers)."""
     from music21 import key as m21key
-    from music21 import note, stream
     from music21.analysis.discrete import AardenEssen
+
+    from zoo.critics.music import note_stream
 
     pitches = [p % 12 for p, _ in melody.notes if p is not None]
     if not pitches:
         return "none", "none", 0, 0
-    part = stream.Stream()
-    for pitch, ql in melody.notes:
-        part.append(note.Rest(quarterLength=ql) if pitch is None else note.Note(midi=pitch, quarterLength=ql))
+    part = note_stream(melody)
     # = part.analyze("key") (AardenEssen().getSolution) without its 24 alternative Key objects: ~3x faster
     (tonic, mode, _), _color = AardenEssen().process(part)
     key = m21key.Key(tonic, mode)

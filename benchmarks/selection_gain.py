@@ -68,24 +68,11 @@ def judge_poem(text: str, critic_scores: dict, copies: bool, dictionary: set[str
     return out
 
 
-def aarden_essen(melody: Any) -> tuple[int, str] | None:
-    from music21 import note, stream
-    from music21.analysis.discrete import AardenEssen
-
-    if not any(p is not None for p, _ in melody.notes):
-        return None
-    part = stream.Stream()
-    for pitch, ql in melody.notes:
-        part.append(note.Rest(quarterLength=ql) if pitch is None else note.Note(midi=pitch, quarterLength=ql))
-    (tonic, mode, _), _ = AardenEssen().process(part)
-    return tonic.pitchClass, mode
-
-
 def judge_melody(melody: Any, prompt: str, critic: Any, copies: bool) -> dict[str, float]:
-    from zoo.critics.music import asked
+    from zoo.critics.music import analysed_key, asked
 
     tonic, mode, meters = asked(prompt, critic.genre_meters)
-    heard = aarden_essen(melody)
+    heard = analysed_key(melody, "AardenEssen")
     out = {"copies": float(copies)}
     if mode is not None:
         out["mode_rate"] = float(heard is not None and heard[1] == mode)

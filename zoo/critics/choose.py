@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from zoo.critics import Score
 from zoo.critics.selection import DIVERSITY, quality, select
 from zoo.errors import UsageError
 
@@ -61,10 +60,6 @@ def table(choice: Choice, seconds: float, count: int) -> str:
     lines.append(f"ranked by {', '.join(choice.ranked_by)}; {count} candidates drawn and judged in "
                  f"{seconds:.1f} s ({seconds / count * 1000:.0f} ms each)")
     return "\n".join(lines)
-
-
-def describe(scores: Sequence[Score]) -> str:
-    return "\n".join(f"  {s.name}: {s.meaning}{'' if s.weight else ' (not ranked by default)'}" for s in scores)
 
 
 def scores_jsonl(candidates: Sequence[str], choice: Choice) -> bytes:

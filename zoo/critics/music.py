@@ -32,15 +32,15 @@ import numpy as np
 from zoo.critics import Score
 from zoo.critics.novelty import NgramIndex
 from zoo.errors import UsageError
-from zoo.melody.encoding import MODES, Melody
+from zoo.melody.encoding import MODE_OFFSET, MODES, TICKS_PER_QUARTER, Melody, bar_ticks
 
 log = logging.getLogger(__name__)
 
 NGRAM, COPY_MIN = 8, 16
 REPEAT_TARGET = 0.25  # the folk corpus's median share of bars repeating an earlier one
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10), "dorian": (0, 2, 3, 5, 7, 9, 10),
-          "mixolydian": (0, 2, 4, 5, 7, 9, 10), "phrygian": (0, 1, 3, 5, 7, 8, 10),
-          "lydian": (0, 2, 4, 6, 7, 9, 11), "locrian": (0, 1, 3, 5, 6, 8, 10)}
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
+# Pitch classes of each mode above its tonic: the major scale seen from the degree the mode starts on.
+SCALES = {mode: tuple(sorted((p - offset) % 12 for p in _MAJOR)) for mode, offset in MODE_OFFSET.items()}
 _TONICS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # The tonic's letter is a capital: "a minor reel" asks for the mode, "A minor" for the key.
 _KEY = re.compile(r"\b([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?\s+(?i:(" + "|".join(MODES) + r"))\b")
@@ -96,14 +96,9 @@ def genre_meters(captions: Sequence[str], coverage: float = 0.8) -> dict[str, se
     return out
 
 
-def _bar_length(meter: str) -> float:
-    beats, unit = (int(x) for x in meter.split("/"))
-    return beats * 4.0 / unit
-
-
 def bars(melody: Melody) -> list[tuple]:
     """Each bar as (onset in the bar, duration, interval from the bar's first pitch or None for a rest)."""
-    length, out, current, position, first = _bar_length(melody.meter), [], [], 0.0, None
+    length, out, current, position, first = bar_ticks(melody.meter) / TICKS_PER_QUARTER, [], [], 0.0, None
     for pitch, ql in melody.notes:
         if first is None and pitch is not None:
             first = pitch
@@ -139,17 +134,25 @@ def in_key(melody: Melody) -> float:
     return sum(p in scale for p in pitches) / len(pitches) if pitches else float("nan")
 
 
-def analysed_key(melody: Melody) -> tuple[int, str] | None:
-    """(tonic pitch class, mode) by music21's Krumhansl-Schmuckler analysis of the notes."""
+def note_stream(melody: Melody):
+    """The melody as a music21 stream of notes and rests, built directly (writing and re-reading MIDI costs
+    far more)."""
     from music21 import note, stream
-    from music21.analysis.discrete import KrumhanslSchmuckler
 
-    if not any(p is not None for p, _ in melody.notes):
-        return None
     part = stream.Stream()
     for pitch, ql in melody.notes:
         part.append(note.Rest(quarterLength=ql) if pitch is None else note.Note(midi=pitch, quarterLength=ql))
-    (tonic, mode, _), _ = KrumhanslSchmuckler().process(part)
+    return part
+
+
+def analysed_key(melody: Melody, algorithm: str = "KrumhanslSchmuckler") -> tuple[int, str] | None:
+    """(tonic pitch class, mode) as one of music21's key-finding algorithms (music21.analysis.discrete:
+    KrumhanslSchmuckler, AardenEssen ...) hears the notes; None for a melody of rests only."""
+    from music21.analysis import discrete
+
+    if not any(p is not None for p, _ in melody.notes):
+        return None
+    (tonic, mode, _), _ = getattr(discrete, algorithm)().process(note_stream(melody))
     return tonic.pitchClass, mode
 
 

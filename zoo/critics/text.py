@@ -40,11 +40,11 @@ from zoo import export
 from zoo.critics import Score
 from zoo.critics.novelty import NgramIndex
 from zoo.errors import UsageError
+from zoo.text import forms
 from zoo.text import tokenizer as tokenizer_lib
 
 log = logging.getLogger(__name__)
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f]")
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _CLAUSE_END = re.compile(r"[，。？！；、,.?!;\n]+")
 NGRAM = {"en": 4, "zh": 5}
@@ -65,13 +65,13 @@ SCORES = {
 def language(texts: Sequence[str]) -> str:
     """"zh" where most of the samples' letters are Han characters, else "en"."""
     joined = "".join(texts)
-    han = len(_HAN.findall(joined))
+    han = len(forms.words(joined, "quatrains"))
     return "zh" if han >= 0.5 * max(1, sum(c.isalpha() for c in joined)) else "en"
 
 
 def units(text: str, lang: str) -> list[str]:
     """What novelty counts: lowercase words, or Han characters."""
-    return _HAN.findall(text) if lang == "zh" else _WORD.findall(text.lower())
+    return forms.words(text, "quatrains") if lang == "zh" else _WORD.findall(text.lower())
 
 
 # ---------------------------------------------------------------------------------------------------- form
@@ -90,7 +90,7 @@ def _rime(char: str) -> str | None:
 
 
 def form_zh(text: str) -> float:
-    lines = [_HAN.findall(c) for c in _CLAUSE_END.split(text)]
+    lines = [forms.words(c, "quatrains") for c in _CLAUSE_END.split(text)]
     lines = [line for line in lines if line]
     if not lines:
         return 0.0
