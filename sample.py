@@ -210,18 +210,11 @@ def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, o
     Returns the kept samples, best first, and the --scores file's bytes (None without --scores)."""
     import time
 
-    from zoo.critics import choose
+    from zoo.critics import choose, critic_for
 
     start = time.perf_counter()
     candidates = sampler.sample(prompt, args.candidates, args.seed, **options)
-    if entry.output == "txt":
-        from zoo.critics.text import PoemCritic
-
-        critic = PoemCritic(entry.name if args.checkpoint is None else None, str(sampler.config.data))
-    else:
-        from zoo.critics.music import MelodyCritic
-
-        critic = MelodyCritic(sampler.captions, str(sampler.config.data), int(sampler.config.get("max_tunes", 0)))
+    critic = critic_for(entry.output, sampler, entry.name if args.checkpoint is None else None)
     choice = choose.choose(critic, prompt, candidates, args.num, args.critic)
     seconds = time.perf_counter() - start
     print(choose.table(choice, seconds, len(candidates)), file=sys.stderr)

@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks import record
 from zoo import allocator, cli, export, registry
-from zoo.critics import choose
+from zoo.critics import choose, critic_for
 
 NS = (1, 4, 16, 64)
 PROMPTS = {
@@ -83,20 +83,10 @@ def judge_melody(melody: Any, prompt: str, critic: Any, copies: bool) -> dict[st
     return out
 
 
-def make_critic(name: str, sampler: Any) -> Any:
-    if registry.get(name).output == "txt":
-        from zoo.critics.text import PoemCritic
-
-        return PoemCritic(name, str(sampler.config.data))
-    from zoo.critics.music import MelodyCritic
-
-    return MelodyCritic(sampler.captions, str(sampler.config.data), int(sampler.config.get("max_tunes", 0)))
-
-
 def run(name: str, trials: int) -> dict:
     entry = registry.get(name)
     sampler = registry.load_sampler(entry)(export.find_export(entry.pretrained_dir))
-    critic = make_critic(name, sampler)
+    critic = critic_for(entry.output, sampler, name)
     weights = PICK[entry.output]
     dictionary = _dictionary() if name == "poem" else None
     judged: dict[int, list[dict]] = {n: [] for n in NS}

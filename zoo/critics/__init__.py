@@ -9,6 +9,7 @@ and how the kept samples stay different from each other, is zoo/critics/selectio
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,3 +18,16 @@ class Score:
     higher_is_better: bool
     meaning: str  # one line: what the number is and how it is measured
     weight: float = 1.0  # its weight in the default ranking (0: reported, not ranked by)
+
+
+def critic_for(output: str, sampler: Any, writer: str | None) -> Any:
+    """The critic of a sampler's outputs ("txt" poems, "mid" melodies), set up from what the sampler loaded:
+    its export's config (training data) and, for melodies, its training captions. `writer` is the embedded
+    model's name, or None for a user's checkpoint (a poem's fluency is then judged by an embedded model)."""
+    if output == "txt":
+        from zoo.critics.text import PoemCritic
+
+        return PoemCritic(writer, str(sampler.config.data))
+    from zoo.critics.music import MelodyCritic
+
+    return MelodyCritic(sampler.captions, str(sampler.config.data), int(sampler.config.get("max_tunes", 0)))
