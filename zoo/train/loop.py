@@ -201,6 +201,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
         start = 0
         if config.get("init_from"):
             state = _init_from(config.init_from, state, task, shardings, mesh)
+        elif getattr(task, "pretrained", None) is not None and (pretrained := task.pretrained()) is not None:
+            state = _load_into(state, pretrained, task.load_pretrained, shardings, mesh)
     if start >= total and export.is_export(workdir / "export"):
         checkpointer.close()
         print(f"{workdir} already finished its {total} steps; nothing to do")
@@ -322,6 +324,11 @@ def _init_from(source: str, state: PyTree, task: Task, shardings: PyTree, mesh: 
     directory = export.resolve(source)
     expected = task.export_params(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state["task"]))
     params = export.load_params(directory, expected, f"init_from {source}")
-    load = jax.jit(lambda s, p: {**s, "task": task.load_params(s["task"], p)}, out_shardings=shardings,
-                   donate_argnums=0)
-    return load(state, mesh_lib.to_global(params, mesh_lib.replicated(mesh)))
+    return _load_into(state, params, task.load_params, shardings, mesh)
+
+
+def _load_into(state: PyTree, params: PyTree, load: Callable[[PyTree, PyTree], PyTree], shardings: PyTree,
+               mesh: jax.sharding.Mesh) -> PyTree:
+    """`load(task_state, params)` as one jitted call, host `params` replicated in, the state's shardings out."""
+    jitted = jax.jit(lambda s, p: {**s, "task": load(s["task"], p)}, out_shardings=shardings, donate_argnums=0)
+    return jitted(state, mesh_lib.to_global(params, mesh_lib.replicated(mesh)))

@@ -49,6 +49,11 @@ class Task(Protocol):
     def load_params(self, state: PyTree, params: PyTree) -> PyTree:
         """`state` with its sampling params replaced by `params` (fine-tuning with `init_from`)."""
 
+    # Optional, for a model fine-tuned from a pretrained one (zoo.objectives.classify): a fresh run (neither
+    # resumed nor `init_from`) starts from `load_pretrained(init_state(key), pretrained())`, traced under jit.
+    # def pretrained(self) -> PyTree | None: the pretrained params, host arrays (None: start from scratch)
+    # def load_pretrained(self, state: PyTree, pretrained: PyTree) -> PyTree
+
     def save_assets(self, directory: pathlib.Path, params: PyTree) -> None:
         """Writes the other files sampling needs (tokenizer, caption table, a VAE's latent mixture ...) into
         `directory`; `params` are the exported params, in the export's dtype (process 0 only)."""
