@@ -19,7 +19,8 @@ sample is then scored by JUDGES that took no part in picking it:
 - images: picked by the embedded `fashion-critic`'s confidence in the asked class and by novelty. Judged
   by the benchmarks' own classifier (benchmarks/image_classifier.py: another architecture, trained apart):
   the class rate (its top class is the asked one) and its mean probability of the asked class, and the
-  copy flag.
+  copy flag. Also: keeping 4 of the 64, how far apart they are (mean RMS pixel distance over pairs) with
+  the diversity term (sample.py's default), without it, and for 4 at random.
 
 Seconds: the wall time `sample.py` spends drawing and judging N candidates (the sampler warm, its
 compilation excluded), the median over the prompts. Prints a Markdown table; --json writes every figure
@@ -108,6 +109,13 @@ def image_judge(sampler: Any) -> Any:
     return judge
 
 
+def _spread(images: Sequence[np.ndarray]) -> float:
+    """Mean RMS pixel distance (pixels in [0, 1]) over the pairs of `images`."""
+    x = np.stack(images).reshape(len(images), -1).astype(np.float64) / 255
+    pairs = [(i, j) for i in range(len(x)) for j in range(i + 1, len(x))]
+    return float(np.mean([np.sqrt(np.mean((x[i] - x[j]) ** 2)) for i, j in pairs]))
+
+
 def run(name: str, trials: int) -> dict:
     entry = registry.get(name)
     sampler = registry.load_sampler(entry)(export.find_export(entry.pretrained_dir))
@@ -118,6 +126,7 @@ def run(name: str, trials: int) -> dict:
     judged: dict[int, list[dict]] = {n: [] for n in NS}
     ranked_by: set[str] = set()  # the picking critics that could score these samples
     seconds: dict[int, list[float]] = {n: [] for n in NS}
+    spread: dict[str, list[float]] = {"diverse": [], "top": [], "random": []}
     for n in NS:  # compile the sampler for every batch size, and load the critics' models, before timing
         choose.choose(critic, PROMPTS[name][0], sampler.sample(PROMPTS[name][0], n, 0), 1, weights=weights)
     for prompt in PROMPTS[name]:
@@ -139,12 +148,18 @@ def run(name: str, trials: int) -> dict:
                     judged[n].append(judge_image(candidates[kept], prompt, bool(choice.copies[kept])))
                 else:
                     judged[n].append(judge_melody(candidates[kept], prompt, critic, bool(choice.copies[kept])))
+            if entry.output == "png":  # keeping 4 of the 64: how different they are from each other
+                for label, diversity in (("diverse", choose.DIVERSITY), ("top", 0.0)):
+                    four = choose.choose(critic, prompt, candidates, 4, weights=weights, diversity=diversity).kept
+                    spread[label].append(_spread([candidates[i] for i in four]))
+                spread["random"].append(_spread(candidates[:4]))
     rows = []
     for n in NS:
         keys = sorted({k for j in judged[n] for k in j})
         means = {k: float(np.nanmean([j[k] for j in judged[n] if k in j])) for k in keys}
         rows.append({"candidates": n, "kept": len(judged[n]), "seconds": statistics.median(seconds[n]), **means})
-    return {"benchmark": "selection", "model": name, "trials": trials, "prompts": list(PROMPTS[name]),
+    extra = {"spread_of_4_kept_of_64": {k: float(np.mean(v)) for k, v in spread.items()}} if spread["top"] else {}
+    return {**extra, "benchmark": "selection", "model": name, "trials": trials, "prompts": list(PROMPTS[name]),
             "picked_by": sorted(ranked_by), "malloc": allocator.name(), "rows": rows}
 
 
@@ -158,6 +173,10 @@ def report(result: dict) -> str:
     for r in rows:
         label = f"{r['candidates']}" + (" (= keep one at random)" if r["candidates"] == 1 else "")
         lines.append(f"| {label} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {r['seconds']:.2f} |")
+    if "spread_of_4_kept_of_64" in result:
+        s = result["spread_of_4_kept_of_64"]
+        lines += ["", f"Keeping 4 of 64, mean RMS pixel distance between the kept: {s['diverse']:.3f} with the "
+                  f"diversity term, {s['top']:.3f} for the top 4 by quality, {s['random']:.3f} for 4 at random"]
     return "\n".join(lines)
 
 

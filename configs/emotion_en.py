@@ -46,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.max_to_keep = 2
     c.async_checkpoints = True
     c.profile_steps = ""
+    # What the card shows this critic is for (a classifier writes no samples of its own).
+    c.used_by = "python sample.py --model poem --prompt \"The sea\" --emotion sadness"
     c.init_from = ""
     c.export_dtype = "bfloat16"
     return c

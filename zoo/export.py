@@ -192,6 +192,14 @@ class Backbone:
     tokenize: Callable[[str], list[int]]  # text -> at most `max_tokens` ids
     max_tokens: int
 
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, mask), int32 [N, max_tokens] each: the texts as a classifier on this backbone reads them."""
+        ids, mask = np.zeros((len(texts), self.max_tokens), np.int32), np.zeros((len(texts), self.max_tokens), np.int32)
+        for row, text in enumerate(texts):
+            tokens = self.tokenize(text)[:self.max_tokens]
+            ids[row, :len(tokens)], mask[row, :len(tokens)] = tokens, 1
+        return ids, mask
+
     @property
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -253,19 +261,13 @@ class Classifier:
 
         return jax.jit(lambda params, *inputs: jax.nn.softmax(nnx.merge(self.graphdef, params)(*inputs)))
 
-    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, mask), int32 [N, max_tokens] each: the texts as the text classifier reads them."""
-        length = self.backbone.max_tokens
-        ids, mask = np.zeros((len(texts), length), np.int32), np.zeros((len(texts), length), np.int32)
-        for row, text in enumerate(texts):
-            tokens = self.backbone.tokenize(text)[:length]
-            ids[row, :len(tokens)], mask[row, :len(tokens)] = tokens, 1
-        return ids, mask
-
     def probabilities(self, inputs: Sequence[str] | np.ndarray, batch: int = 64) -> np.ndarray:
         """float32 [N, len(labels)]: the class probabilities of texts, or of uint8 images [N, H, W, C], run
         in batches of `batch` rows (the last one padded), so any N costs one compilation."""
-        columns = self.encode(list(inputs)) if self.backbone is not None else (np.asarray(inputs, np.float32) / 255,)
+        if self.backbone is not None:
+            columns = self.backbone.encode(list(inputs))
+        else:
+            columns = (np.asarray(inputs, np.float32) / 255,)
         n = len(columns[0])
         out = np.empty((n, len(self.labels)), np.float32)
         for start in range(0, n, batch):

