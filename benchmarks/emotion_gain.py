@@ -1,6 +1,6 @@
 """Poems in the asked mood: how often `sample.py --emotion NAME` keeps a poem in that emotion, against the base rate.
 
-    python -m benchmarks.emotion_gain --model poem|poem-zh [--trials 8] [--json [PATH]]
+    python -m benchmarks.emotion_gain --model poem|poem-zh [--trials 16] [--json [PATH]]
 
 For each trial t (seed t) and prompt, 64 poems are drawn once; for every offered emotion and N in (1, 16,
 64), one poem of the first N is kept by each PICKER:
@@ -27,9 +27,9 @@ import numpy as np
 
 from benchmarks import record
 from zoo import allocator, cli, export, registry
+from zoo.critics import choose
 from zoo.critics import emotion as emotion_critic
-from zoo.critics.selection import quality, select
-from zoo.critics.text import SCORES, PoemCritic
+from zoo.critics.text import PoemCritic
 from zoo.data import emotion as lexicons
 
 NS = (1, 16, 64)
@@ -41,15 +41,29 @@ LANGUAGE = {"poem": "en", "poem-zh": "zh"}
 PICKERS = ("default", "classifier", "lexicon")
 
 
+class _Scored:
+    """A critic that has already scored the 64 poems: `choose.choose` then ranks the first N of them exactly
+    as sample.py would, without scoring them again for every emotion and N."""
+
+    def __init__(self, critic: PoemCritic, scores: dict[str, np.ndarray], copies: np.ndarray):
+        self.critic, self.scores, self.copies = critic, scores, copies
+        self.available_scores = (*critic.available_scores, emotion_critic.SCORE)
+
+    def __call__(self, prompt: str, poems: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return {k: v[:len(poems)] for k, v in self.scores.items()}, self.copies[:len(poems)]
+
+    def features(self, poems: Sequence[str]) -> np.ndarray:
+        return self.critic.features(poems)
+
+
 def run(name: str, trials: int) -> dict:
     entry = registry.get(name)
     language = LANGUAGE[name]
     sampler = registry.load_sampler(entry)(export.find_export(entry.pretrained_dir))
     critic = PoemCritic(name, str(sampler.config.data))
-    emotions = list(lexicons.EMOTIONS[language])
+    classifier = emotion_critic.classifier(language)
+    emotions = classifier.labels
     label_half, judge_half = lexicons.lexicon(language, "label"), lexicons.lexicon(language, "judge")
-    weights = {s.name: s.weight for s in critic.available_scores} | {"emotion": emotion_critic.SCORE.weight}
-    higher = {s.name: s.higher_is_better for s in critic.available_scores} | {"emotion": True}
     kept = {(e, p, n): [] for e in emotions for p in PICKERS for n in NS}  # judged-in-e flags of kept poems
     judged_all: list[np.ndarray] = []
     classify_seconds = []
@@ -58,20 +72,17 @@ def run(name: str, trials: int) -> dict:
             poems = sampler.sample(prompt, max(NS), t)
             scores, copies = critic(prompt, poems)
             start = time.perf_counter()
-            probs = emotion_critic.classifier(language).probabilities(poems)
+            probs = classifier.probabilities(poems)
             classify_seconds.append((time.perf_counter() - start) / len(poems))
-            labels = emotion_critic.classifier(language).labels
-            probs = probs[:, [labels.index(e) for e in emotions]]
             own = np.stack([label_half.counts(p) for p in poems])
             judge = np.array([lexicons.top_emotion(judge_half.counts(p)) for p in poems])
             judged_all.append(judge)
             for e, emotion in enumerate(emotions):
+                scored = _Scored(critic, {**scores, "emotion": probs[:, e]}, copies)
                 margin = own[:, e] - np.delete(own, e, axis=1).max(1)
                 for n in NS:
-                    ranked = {k: v[:n] for k, v in scores.items() if weights.get(k, 0) > 0} | {"emotion": probs[:n, e]}
-                    q = quality(ranked, higher, weights)
                     picks = {
-                        "default": select(np.where(copies[:n], q - 10, q), critic.features(poems[:n]), 1)[0],
+                        "default": choose.choose(scored, prompt, poems[:n], 1).kept[0],
                         "classifier": int(np.argmax(probs[:n, e])),
                         "lexicon": int(np.argmax(margin[:n])),
                     }
@@ -86,10 +97,10 @@ def run(name: str, trials: int) -> dict:
                 row[f"{picker}_{n}"] = float(np.mean(kept[(emotion, picker, n)]))
         rows.append(row)
     return {"benchmark": "emotion", "model": name, "language": language, "trials": trials,
-            "prompts": list(PROMPTS[name]), "poems": int(len(judged)), "ns": list(NS), "pickers": list(PICKERS),
-            "judged_none": float((judged < 0).mean()),
+            "prompts": list(PROMPTS[name]), "poems": int(len(judged)), "kept_per_cell": trials * len(PROMPTS[name]),
+            "ns": list(NS), "pickers": list(PICKERS), "judged_none": float((judged < 0).mean()),
             "classifier_ms_per_poem": 1000 * float(np.median(classify_seconds)),
-            "default_weights": {k: w for k, w in weights.items() if k in SCORES or k == "emotion"},
+            "default_weights": {s.name: s.weight for s in (*critic.available_scores, emotion_critic.SCORE)},
             "malloc": allocator.name(), "rows": rows}
 
 
@@ -98,7 +109,9 @@ def report(result: dict) -> str:
     header = ["emotion", "base rate"] + [f"{p} N={n}" for p in result["pickers"] for n in ns if n > 1]
     lines = [f"{result['model']}: {result['poems']} poems ({result['trials']} trials x {len(result['prompts'])} "
              f"prompts x {max(ns)}); judged by the held-out lexicon half ({100 * result['judged_none']:.0f}% "
-             f"of poems in no emotion); classifier {result['classifier_ms_per_poem']:.1f} ms per poem", "",
+             f"of poems in no emotion); classifier {result['classifier_ms_per_poem']:.1f} ms per poem; each "
+             f"share is over {result['kept_per_cell']} kept poems (standard error of a share p: "
+             f"sqrt(p(1-p)/{result['kept_per_cell']}), 0.04 at p = 0.1)", "",
              "| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for r in result["rows"]:
         cells = [r["emotion"], f"{r['base_rate']:.3f}"] + [f"{r[f'{p}_{n}']:.3f}" for p in result["pickers"]
@@ -110,7 +123,7 @@ def report(result: dict) -> str:
 def main(argv: Sequence[str]) -> None:
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, choices=sorted(PROMPTS))
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--json", nargs="?", const="", default=None, metavar="PATH")
     args = parser.parse_args(argv)
     result = run(args.model, args.trials)

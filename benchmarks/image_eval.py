@@ -67,6 +67,7 @@ import numpy as np
 
 from benchmarks.image_classifier import IMAGE_SHAPE, load_classifier
 from zoo import allocator
+from zoo.critics.images import centre_crop
 from zoo.data import image_batches
 from zoo.data import images as image_data
 from zoo.errors import UsageError
@@ -129,19 +130,6 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------- sampling
 
 
-def crop_to(images: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Centre-crop uint8 images [N, H, W, C] to (h, w, ...) the way ImageBatches padded them
-    (top = (H - h) // 2, left = (W - w) // 2)."""
-    h, w = int(shape[0]), int(shape[1])
-    big_h, big_w = images.shape[1:3]
-    if (big_h, big_w) == (h, w):
-        return images
-    if big_h < h or big_w < w:
-        raise UsageError(f"samples are {big_h}x{big_w}, smaller than the {h}x{w} data")
-    top, left = (big_h - h) // 2, (big_w - w) // 2
-    return images[:, top:top + h, left:left + w]
-
-
 def class_samples(sampler: Any, class_index: int, n: int, seed: int, temperature: float,
                   source_shape: Sequence[int], model_prior: bool = False) -> np.ndarray:
     """n uint8 samples [n, 28, 28, 1] conditioned on `class_condition(class_index)`, drawn SAMPLE_CHUNK at a
@@ -152,7 +140,7 @@ def class_samples(sampler: Any, class_index: int, n: int, seed: int, temperature
         call_seed = (seed * 1_000_003 + class_index * 1_009 + i) % (2 ** 31)
         classes = None if model_prior else np.full(SAMPLE_CHUNK, class_index)
         out.append(np.stack(sampler.sample_cond(cond, call_seed, temperature, classes=classes)))
-    return crop_to(np.concatenate(out)[:n], source_shape)
+    return centre_crop(np.concatenate(out)[:n], source_shape)
 
 
 # ---------------------------------------------------------------------------------------------- the run

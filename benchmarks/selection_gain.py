@@ -29,6 +29,7 @@ compilation excluded), the median over the prompts. Prints a Markdown table; --j
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -111,9 +112,10 @@ def image_judge(sampler: Any) -> Any:
 
 def _spread(images: Sequence[np.ndarray]) -> float:
     """Mean RMS pixel distance (pixels in [0, 1]) over the pairs of `images`."""
-    x = np.stack(images).reshape(len(images), -1).astype(np.float64) / 255
-    pairs = [(i, j) for i in range(len(x)) for j in range(i + 1, len(x))]
-    return float(np.mean([np.sqrt(np.mean((x[i] - x[j]) ** 2)) for i, j in pairs]))
+    from benchmarks.image_eval import mean_pairwise_distance
+
+    x = np.stack(images).astype(np.float64) / 255
+    return mean_pairwise_distance(x) / math.sqrt(x[0].size)
 
 
 def run(name: str, trials: int) -> dict:

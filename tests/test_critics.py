@@ -138,9 +138,9 @@ def test_image_candidates_keep_confident_novel_images_in_one_grid(tmp_path: path
     kept = [r for r in records if r["kept"] is not None]
     assert len(records) == 16 and len(kept) == 4
     assert all(0.04 < r["scores"]["novelty"] < 0.5 for r in records)  # new images, none a training copy
-    # Confidence ranks first: the kept four have at least the median confidence of the sixteen.
-    median = float(np.median([r["scores"]["confidence"] for r in records]))
-    assert min(r["scores"]["confidence"] for r in kept) >= median - 1e-6
+    # The first kept is the best by the combined ranks, and it is the first image of the grid.
+    best = max(records, key=lambda r: r["quality"])
+    assert best["kept"] == 0 and best["quality"] > float(np.median([r["quality"] for r in records]))
 
 
 def test_image_novelty_flags_a_training_image_as_a_copy():
@@ -150,7 +150,7 @@ def test_image_novelty_flags_a_training_image_as_a_copy():
     data = load_images("fashion_mnist")
     images = np.concatenate([data.train_images[:3], data.test_images[:3]])
     distance = nearest_distance(images, _training_images("fashion_mnist"))
-    assert np.all(distance[:3] == 0) and np.all(distance[3:] > COPY_DISTANCE)
+    assert np.all(distance[:3] < 1e-3) and np.all(distance[3:] > COPY_DISTANCE)
 
 
 # ------------------------------------------------------------------------------------------------ melodies

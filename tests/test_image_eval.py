@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from benchmarks.image_classifier import classifier_name, load_classifier, shifted, weights_path
-from benchmarks.image_eval import crop_to, feature_stats, features_frechet, frechet_distance, mean_pairwise_distance
+from benchmarks.image_eval import feature_stats, features_frechet, frechet_distance, mean_pairwise_distance
+from zoo.critics.images import centre_crop
 
 
 def test_frechet_identical_gaussians_is_zero():
@@ -68,8 +69,8 @@ def test_mean_pairwise_distance_by_hand():
 def test_crop_undoes_centred_padding():
     images = np.arange(2 * 28 * 28, dtype=np.uint32).reshape(2, 28, 28, 1).astype(np.uint8)
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
-    np.testing.assert_array_equal(crop_to(padded, (28, 28, 1)), images)
-    np.testing.assert_array_equal(crop_to(images, (28, 28, 1)), images)
+    np.testing.assert_array_equal(centre_crop(padded, (28, 28, 1)), images)
+    np.testing.assert_array_equal(centre_crop(images, (28, 28, 1)), images)
 
 
 def test_shift_augmentation_keeps_shape_and_content():

@@ -187,6 +187,7 @@ class Backbone:
     against the `fingerprint` recorded at training time."""
 
     spec: str
+    kind: str  # "minilm" or "gpt": zoo.models.classify.TextClassifier's `backbone`
     encoder: dict[str, Any]  # the backbone's own arguments (zoo.models.classify.TextClassifier's `encoder`)
     params: PyTree  # host arrays
     tokenize: Callable[[str], list[int]]  # text -> at most `max_tokens` ids
@@ -225,7 +226,7 @@ def load_backbone(spec: str, max_tokens: int) -> Backbone:
         length = min(max_tokens, config.max_tokens)
         tok.enable_truncation(max_length=length)
         params = nnx.to_pure_dict(nnx.state(load_minilm(directory, config), nnx.Param))
-        return Backbone(spec, dataclasses.asdict(config), jax.tree.map(np.asarray, params),
+        return Backbone(spec, "minilm", dataclasses.asdict(config), jax.tree.map(np.asarray, params),
                         lambda text: tok.encode(text).ids, length)
     from zoo.models.lm import GPT
     from zoo.text.tokenizer import load_tokenizer
@@ -238,7 +239,7 @@ def load_backbone(spec: str, max_tokens: int) -> Backbone:
     _, params = load_model(directory, config, GPT, vocab_size=len(tok))
     encoder = {**config.model.to_dict(), "vocab_size": len(tok)}
     length = min(max_tokens, int(config.model.context_length))
-    return Backbone(spec, encoder, jax.tree.map(np.asarray, params),
+    return Backbone(spec, "gpt", encoder, jax.tree.map(np.asarray, params),
                     lambda text: tok.encode(text, add_special_tokens=False)[:length], length)
 
 
@@ -295,7 +296,7 @@ def load_classifier(directory: pathlib.Path) -> Classifier:
         if backbone.fingerprint != info["backbone_fingerprint"]:
             raise UsageError(f"{directory} was fine-tuned from another {info['backbone']} than the one installed "
                              f"(fingerprint {backbone.fingerprint}, expected {info['backbone_fingerprint']})")
-        model_class, dims["encoder"] = TextClassifier, backbone.encoder
+        model_class, dims["backbone"], dims["encoder"] = TextClassifier, backbone.kind, backbone.encoder
     else:
         model_class, dims["in_channels"] = ImageClassifier, int(info["image_shape"][-1])
     abstract = nnx.eval_shape(lambda: build(model_class, config, nnx.Rngs(0), **dims))

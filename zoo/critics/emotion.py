@@ -16,6 +16,7 @@ import numpy as np
 from zoo import export
 from zoo.critics import Score
 from zoo.data import emotion as lexicons
+from zoo.errors import UsageError
 
 CLASSIFIERS = {"en": "emotion-en", "zh": "emotion-zh"}
 SCORE = Score("emotion", True, "the emotion classifier's probability of the asked emotion", weight=3.0)
@@ -29,7 +30,12 @@ def check(language: str, name: str) -> str:
 
 @functools.cache
 def classifier(language: str) -> export.Classifier:
-    return export.load_classifier(export.resolve(f"pretrained:{CLASSIFIERS[language]}"))
+    """The embedded emotion classifier of `language`; its labels must be the emotions offered."""
+    model = export.load_classifier(export.resolve(f"pretrained:{CLASSIFIERS[language]}"))
+    if model.labels != list(lexicons.EMOTIONS[language]):
+        raise UsageError(f"{CLASSIFIERS[language]} knows {', '.join(model.labels)}, not the emotions offered "
+                         f"({', '.join(lexicons.EMOTIONS[language])}): retrain it with configs/emotion_{language}.py")
+    return model
 
 
 def probability(texts: Sequence[str], language: str, name: str) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 - `confidence`: the probability that the embedded classifier `fashion-critic` (zoo.models.classify,
   trained on the one loop apart from every generator) gives the class the sampler read in the prompt,
-  higher is better. Only for generators of the data that critic knows (Fashion-MNIST); NaN otherwise.
+  higher is better. Only for generators of the data that critic knows (Fashion-MNIST); otherwise not
+  scored (a note says so) and the ranking uses novelty alone.
 - `novelty`: the root-mean-square pixel distance (pixels in [0, 1]) to the nearest training image, higher
   is better. An image nearer than COPY_DISTANCE COPIES a training image: it is flagged and kept only when
   nothing else is left.
@@ -61,9 +62,13 @@ def nearest_distance(images: np.ndarray, training: np.ndarray, chunk: int = 8192
 
 
 def centre_crop(images: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """uint8 [N, H, W, C] cut to the central [h, w] of `shape` (a DCGAN pads 28x28 data to 32x32)."""
+    """uint8 [N, H, W, C] cut to the central (h, w, ...) of `shape` the way the image batches padded them
+    (top = (H - h) // 2, left = (W - w) // 2; a DCGAN pads 28x28 data to 32x32)."""
     h, w = int(shape[0]), int(shape[1])
-    top, left = (images.shape[1] - h) // 2, (images.shape[2] - w) // 2
+    big_h, big_w = images.shape[1:3]
+    if big_h < h or big_w < w:
+        raise UsageError(f"samples are {big_h}x{big_w}, smaller than the {h}x{w} data")
+    top, left = (big_h - h) // 2, (big_w - w) // 2
     return images[:, top:top + h, left:left + w]
 
 

