@@ -240,6 +240,8 @@ def _best_of_candidates(sampler, entry, args: argparse.Namespace, prompt: str, o
     from zoo.critics import choose, critic_for
 
     start = time.perf_counter()
+    if args.emotion is not None and "emotion" in sampler.options:  # a model that reads emotion tags
+        options = {**options, "emotion": args.emotion}
     candidates = sampler.sample(prompt, args.candidates, args.seed, **options)
     critic = critic_for(entry.output, sampler, entry.name if args.checkpoint is None else None, args.emotion)
     choice = choose.choose(critic, prompt, candidates, args.num, args.critic)

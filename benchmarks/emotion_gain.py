@@ -11,6 +11,10 @@ For each trial t (seed t) and prompt, 64 poems are drawn once; for every offered
 - `lexicon`: the labelling half of the lexicon itself, the rule the classifier learnt from: the most hits of
   the emotion's words over any other emotion's (no model at all).
 
+With `--checkpoint` of a model trained on emotion-tagged poems (configs/poem_zh_emotion.py), each emotion's
+64 poems are drawn after its tag: the base rate is then what conditioning alone gives, and the pickers show
+conditioning and choosing together.
+
 The JUDGE is the other half of the lexicon (zoo.data.emotion, words neither the classifier's labels nor the
 lexicon picker used): a poem is judged in emotion e when e's words have strictly the most hits. The base
 rate is the share of all drawn poems judged e (what keeping one at random gives, N = 1). Prints a Markdown
@@ -56,28 +60,33 @@ class _Scored:
         return self.critic.features(poems)
 
 
-def run(name: str, trials: int) -> dict:
+def run(name: str, trials: int, checkpoint: str | None = None) -> dict:
     entry = registry.get(name)
     language = LANGUAGE[name]
-    sampler = registry.load_sampler(entry)(export.find_export(entry.pretrained_dir))
+    sampler = registry.load_sampler(entry)(export.find_export(checkpoint or entry.pretrained_dir))
+    conditioned = getattr(sampler, "reads_moods", False)  # each emotion's poems drawn after its tag
     critic = PoemCritic(name, str(sampler.config.data))
     classifier = emotion_critic.classifier(language)
     emotions = classifier.labels
     label_half, judge_half = lexicons.lexicon(language, "label"), lexicons.lexicon(language, "judge")
     kept = {(e, p, n): [] for e in emotions for p in PICKERS for n in NS}  # judged-in-e flags of kept poems
-    judged_all: list[np.ndarray] = []
+    judged_all: list[dict[str, np.ndarray]] = []  # per prompt and trial: each emotion's pool, judged
     classify_seconds = []
     for t in range(trials):
         for prompt in PROMPTS[name]:
-            poems = sampler.sample(prompt, max(NS), t)
-            scores, copies = critic(prompt, poems)
-            start = time.perf_counter()
-            probs = classifier.probabilities(poems)
-            classify_seconds.append((time.perf_counter() - start) / len(poems))
-            own = np.stack([label_half.counts(p) for p in poems])
-            judge = np.array([lexicons.top_emotion(judge_half.counts(p)) for p in poems])
-            judged_all.append(judge)
+            pools = ({e: sampler.sample(prompt, max(NS), t, emotion=e) for e in emotions} if conditioned
+                     else dict.fromkeys(emotions, sampler.sample(prompt, max(NS), t)))
+            judged_pool = {}
             for e, emotion in enumerate(emotions):
+                poems = pools[emotion]
+                if e == 0 or conditioned:  # score each distinct pool once
+                    scores, copies = critic(prompt, poems)
+                    start = time.perf_counter()
+                    probs = classifier.probabilities(poems)
+                    classify_seconds.append((time.perf_counter() - start) / len(poems))
+                    own = np.stack([label_half.counts(p) for p in poems])
+                    judge = np.array([lexicons.top_emotion(judge_half.counts(p)) for p in poems])
+                judged_pool[emotion] = judge
                 scored = _Scored(critic, {**scores, "emotion": probs[:, e]}, copies)
                 margin = own[:, e] - np.delete(own, e, axis=1).max(1)
                 for n in NS:
@@ -88,17 +97,20 @@ def run(name: str, trials: int) -> dict:
                     }
                     for picker, i in picks.items():
                         kept[(emotion, picker, n)].append(judge[i] == e)
-    judged = np.concatenate(judged_all)
+            judged_all.append(judged_pool)
     rows = []
     for e, emotion in enumerate(emotions):
+        judged = np.concatenate([pool[emotion] for pool in judged_all])
         row = {"emotion": emotion, "base_rate": float((judged == e).mean())}
         for picker in PICKERS:
             for n in NS:
                 row[f"{picker}_{n}"] = float(np.mean(kept[(emotion, picker, n)]))
         rows.append(row)
-    return {"benchmark": "emotion", "model": name, "language": language, "trials": trials,
-            "prompts": list(PROMPTS[name]), "poems": int(len(judged)), "kept_per_cell": trials * len(PROMPTS[name]),
-            "ns": list(NS), "pickers": list(PICKERS), "judged_none": float((judged < 0).mean()),
+    every = np.concatenate([pool[emotion] for pool in judged_all for emotion in emotions])
+    return {"benchmark": "emotion", "model": name, "checkpoint": checkpoint, "conditioned": conditioned,
+            "language": language, "trials": trials, "prompts": list(PROMPTS[name]),
+            "poems": int(len(every) // (1 if conditioned else len(emotions))), "kept_per_cell": trials * len(PROMPTS[name]),
+            "ns": list(NS), "pickers": list(PICKERS), "judged_none": float((every < 0).mean()),
             "classifier_ms_per_poem": 1000 * float(np.median(classify_seconds)),
             "default_weights": {s.name: s.weight for s in (*critic.available_scores, emotion_critic.SCORE)},
             "malloc": allocator.name(), "rows": rows}
@@ -124,12 +136,15 @@ def main(argv: Sequence[str]) -> None:
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, choices=sorted(PROMPTS))
     parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--checkpoint", default=None, help="an export of the model instead of the embedded one "
+                        "(an emotion-tagged model draws each emotion's poems after its tag)")
     parser.add_argument("--json", nargs="?", const="", default=None, metavar="PATH")
     args = parser.parse_args(argv)
-    result = run(args.model, args.trials)
+    result = run(args.model, args.trials, args.checkpoint)
     print(report(result))
     if args.json is not None:
-        record.write(Path(args.json) if args.json else record.RESULTS / f"emotion_{args.model}_cpu.json", result)
+        default = f"emotion_{args.model}{'_conditioned' if result['conditioned'] else ''}_cpu.json"
+        record.write(Path(args.json) if args.json else record.RESULTS / default, result)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ NGRAM = {"en": 4, "zh": 5}
 COPY_MIN = {"en": 8, "zh": 10}  # the shortest copied span that can flag a poem (with half of the poem)
 JUDGES = {"en": ("poem",), "zh": ("textgan", "poem-zh")}  # embedded judges, first choice first
 # training data spec -> corpus (the text GAN's forms come from these)
-CORPUS = {"verse-en": "verse-en", "tang": "tang", "quatrains": "tang", "verse-lines": "verse-en"}
+CORPUS = {"verse-en": "verse-en", "tang": "tang", "quatrains": "tang", "verse-lines": "verse-en",
+          "tang+emotion": "tang"}
 
 SCORES = {
     "fluency": Score("fluency", False, "nats per character under a judge LM (lower: more fluent)"),

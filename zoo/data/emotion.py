@@ -165,6 +165,19 @@ STANZA_LINES = 4  # English documents are cut into stanzas: 3.4x the labelled ex
 MIN_STANZA_CHARS = 40
 
 
+def tagged_poems(language: str) -> list[str]:
+    """The Tang poems the `label` half labels, each after its emotion's tag line (zoo.text.moods): what an
+    emotion-conditioned poem model is fine-tuned on (data spec "tang+emotion")."""
+    from zoo.text import moods
+
+    if language != "zh":
+        raise UsageError("emotion-tagged poems exist for Tang poems only (tang+emotion): an English verse "
+                         "document mixes stanzas of several moods")
+    texts = [poem for group in poems(language).values() for poem in group]
+    names = list(EMOTIONS[language])
+    return [moods.tag(names[y]) + t for t, y in zip(texts, labels(texts, language), strict=True) if y >= 0]
+
+
 def poems(language: str) -> dict[str, list[str]]:
     """The texts a `language` emotion classifier learns from, by corpus document (split train/held-out by
     document, so no poem has stanzas on both sides): each Tang poem whole (zh), or each English verse

