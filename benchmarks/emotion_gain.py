@@ -109,7 +109,8 @@ def run(name: str, trials: int, checkpoint: str | None = None) -> dict:
     every = np.concatenate([pool[emotion] for pool in judged_all for emotion in emotions])
     return {"benchmark": "emotion", "model": name, "checkpoint": checkpoint, "conditioned": conditioned,
             "language": language, "trials": trials, "prompts": list(PROMPTS[name]),
-            "poems": int(len(every) // (1 if conditioned else len(emotions))), "kept_per_cell": trials * len(PROMPTS[name]),
+            "poems": int(len(every) // (1 if conditioned else len(emotions))),
+            "kept_per_cell": trials * len(PROMPTS[name]),
             "ns": list(NS), "pickers": list(PICKERS), "judged_none": float((every < 0).mean()),
             "classifier_ms_per_poem": 1000 * float(np.median(classify_seconds)),
             "default_weights": {s.name: s.weight for s in (*critic.available_scores, emotion_critic.SCORE)},
