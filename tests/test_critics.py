@@ -227,3 +227,33 @@ def test_music_candidates_keep_melodies_in_the_asked_key(tmp_path: pathlib.Path)
     assert kept[0]["quality"] == best
     assert_usage_error(run_sample("--model", "music", "--prompt", "x", "--candidates", "4", "--critic", "form"),
                        "unknown critic")
+
+
+def test_a_model_trained_on_emotion_tags_is_primed_with_the_asked_tag(tmp_path: pathlib.Path):
+    """tang+emotion: every labelled Tang poem after its emotion's tag line; a poem model trained on it (here
+    poem-zh's export marked so) is primed with the asked tag, and the tag never shows in the poem."""
+    import shutil
+
+    from zoo import export
+    from zoo.data import emotion
+    from zoo.sample.lm import PoemSampler
+    from zoo.text import moods
+
+    tagged = emotion.tagged_poems("zh")
+    assert len(tagged) > 10_000
+    tag_of = {moods.tag(name): i for i, name in enumerate(emotion.EMOTIONS["zh"])}
+    label_half = emotion.lexicon("zh", "label")
+    for poem in tagged[:300]:
+        assert label_half.label(poem[3:]) == tag_of[poem[:3]]
+    plain = PoemSampler(export.PRETRAINED_DIR / "poem-zh")
+    shutil.copytree(export.PRETRAINED_DIR / "poem-zh", tmp_path / "tagged")
+    config = json.loads((tmp_path / "tagged" / export.CONFIG).read_text())
+    (tmp_path / "tagged" / export.CONFIG).write_text(json.dumps({**config, "data": "tang+emotion"}))
+    tagged_model = PoemSampler(tmp_path / "tagged")
+    assert tagged_model.reads_moods and not plain.reads_moods
+    eos, encode = plain.tokenizer.eos_token_id, plain.tokenizer.encode
+    assert tagged_model.prompt_ids("春", "sadness") == [eos] + encode("哀：\n春", add_special_tokens=False)
+    untagged = [eos] + encode("春", add_special_tokens=False)
+    assert plain.prompt_ids("春", "sadness") == tagged_model.prompt_ids("春") == untagged
+    poems = tagged_model.sample("春", 2, 0, emotion="sadness", max_new_tokens=24)
+    assert all(p.startswith("春") and "：" not in p[:2] for p in poems)  # the tag primes, it is not written

@@ -33,8 +33,8 @@ from zoo.errors import UsageError
 logger = logging.getLogger(__name__)
 
 VALID_SPECS = (
-    "verse-en, tang, tang+emotion (labelled Tang poems after emotion tags), "
-    "text:PATH (a UTF-8 file or a directory of .txt files), tfds:NAME (e.g. tfds:tiny_shakespeare)"
+    "verse-en, tang, text:PATH (a UTF-8 file or a directory of .txt files), tfds:NAME (e.g. tfds:tiny_shakespeare), "
+    "tang+emotion (labelled Tang poems after emotion tags)"
 )
 
 

@@ -15,6 +15,7 @@ the majority-class baseline, the balanced accuracy and each class's recall.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import pathlib
@@ -167,9 +168,11 @@ class ClassifyTask(SingleModelTask):
         info = {"input": self.config.input, "data": self.config.data, "labels": self.labels,
                 "held_out": self.held_out(params)}
         if self.backbone is not None:
+            language = self.config.data.removeprefix("emotion:")
             info.update(backbone=self.backbone.spec, backbone_fingerprint=self.backbone.fingerprint,
-                        max_tokens=self.backbone.max_tokens, language=self.config.data.removeprefix("emotion:"),
-                        lexicon_half="label")
+                        max_tokens=self.backbone.max_tokens, language=language, lexicon_half="label")
+            if language == "zh":  # its t2s table decides which lexicon words a poem holds
+                info["opencc"] = importlib.metadata.version("opencc")
         else:
             info["image_shape"] = self.image_shape
         (pathlib.Path(directory) / export.CLASSES).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n",

@@ -44,8 +44,7 @@ class PoemSampler:
         (sample.py then chooses among candidates by mood)."""
         defaults = self.config.sample
         eos = self.tokenizer.eos_token_id
-        tag = moods.tag(emotion) if emotion is not None and self.reads_moods else ""
-        ids = [eos] + self.tokenizer.encode(tag + prompt, add_special_tokens=False)
+        ids = self.prompt_ids(prompt, emotion)
         if len(ids) > self.context_length - 8:
             raise UsageError(f"prompt too long for this model: {len(ids) - 1} tokens, at most "
                              f"{self.context_length - 9} fit its context of {self.context_length}")
@@ -57,6 +56,12 @@ class PoemSampler:
                               max_new_tokens or defaults.max_new_tokens, jax.random.PRNGKey(seed), options,
                               first_bias)
         return [prompt + self._continuation(row, eos) for row in rows]
+
+    def prompt_ids(self, prompt: str, emotion: str | None = None) -> list[int]:
+        """What a poem is drawn after: end-of-text (a document starts), the emotion's tag where this model
+        reads tags, then the prompt."""
+        tag = moods.tag(emotion) if emotion is not None and self.reads_moods else ""
+        return [self.tokenizer.eos_token_id] + self.tokenizer.encode(tag + prompt, add_special_tokens=False)
 
     @functools.cached_property
     def _word_boundary_bias(self) -> np.ndarray:
