@@ -124,7 +124,7 @@ def report(result: dict) -> str:
              f"prompts x {max(ns)}); judged by the held-out lexicon half ({100 * result['judged_none']:.0f}% "
              f"of poems in no emotion); classifier {result['classifier_ms_per_poem']:.1f} ms per poem; each "
              f"share is over {result['kept_per_cell']} kept poems (standard error of a share p: "
-             f"sqrt(p(1-p)/{result['kept_per_cell']}), 0.04 at p = 0.1)", "",
+             f"sqrt(p(1-p)/{result['kept_per_cell']}), {(0.09 / result['kept_per_cell']) ** 0.5:.2f} at p = 0.1)", "",
              "| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for r in result["rows"]:
         cells = [r["emotion"], f"{r['base_rate']:.3f}"] + [f"{r[f'{p}_{n}']:.3f}" for p in result["pickers"]
