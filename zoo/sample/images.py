@@ -13,8 +13,10 @@ batch from `jax.random.PRNGKey(seed)`, so the same seed gives byte-identical PNG
 (either family) keeps the noise fixed (the latent itself, unless the prior moves with the caption) and moves
 the conditioning from caption A's embedding to caption B's along the great circle (slerp), one image per step.
 
-The encoder is English-only: a prompt in another language lands near whatever caption shares its few
-recognisable tokens, i.e. close to chance (the reported cosine, typically < 0.4, says so).
+The encoder reads English: a Chinese prompt is first glossed into English word by word
+(zoo.text.encoder.english_reading: 短靴 -> "ankle boots"); a prompt in another language lands near whatever
+caption shares its few recognisable tokens, i.e. close to chance (the reported cosine, typically < 0.4,
+says so).
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ class ImageSampler:
 
     def read_prompt(self, prompt: str) -> ImageReading:
         """The class whose captions are nearest to `prompt`, and the nearest caption of that class."""
-        similarity = self.table @ self.encoder.embed([prompt])[0]
+        from zoo.text.encoder import english_reading
+
+        similarity = self.table @ self.encoder.embed([english_reading(prompt, self.encoder, self.table)])[0]
         best = {}
         for i in np.argsort(-similarity, kind="stable"):
             best.setdefault(int(self.caption_classes[i]), int(i))

@@ -23,6 +23,8 @@ from zoo.sample.decoding import generate
 from zoo.text import moods
 from zoo.text import tokenizer as tokenizer_lib
 
+LINE_TOKENS = 48  # enough for one line of verse in either tokenizer
+
 
 class PoemSampler:
     extension = "txt"
@@ -56,6 +58,17 @@ class PoemSampler:
                               max_new_tokens or defaults.max_new_tokens, jax.random.PRNGKey(seed), options,
                               first_bias)
         return [prompt + self._continuation(row, eos) for row in rows]
+
+    def next_lines(self, lines: list[str], num: int, seed: int, **options) -> list[str]:
+        """`num` proposals for the line after `lines` (zoo.sample.interactive), each drawn after the poem so
+        far, or its last lines that fit the context; "" where the model ends the poem instead."""
+        options = {**options, "max_new_tokens": options.get("max_new_tokens") or LINE_TOKENS}
+        keep = list(lines)
+        while len(keep) > 1 and len(self.prompt_ids("\n".join(keep) + "\n")) + 8 > self.context_length // 2:
+            keep = keep[1:]
+        prompt = "\n".join(keep) + "\n"
+        return [next((line.strip() for line in poem[len(prompt):].split("\n") if line.strip()), "")
+                for poem in self.sample(prompt, num, seed, **options)]
 
     def prompt_ids(self, prompt: str, emotion: str | None = None) -> list[int]:
         """What a poem is drawn after: end-of-text (a document starts), the emotion's tag where this model

