@@ -40,7 +40,8 @@ def check_prompt(prompt: str) -> str:
 
 # CLI flag -> the sampler option it sets; a sampler lists the options it takes in `options`.
 SAMPLER_OPTIONS = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
-                   "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer", "interpolate": "interpolate"}
+                   "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer", "interpolate": "interpolate",
+                   "init": "init"}
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -93,7 +94,11 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--png", action="store_true", help="music: also write a piano-roll PNG of each melody")
     parser.add_argument("--interpolate", nargs=2, metavar=("FROM", "TO"), default=None,
                         help="dcgan, vae: images from one prompt's reading to another's in --num steps, the "
-                        "noise fixed")
+                        "noise fixed; vae: FROM and TO may be your own pictures (PNG, JPEG ...)")
+    parser.add_argument("--init", default=None, metavar="IMAGE", help="vae: --num variations of your own picture "
+                        "(any size or colour: converted, cropped and resized, and said so); --temperature sets "
+                        "how far they stray (0: the model's reconstruction; default 0.5); --prompt is optional "
+                        "and fixes the class")
     parser.add_argument("--candidates", type=int, default=None, metavar="N", help="draw N samples, score each "
                         "with the critics and keep the best --num, different from each other (a table of their "
                         "scores goes to stderr)")
@@ -129,13 +134,18 @@ def main(argv: list[str]) -> int:
         args.num = 3 if args.interactive else 1
     if args.interactive:
         return _interactive(args, entry)
-    if (args.prompt is None) == (args.interpolate is None):
+    if args.init is not None and args.interpolate is not None:
+        raise UsageError("give --init IMAGE or --interpolate FROM TO, not both")
+    if (args.prompt is None) == (args.interpolate is None) and args.init is None:
         raise UsageError("give --prompt TEXT, or --interpolate FROM TO instead of it")
     if args.interpolate is not None:
         args.interpolate = tuple(check_prompt(p) for p in args.interpolate)
         if args.num < 2:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
-    prompt = check_prompt(args.prompt if args.prompt is not None else " to ".join(args.interpolate))
+    if args.init is not None and not pathlib.Path(args.init).is_file():
+        raise UsageError(f"--init {args.init}: no such file")
+    given = args.prompt if args.prompt is not None else " to ".join(args.interpolate or ())
+    prompt = check_prompt(given or pathlib.Path(args.init).stem)
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 1 <= args.num <= 1024:
@@ -205,7 +215,9 @@ def main(argv: list[str]) -> int:
     if judged:
         samples, scores_file = _best_of_candidates(sampler, entry, args, prompt, options)
     else:
-        samples = sampler.sample(prompt, args.num, args.seed, **options)
+        # --init without --prompt: the picture's own class is read from it (the prompt only names the file).
+        given_prompt = None if args.init is not None and args.prompt is None else prompt
+        samples = sampler.sample(given_prompt, args.num, args.seed, **options)
     if script is not None:
         from zoo.text.chinese import convert
 
@@ -321,8 +333,8 @@ def _check_candidates(args: argparse.Namespace, entry) -> None:
         if entry.output != "txt":
             raise UsageError(f"--emotion applies to poems (poem, poem-zh, textgan), not to --model {entry.name}")
         scores = {**scores, "emotion": None}
-    if args.interpolate is not None:
-        raise UsageError("--candidates does not apply to --interpolate")
+    if args.interpolate is not None or args.init is not None:
+        raise UsageError(f"--candidates does not apply to --{'init' if args.init else 'interpolate'}")
     if args.candidates is None:
         args.candidates = min(16 * args.num, 4096) if args.emotion is not None else args.num
     if not args.num <= args.candidates <= 4096:

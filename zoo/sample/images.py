@@ -192,7 +192,71 @@ class DCGANSampler(ImageSampler):
 
 
 class VAESampler(ImageSampler):
+    """A VAE also reads pictures: `--init FILE` draws variations around the picture's latent, and
+    `--interpolate A.png B.png` morphs between two pictures' latents."""
+
     model_class, family = ConvVAE, "vae"
+    options = ("temperature", "interpolate", "init")
+
+    def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
+               interpolate: tuple[str, str] | None = None, init: str | None = None) -> list[np.ndarray]:
+        from zoo.sample.image_input import looks_like_image
+
+        if interpolate is not None and all(looks_like_image(p) for p in interpolate):
+            return self.interpolate_images(*interpolate, num=num)
+        if init is not None:
+            return self.variations(init, prompt, num, seed, temperature)
+        return super().sample(prompt, num, seed, temperature=temperature, interpolate=interpolate)
+
+    def encode_image(self, path: str, prompt: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(latent mean [latent_dim], condition [cond_dim], class) of the picture at `path`. The class is the
+        prompt's reading if one is given, else the one under which the model explains the picture best (the
+        highest evidence bound, estimated at the posterior mean)."""
+        from zoo.sample.image_input import load_image
+
+        pixels, notes = load_image(path, tuple(self.info["image_shape"]))
+        log.info("%s", "; ".join(notes))
+        if prompt is not None:
+            reading = self.read_prompt(prompt)
+            classes = [reading.class_index]
+            conds = reading.cond[None]
+        else:
+            classes = list(range(len(self.class_names)))
+            conds = np.stack([self.class_condition(c) for c in classes])
+        mu, evidence = _encode_jit(self.graphdef, self.params, np.repeat(pixels[None], len(classes), axis=0), conds)
+        best = int(np.argmax(np.asarray(evidence)))
+        if prompt is None:
+            order = np.argsort(-np.asarray(evidence))
+            log.info("read %s as %s (evidence bound %.1f nats; next: %s %.1f)", path, self.class_names[best],
+                     float(evidence[best]), self.class_names[order[1]], float(evidence[order[1]]))
+        return np.asarray(mu[best]), conds[best], classes[best]
+
+    def variations(self, path: str, prompt: str | None, num: int, seed: int,
+                   temperature: float | None = None) -> list[np.ndarray]:
+        """`num` images around the picture's latent: z = mean + temperature x (the prior's spread) x noise;
+        temperature 0 gives the model's reconstruction, 1 strays as far as a fresh draw from the prior."""
+        mu, cond, _ = self.encode_image(path, prompt)
+        return self.around(mu, cond, num, seed, temperature)
+
+    def around(self, mu: np.ndarray, cond: np.ndarray, num: int, seed: int,
+               temperature: float | None = None) -> list[np.ndarray]:
+        """`num` images decoded from latents drawn around `mu` (see `variations`)."""
+        temperature = INIT_TEMPERATURE if temperature is None else float(temperature)
+        images = _variations_jit(self.graphdef, self.params, mu, np.tile(cond[None], (num, 1)),
+                                 jax.random.PRNGKey(seed), temperature)
+        return _to_uint8(images)
+
+    def interpolate_images(self, start: str, end: str, num: int) -> list[np.ndarray]:
+        """`num` (at least 2) images from one picture's latent and class to the other's, in a straight line."""
+        if num < 2:
+            raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
+        (a, ca, _), (b, cb, _) = self.encode_image(start), self.encode_image(end)
+        t = np.linspace(0.0, 1.0, num)
+        z = ((1.0 - t[:, None]) * a + t[:, None] * b).astype(np.float32)
+        return _to_uint8(_decode_jit(self.graphdef, self.params, slerp(ca, cb, t), z))
+
+
+INIT_TEMPERATURE = 0.5  # --init's default: variations that keep the picture's class most of the time
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -235,6 +299,27 @@ def _to_uint8(images: jax.Array) -> list[np.ndarray]:
 @functools.partial(jax.jit, static_argnames=("temperature",))
 def _mixture_sample_jit(mixture: dict, rows: jax.Array, key: jax.Array, temperature: float) -> jax.Array:
     return vae_mixture.sample(mixture, rows, key, temperature)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _encode_jit(graphdef: nnx.GraphDef, params: Any, x: jax.Array, cond: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(posterior means [B, D], evidence bound estimates [B]): the log-likelihood of x at the posterior mean
+    (pixel means scored as Bernoulli probabilities, the models' binary scale) plus log p(mean | c) plus the
+    posterior's entropy up to a constant."""
+    model = nnx.merge(graphdef, params)
+    mu, logvar = model.encode(x, cond)
+    p = jnp.clip(model.mean(model.decode(mu, cond)), 1e-4, 1 - 1e-4)
+    loglik = jnp.sum(x * jnp.log(p) + (1 - x) * jnp.log1p(-p), axis=(1, 2, 3))
+    return mu, loglik + model.prior_log_prob(mu, cond) + 0.5 * jnp.sum(logvar, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "temperature"))
+def _variations_jit(graphdef: nnx.GraphDef, params: Any, mu: jax.Array, cond: jax.Array, key: jax.Array,
+                    temperature: float) -> jax.Array:
+    model = nnx.merge(graphdef, params)
+    _, _, prior_logvar = model.prior(cond)
+    noise = jax.random.normal(key, (cond.shape[0], mu.shape[-1]), jnp.float32)
+    return model.mean(model.decode(mu[None] + temperature * jnp.exp(0.5 * prior_logvar[:, 0]) * noise, cond))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
