@@ -2,6 +2,8 @@
 
     python train.py --config configs/poem.py --workdir runs/poem [--config.KEY=VALUE ...]
     python train.py --config configs/poem.py --workdir gs://BUCKET/poem   # checkpoints in Cloud Storage
+    python train.py --config configs/music.py --workdir runs/mine \
+        --config.init_from=pretrained:music --config.data=midi:kept/    # fine-tune on the samples you kept
 
 Running the same command again resumes from the newest valid checkpoint in the workdir; a second run on a
 workdir that a live run holds is refused. Multi-host: on Cloud TPU pods just run it on every host;
@@ -32,6 +34,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--process_id", type=int, default=None)
     args, overrides = parser.parse_known_args(argv)
     config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
+    from zoo.train import small_data
+
+    small_set = small_data.adapt(config, {o.split("=", 1)[0][len("--config."):] for o in overrides})
     if (args.coordinator_address is None) != (args.num_processes is None) or (
             args.num_processes is not None and args.process_id is None):
         raise UsageError("multi-process runs need --coordinator_address, --num_processes and --process_id")
@@ -44,6 +49,8 @@ def main(argv: list[str]) -> int:
     entry = registry.get(config.get("model_name", ""))
 
     cli.setup_logging()
+    for note in small_set:
+        logging.info("%s", note)
     # Until the process group exists a SIGTERM is only noted: a process that exited here would leave the
     # others waiting in jax.distributed.initialize.
     early_sigterm: list[int] = []

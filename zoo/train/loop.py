@@ -204,9 +204,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
             state = _load_into(state, pretrained, task.load_pretrained, shardings, mesh)
         if config.get("init_from"):
             state = _init_from(config.init_from, state, task, shardings, mesh)
-    if start >= total and export.is_export(workdir / "export"):
+    patience = int(config.get("early_stop", 0))  # evaluations without a better held-out loss before stopping
+    meta = restored[1] if restored is not None else {}
+    best_loss, best_step = meta.get("best_loss"), meta.get("best_step")
+    if (start >= total or meta.get("stopped_early")) and export.is_export(workdir / "export"):
         checkpointer.close()
-        print(f"{workdir} already finished its {total} steps; nothing to do")
+        done = f"stopped early at step {start}" if meta.get("stopped_early") else f"finished its {total} steps"
+        print(f"{workdir} already {done}; nothing to do")
         return export.load_info(workdir / "export")
 
     if pid == 0:  # only now: a refused rerun (another config) must not overwrite the run's record
@@ -257,9 +261,21 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
             raise TrainingDiverged(f"parameters became non-finite at step {step}; stopped. "
                                    f"Last good checkpoint: {where_good()}")
         before_write()
-        checkpointer.save(step, state, {"data_position": step, "seed": config.seed}, int(fingerprint))
+        checkpointer.save(step, state, {"data_position": step, "seed": config.seed, "best_loss": best_loss,
+                                        "best_step": best_step, "stopped_early": stopped_early}, int(fingerprint))
         last_good = step
 
+    def export_now(step: int) -> None:
+        before_write()
+        info = {"step": step, **{k: v for k, v in logged.items() if k.startswith("eval/")},
+                "family": task.family, "command": command, "steps_per_sec": _finite(logged.get("steps_per_sec")),
+                "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"}
+        if patience:
+            info["early_stop"] = {"patience": patience, "best_step": best_step, "stopped_at": step if stopped_early
+                                  else None}
+        export_lib.save_export(workdir / "export", task.export_params(state["task"]), config, info, task.save_assets)
+
+    stopped_early = False
     step = start
     profiler = StepProfiler(config.get("profile_steps", ""), workdir)
     mark = time.perf_counter()
@@ -280,11 +296,15 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
                 continue
             check_finite()  # waits for the device: the time so far is training time
             train_seconds += time.perf_counter() - mark
-            if is_ckpt:
-                save(step)
             record: dict[str, float] = {}
             if is_eval:
                 record.update(run_eval())
+            improved = False
+            if is_eval and patience and "eval/loss" in record:
+                if best_loss is None or record["eval/loss"] < best_loss:
+                    best_loss, best_step, improved = record["eval/loss"], step, True
+                elif (step - best_step) // max(config.eval_every, 1) >= patience and step < total:
+                    stopped_early = True
             if is_log or is_eval:
                 values = jax.device_get([m for _, m in pending])
                 record = {**{f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[-1]}, **record}
@@ -293,20 +313,23 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
                 logged.update(record)
                 pending.clear()
                 checked, train_seconds, steps_in_interval = 0, 0.0, 0
-            if is_ckpt:
+            if improved:  # the export holds the best held-out loss so far: what an early stop keeps
+                export_now(step)
+            if is_ckpt or stopped_early:
+                save(step)
                 writer.flush()  # in a bucket: the metrics up to a checkpoint are durable with it
+            if stopped_early:
+                writer.message(f"early stop at step {step}: the held-out loss has not improved for {patience} "
+                               f"evaluations since step {best_step} ({best_loss:.4f}); the export holds step "
+                               f"{best_step}")
+                break
             if preempted:
                 writer.message(f"SIGTERM: saved step {step}; exiting")
                 break
             mark = time.perf_counter()
         checkpointer.wait()
-        if step == total:
-            before_write()
-            info = {"step": step, **{k: v for k, v in logged.items() if k.startswith("eval/")},
-                    "family": task.family, "command": command, "steps_per_sec": _finite(logged.get("steps_per_sec")),
-                    "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"}
-            export_lib.save_export(workdir / "export", task.export_params(state["task"]), config, info,
-                                   task.save_assets)
+        if step == total and not stopped_early and not (patience and best_step is not None):
+            export_now(step)  # with early stopping the export already holds the best step
     finally:
         profiler.close()
         preemption.restore()
