@@ -144,8 +144,10 @@ def main(argv: list[str]) -> int:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
     if args.init is not None and not pathlib.Path(args.init).is_file():
         raise UsageError(f"--init {args.init}: no such file")
-    given = args.prompt if args.prompt is not None else " to ".join(args.interpolate or ())
-    prompt = check_prompt(given or pathlib.Path(args.init).stem)
+    if args.prompt is not None:
+        prompt = check_prompt(args.prompt)
+    else:  # what names the output: the two prompts, or the picture's file name
+        prompt = check_prompt(" to ".join(args.interpolate) if args.interpolate else pathlib.Path(args.init).stem)
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 1 <= args.num <= 1024:
