@@ -12,6 +12,9 @@ the same seed and the sampler's defaults and judged alike:
 - images: the class the sampler read the prompt as, and the share of `--samples` images that the
   benchmarks' classifier (trained apart) puts in the class the English prompt names.
 
+The "glossed" column is the English the sampler read (zoo.text.encoder.english_reading, each word in the
+sense nearest to the model's captions).
+
 Prints a Markdown table; --json writes every figure (`--json` alone:
 benchmarks/results/chinese_prompts_MODEL_cpu.json).
 """
@@ -27,7 +30,7 @@ import numpy as np
 
 from benchmarks import record
 from zoo import allocator, cli, export, registry
-from zoo.text.chinese import gloss
+from zoo.text.encoder import english_reading
 
 MUSIC = (("a sad air in A minor", "A小调的悲伤曲子"), ("a reel in E minor", "E小调的里尔舞曲"),
          ("a jig in D minor", "D小调的吉格舞曲"), ("a reel in D major", "D大调的里尔舞曲"),
@@ -47,7 +50,8 @@ def run_music(sampler: Any, samples: int, seed: int) -> dict:
     ref = music_eval.reference(val, train)
     rows = []
     for english, chinese in MUSIC:
-        row = {"english": english, "chinese": chinese, "gloss": gloss(chinese).english}
+        row = {"english": english, "chinese": chinese,
+               "gloss": english_reading(chinese, sampler.encoder, sampler.table)}
         for language, prompt in (("en", english), ("zh", chinese)):
             melodies = sampler.sample(prompt, samples, seed, bars=music_eval.BARS)
             stats = music_eval.prompt_stats(melodies, groups[english], ref)
@@ -73,7 +77,7 @@ def run_images(sampler: Any, samples: int, seed: int) -> dict:
             row[language] = {"read_as": sampler.class_names[reading.class_index],
                              "read_right": reading.class_index == class_index,
                              "judge_class_rate": float(np.mean(np.argmax(logits, axis=1) == class_index))}
-        row["gloss"] = gloss(chinese).english
+        row["gloss"] = english_reading(chinese, sampler.encoder, sampler.table)
         rows.append(row)
     return {"rows": rows, "summary": {lang: {
         "read_right": float(np.mean([r[lang]["read_right"] for r in rows])),

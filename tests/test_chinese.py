@@ -25,9 +25,10 @@ def test_gloss_keeps_content_words_and_drops_particles() -> None:
 
 
 def test_a_word_is_read_in_the_sense_the_ranking_prefers() -> None:
-    # 小调 is first "xiaodiao, a Chinese folk song genre", then "minor key (in music)".
-    assert chinese.gloss("小调").english == "xiaodiao"
-    assert chinese.gloss("小调", lambda senses: [("key" in s) * 1.0 for s in senses]).english == "minor key"
+    # 拍 is first "to pat", later "beat (music)"; 小调 is read as the music captions say it.
+    assert chinese.gloss("拍").english == "pat"
+    assert chinese.gloss("拍", lambda senses: [(s == "beat") * 1.0 for s in senses]).english == "beat"
+    assert chinese.gloss("A小调").english == "A minor" and chinese.gloss("一件T恤").english == "T-shirt"
     # A word the dictionary lacks is split into the longest words it has.
     assert [w for w, _ in chinese.gloss("下雨天").words] == ["下雨", "天"]
 
@@ -44,7 +45,7 @@ def test_music_reads_a_chinese_prompt_in_the_models_sense_and_writes_midi(tmp_pa
     out = tmp_path / "beach.mid"
     result = run_sample("--model", "music", "--prompt", "一首A小调的悲伤曲子", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert 'read the Chinese prompt as English: 一首A小调的悲伤曲子 -> "A minor key sad' in result.stdout
+    assert 'read the Chinese prompt as English: 一首A小调的悲伤曲子 -> "A minor sad tune"' in result.stdout
     assert sum(m.type == "note_on" for m in mido.MidiFile(out).play()) > 16
     # An image model reads its own sense of 包 ("bag", not "to wrap"): the class it draws.
     result = run_sample("--model", "dcgan", "--prompt", "一个包", "--out", str(tmp_path / "bag.png"))
