@@ -13,7 +13,8 @@ zoo's own renderer (zoo.melody.render, additive harmonics under one envelope):
 Each is scored clean, with white noise at 10 dB SNR, and with tempo drift (the tempo glides from 0.85x to
 1.15x over the excerpt). `mir_eval.transcription` gives note precision, recall and F1 with onset (50 ms)
 and pitch (50 cents) matching, offsets ignored: the notes as heard, in seconds. Then what the sampler is
-told: the meter's beat grouping (simple or compound) and the exact meter against the notated one, the key
+told: the meter's beat grouping (simple or compound) and the meter against the notated one (2/2 counted as
+4/4: the same bar, which only notation tells apart), the key
 (tonic and major/minor against the notated key, modal tunes against their relative major or minor), and
 the tempo within 5% (or within 5% of half or double it, an octave error). Seconds of computing per second
 of audio are reported too.
@@ -36,6 +37,7 @@ RATE = 22_050
 TIMBRES = ("pluck", "voice")
 CONDITIONS = ("clean", "noise", "drift")
 COMPOUND = ("6/8", "9/8", "12/8")
+SAME_BAR = {"2/2": "4/4"}  # the same bar and beats on the transcriber's grid: notation, not sound, tells them apart
 VOWEL_AH = ((700, 130, 1.0), (1220, 70, 0.5), (2600, 160, 0.25))  # formants: centre Hz, width Hz, gain
 RELATIVE = {"major": ("major", 0), "minor": ("minor", 0), "dorian": ("minor", 0), "mixolydian": ("major", 0),
             "lydian": ("major", 0), "phrygian": ("minor", 0), "locrian": ("minor", 0)}
@@ -159,7 +161,8 @@ def run(tunes: int, seconds: float, seed: int) -> dict:
                 rows[f"{timbre}/{condition}"].append({
                     "tune": tune.title, **score(reference, heard),
                     "meter": heard.melody.meter, "true_meter": melody.meter,
-                    "meter_right": heard.melody.meter == melody.meter,
+                    "meter_right": SAME_BAR.get(heard.melody.meter, heard.melody.meter)
+                    == SAME_BAR.get(melody.meter, melody.meter),
                     "grouping_right": (heard.melody.meter in COMPOUND) == (melody.meter in COMPOUND),
                     "key_right": (heard.melody.tonic, heard.melody.mode) == _relative_key(melody),
                     "mode_right": heard.melody.mode == mode, "tempo": heard.tempo, "true_tempo": tempo,

@@ -9,7 +9,7 @@
   6/8."), takes the title and genre from `captions.txt` in DIR ("FILE<TAB>TEXT" or "FILE: TEXT" lines),
   else from the file name ("the-rocky-road-03.mid" -> "The Rocky Road"); a genre word in it (jig, reel,
   hornpipe, air, ...) is the genre, else "tune".
-- `images:DIR`: every image Pillow opens (zoo.sample.image_input: converted, inverted, cropped and
+- `images:DIR`: every image Pillow opens (zoo.picture: converted, inverted, cropped and
   resized to 28x28 grey, as `--init` reads a picture). The class is the file name without its numbers
   ("ankle-boot-3.png" -> "ankle boot"), or the subfolder's name; a name a Fashion-MNIST class answers to
   ("sneaker", "a pair of jeans") becomes that class, so its captions are the curated ones.
@@ -106,7 +106,7 @@ def load_image_folder(spec: str, shape: tuple[int, int, int] = (28, 28, 1), val_
     """The pictures in an `images:DIR` folder as a zoo.data.images.ImageDataset, split by a hash of the
     pixels (at least one picture held out once there are two)."""
     from zoo.data.images import FASHION_MNIST_CLASSES, ImageDataset
-    from zoo.sample.image_input import IMAGE_SUFFIXES, load_image
+    from zoo.picture import IMAGE_SUFFIXES, load_image
 
     folder = _folder(spec, "images:")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -200,7 +200,7 @@ class VAESampler(ImageSampler):
 
     def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
                interpolate: tuple[str, str] | None = None, init: str | None = None) -> list[np.ndarray]:
-        from zoo.sample.image_input import looks_like_image
+        from zoo.picture import looks_like_image
 
         if interpolate is not None and all(looks_like_image(p) for p in interpolate):
             return self.interpolate_images(*interpolate, num=num)
@@ -212,7 +212,7 @@ class VAESampler(ImageSampler):
         """(latent mean [latent_dim], condition [cond_dim], class) of the picture at `path`. The class is the
         prompt's reading if one is given, else the one under which the model explains the picture best (the
         highest evidence bound, estimated at the posterior mean)."""
-        from zoo.sample.image_input import load_image
+        from zoo.picture import load_image
 
         pixels, notes = load_image(path, tuple(self.info["image_shape"]))
         log.info("%s", "; ".join(notes))

@@ -47,7 +47,7 @@ def count_items(spec: str) -> int | None:
         return sum(p.suffix.lower() in MIDI_SUFFIXES for p in _folder(spec, "midi:").rglob("*"))
     if spec.startswith("images:"):
         from zoo.data.kept import _folder
-        from zoo.sample.image_input import IMAGE_SUFFIXES
+        from zoo.picture import IMAGE_SUFFIXES
 
         return sum(p.suffix.lower() in IMAGE_SUFFIXES for p in _folder(spec, "images:").rglob("*"))
     return None
