@@ -13,8 +13,9 @@ zoo's own renderer (zoo.melody.render, additive harmonics under one envelope):
 Each is scored clean, with white noise at 10 dB SNR, and with tempo drift (the tempo glides from 0.85x to
 1.15x over the excerpt). `mir_eval.transcription` gives note precision, recall and F1 with onset (50 ms)
 and pitch (50 cents) matching, offsets ignored: the notes as heard, in seconds. Then what the sampler is
-told: the meter's beat grouping (simple or compound) and the meter against the notated one (2/2 counted as
-4/4: the same bar, which only notation tells apart), the key
+told: the meter's beat grouping (simple or compound), its pulse (that and beats in twos or threes: 2/4 and
+4/4 alike, 6/8 and 12/8 alike, which a doubled tempo also blurs) and the meter against the notated one
+(2/2 counted as 4/4: the same bar, which only notation tells apart), the key
 (tonic and major/minor against the notated key, modal tunes against their relative major or minor), and
 the tempo within 5% (or within 5% of half or double it, an octave error). Seconds of computing per second
 of audio are reported too.
@@ -38,6 +39,10 @@ TIMBRES = ("pluck", "voice")
 CONDITIONS = ("clean", "noise", "drift")
 COMPOUND = ("6/8", "9/8", "12/8")
 SAME_BAR = {"2/2": "4/4"}  # the same bar and beats on the transcriber's grid: notation, not sound, tells them apart
+# Beats in twos or threes, each of two or three parts: what is heard when the bar's length (2/4 or 4/4, 6/8
+# or 12/8) is not, which a doubled or halved tempo also blurs.
+PULSE = {"2/4": "duple simple", "4/4": "duple simple", "2/2": "duple simple", "3/4": "triple simple",
+         "6/8": "duple compound", "12/8": "duple compound", "9/8": "triple compound"}
 VOWEL_AH = ((700, 130, 1.0), (1220, 70, 0.5), (2600, 160, 0.25))  # formants: centre Hz, width Hz, gain
 RELATIVE = {"major": ("major", 0), "minor": ("minor", 0), "dorian": ("minor", 0), "mixolydian": ("major", 0),
             "lydian": ("major", 0), "phrygian": ("minor", 0), "locrian": ("minor", 0)}
@@ -164,6 +169,7 @@ def run(tunes: int, seconds: float, seed: int) -> dict:
                     "meter_right": SAME_BAR.get(heard.melody.meter, heard.melody.meter)
                     == SAME_BAR.get(melody.meter, melody.meter),
                     "grouping_right": (heard.melody.meter in COMPOUND) == (melody.meter in COMPOUND),
+                    "pulse_right": PULSE.get(heard.melody.meter) == PULSE.get(melody.meter),
                     "key_right": (heard.melody.tonic, heard.melody.mode) == _relative_key(melody),
                     "mode_right": heard.melody.mode == mode, "tempo": heard.tempo, "true_tempo": tempo,
                     "tempo_right": exact, "tempo_octave_right": octave})
@@ -172,7 +178,8 @@ def run(tunes: int, seconds: float, seed: int) -> dict:
         ok = [r for r in scored if "f1" in r]
         summary[name] = {"tunes": len(scored), "refused": len(scored) - len(ok),
                          **{k: float(np.mean([r[k] for r in ok])) if ok else float("nan")
-                            for k in ("precision", "recall", "f1", "meter_right", "grouping_right", "key_right",
+                            for k in ("precision", "recall", "f1", "meter_right", "grouping_right", "pulse_right",
+                                      "key_right",
                                       "mode_right", "tempo_right", "tempo_octave_right")}}
     return {"tunes": len(picked), "seconds": seconds, "seed": seed, "summary": summary, "rows": rows,
             "compute_s_per_audio_s": compute_s / max(audio_s, 1e-9)}
@@ -193,11 +200,12 @@ def report(result: dict) -> str:
     lines = [f"{result['tunes']} held-out tunes, first {result['seconds']:.0f} s each; note F1 with 50 ms onsets and "
              f"50-cent pitches (mir_eval), offsets ignored; {result['compute_s_per_audio_s']:.2f} s of computing per "
              "second of audio", "",
-             "| timbre / condition | precision | recall | F1 | beat grouping | meter | key | mode | tempo | tempo "
-             "(or x2, /2) | refused |", "|---" * 11 + "|"]
+             "| timbre / condition | precision | recall | F1 | beat grouping | pulse | meter | key | mode | tempo | "
+             "tempo (or x2, /2) | refused |", "|---" * 12 + "|"]
     for name, s in result["summary"].items():
         lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | **{s['f1']:.3f}** | "
-                     f"{s['grouping_right']:.2f} | {s['meter_right']:.2f} | {s['key_right']:.2f} | "
+                     f"{s['grouping_right']:.2f} | {s['pulse_right']:.2f} | {s['meter_right']:.2f} | "
+                     f"{s['key_right']:.2f} | "
                      f"{s['mode_right']:.2f} | {s['tempo_right']:.2f} | {s['tempo_octave_right']:.2f} | "
                      f"{s['refused']} |")
     return "\n".join(lines)

