@@ -17,6 +17,7 @@ import argparse
 import math
 import pathlib
 import sys
+from typing import Any
 
 from zoo import cli
 from zoo.errors import UsageError
@@ -132,22 +133,6 @@ def main(argv: list[str]) -> int:
         return 0
     if args.num is None:
         args.num = 3 if args.interactive else 1
-    if args.interactive:
-        return _interactive(args, entry)
-    if args.init is not None and args.interpolate is not None:
-        raise UsageError("give --init IMAGE or --interpolate FROM TO, not both")
-    if (args.prompt is None) == (args.interpolate is None) and args.init is None:
-        raise UsageError("give --prompt TEXT, or --interpolate FROM TO instead of it")
-    if args.interpolate is not None:
-        args.interpolate = tuple(check_prompt(p) for p in args.interpolate)
-        if args.num < 2:
-            raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
-    if args.init is not None and not pathlib.Path(args.init).is_file():
-        raise UsageError(f"--init {args.init}: no such file")
-    if args.prompt is not None:
-        prompt = check_prompt(args.prompt)
-    else:  # what names the output: the two prompts, or the picture's file name
-        prompt = check_prompt(" to ".join(args.interpolate) if args.interpolate else pathlib.Path(args.init).stem)
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 1 <= args.num <= 1024:
@@ -162,6 +147,25 @@ def main(argv: list[str]) -> int:
         raise UsageError("--max_tokens must be positive")
     if args.bars is not None and args.bars < 1:
         raise UsageError("--bars must be positive")
+    if args.interactive:
+        return _interactive(args, entry)
+    if args.primer_only and args.primer is None:
+        raise UsageError("--primer_only needs --primer AUDIO")
+    if args.init is not None and args.interpolate is not None:
+        raise UsageError("give --init IMAGE or --interpolate FROM TO, not both")
+    if (args.prompt is None) == (args.interpolate is None) and args.init is None and not args.primer_only:
+        raise UsageError("give --prompt TEXT, or --interpolate FROM TO instead of it")
+    if args.interpolate is not None:
+        args.interpolate = tuple(check_prompt(p) for p in args.interpolate)
+        if args.num < 2:
+            raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
+    if args.init is not None and not pathlib.Path(args.init).is_file():
+        raise UsageError(f"--init {args.init}: no such file")
+    if args.prompt is not None:
+        prompt = check_prompt(args.prompt)
+    else:  # what names the output: the two prompts, or the picture's or the recording's file name
+        prompt = check_prompt(" to ".join(args.interpolate) if args.interpolate
+                              else pathlib.Path(args.init or args.primer).stem)
     judged = any(v is not None for v in (args.candidates, args.critic, args.scores, args.emotion))
     if judged:
         _check_candidates(args, entry)
@@ -197,8 +201,12 @@ def main(argv: list[str]) -> int:
         cli.setup_logging()
     _use_compilation_cache()
     if args.primer is not None and _is_audio(args.primer):
+        import os
+
+        from zoo.data.sources import data_dir
         from zoo.melody import transcribe
 
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(data_dir() / "cache" / "numba"))  # librosa's kernels, kept
         heard = transcribe.transcribe(args.primer, args.tempo, args.meter)
         print(f"{args.primer}: {heard.describe()}")
         if args.primer_only:
@@ -237,19 +245,36 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _interactive(args: argparse.Namespace, entry) -> int:
+def _written_script(sampler, script: str | None) -> str | None:
+    """The script the sampler's model writes ("traditional" for the Tang models; None: not Chinese), or a
+    UsageError when --script is asked of a model that writes no Chinese."""
+    from zoo.text import chinese
+
+    tokenizer = getattr(sampler, "tokenizer", None)
+    written = chinese.vocabulary_script(list(tokenizer.get_vocab())) if tokenizer is not None else None
+    if written is None and script is not None:
+        raise UsageError("--script applies to models that write Chinese (poem-zh, textgan)")
+    return written
+
+
+def _interactive(args: argparse.Namespace, entry: Any) -> int:
     """`--interactive`: a poem written together, line by line (zoo.sample.interactive)."""
     from zoo import registry
     from zoo.sample import interactive, writers
     from zoo.text import chinese
 
-    others = [f"--{flag}" for flag in ("interpolate", "candidates", "critic", "scores", "emotion", "primer")
-              if getattr(args, flag) is not None]
+    others = [f"--{flag}" for flag in ("interpolate", "candidates", "critic", "scores", "emotion", "primer", "init",
+                                       "bars", "tempo", "meter") if getattr(args, flag) is not None]
+    others += [f"--{flag}" for flag in ("wav", "png", "primer_only") if getattr(args, flag)]
     if others:
         raise UsageError(f"--interactive does not combine with {others[0]}")
+    if args.num > 9:
+        raise UsageError(f"--num sets the proposals per line in --interactive: 1-9, got {args.num}")
     if args.prompt is not None:
         check_prompt(args.prompt)
     if args.out is not None:
+        if writers.is_directory_target(args.out):
+            raise UsageError(f"--out {args.out} is a directory; --interactive saves the poem to one file")
         writers.check_writable([pathlib.Path(args.out)], args.overwrite)
     sampler_factory = registry.load_sampler(entry)
     if not hasattr(sampler_factory, "next_lines"):
@@ -258,9 +283,7 @@ def _interactive(args: argparse.Namespace, entry) -> int:
                if getattr(args, flag) is not None and option in ("temperature", "top_k", "top_p", "max_new_tokens")}
     _use_compilation_cache()
     sampler = sampler_factory(_export_dir(args.checkpoint, entry))
-    written = chinese.vocabulary_script(list(sampler.tokenizer.get_vocab()))
-    if args.script is not None and written is None:
-        raise UsageError("--script applies to models that write Chinese (poem-zh, textgan)")
+    written = _written_script(sampler, args.script)
     wanted = {"script": args.script}
 
     def read(text: str) -> str:  # a typed line, in the model's script; the first one sets the poem's script
@@ -274,7 +297,7 @@ def _interactive(args: argparse.Namespace, entry) -> int:
         return chinese.convert(text, script) if written and script and script != written else text
 
     session = interactive.Session(sampler, proposals=args.num, seed=args.seed, options=options, out=args.out,
-                                  read=read, show=show)
+                                  read=read, show=show, overwrite=args.overwrite)
     session.run(args.prompt, sys.stdin, sys.stdout, echo=not sys.stdin.isatty())
     return 0
 
@@ -296,11 +319,8 @@ def _in_model_script(prompt: str, sampler, script: str | None) -> tuple[str, str
     printed in the prompt's script, or in --script."""
     from zoo.text import chinese
 
-    tokenizer = getattr(sampler, "tokenizer", None)
-    written = chinese.vocabulary_script(list(tokenizer.get_vocab())) if tokenizer is not None else None
+    written = _written_script(sampler, script)
     if written is None:
-        if script is not None:
-            raise UsageError("--script applies to models that write Chinese (poem-zh, textgan)")
         return prompt, None
     wanted = script or chinese.script_of(prompt) or written
     read = chinese.convert(prompt, written)
@@ -392,25 +412,9 @@ def _describe(sample) -> str:
 
 
 def _use_compilation_cache() -> None:
-    """Keep XLA's compiled samplers on disk, so that only the first run of a command pays the compilation
-    (`--model poem`: 7.0 s, then 4.4 s; dcgan: 9.0 s, then 5.4 s). JAX's own variables win
-    (JAX_COMPILATION_CACHE_DIR, ..._MAX_SIZE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS); else the cache is
-    cache/jax under ZOO_DATA_DIR (default ~/.cache/zoo), capped at 256 MB: a cap makes JAX evict old
-    entries and take a file lock, so that concurrent runs never read a half-written entry."""
-    import importlib.util
-    import os
-
-    import jax
-
     from zoo.data.sources import data_dir
 
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        jax.config.update("jax_compilation_cache_dir", str(data_dir() / "cache" / "jax"))
-    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
-    # JAX's lock, which the size cap turns on, needs filelock (installed with transformers' huggingface-hub).
-    if not os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE") and importlib.util.find_spec("filelock"):
-        jax.config.update("jax_compilation_cache_max_size", 256 << 20)
+    cli.use_compilation_cache(data_dir() / "cache" / "jax")
 
 
 def _export_dir(checkpoint: str | None, entry) -> pathlib.Path:

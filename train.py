@@ -34,6 +34,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--process_id", type=int, default=None)
     args, overrides = parser.parse_known_args(argv)
     config = config_lib.apply_overrides(config_lib.load_config_file(args.config), overrides)
+    config_lib.validate_training(config)
     from zoo.train import small_data
 
     small_set = small_data.adapt(config, {o.split("=", 1)[0][len("--config."):] for o in overrides})
@@ -58,7 +59,10 @@ def main(argv: list[str]) -> int:
 
     import jax
 
+    from zoo.data.sources import data_dir
     from zoo.train import loop, mesh
+
+    cli.use_compilation_cache(data_dir() / "cache" / "jax")  # a resumed run or a rerun does not compile again
 
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     if jax.process_count() == 1:

@@ -63,8 +63,8 @@ def run(kept: int, samples: int, seed: int) -> dict:
         folder.mkdir()
         chosen = [p for p in sorted(drawn.glob("*.mid"))
                   if (m := melody_from_midi(p)).meter == "6/8" and (m.tonic, m.mode) == (2, "major")][:kept]
-        for path in chosen:
-            shutil.copy(path, folder / f"jig-in-d-{path.name}")
+        for path in chosen:  # kept as sample.py named them: each file carries its prompt as its caption
+            shutil.copy(path, folder / path.name)
         start = time.perf_counter()
         result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs/music.py"),
                                  "--workdir", str(work / "run"), "--config.init_from=pretrained:music",

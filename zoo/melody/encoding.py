@@ -157,6 +157,7 @@ class Melody:
     tonic: int = 0  # pitch class, C = 0
     mode: str = "major"
     notes: tuple[tuple[int | None, float], ...] = ()
+    title: str = ""  # what the MIDI file is named inside: a sample's prompt, so a kept file carries its caption
 
     @property
     def key_name(self) -> str:

@@ -102,7 +102,7 @@ def write_midi(melody: Melody, path: str | Path | BinaryIO | None = None, tempo_
         raise UsageError(f"tempo must be 1..1000 beats per minute, got {tempo_bpm}")
     num, den, clocks = _time_signature(melody.meter)
     conductor = mido.MidiTrack([
-        mido.MetaMessage("track_name", name=title or "zoo melody", time=0),
+        mido.MetaMessage("track_name", name=title or melody.title or "zoo melody", time=0),
         mido.MetaMessage("time_signature", numerator=num, denominator=den, clocks_per_click=clocks,
                          notated_32nd_notes_per_beat=8, time=0),
         mido.MetaMessage("key_signature", key=midi_key_name(melody.tonic, melody.mode), time=0),
@@ -133,7 +133,7 @@ def write_midi(melody: Melody, path: str | Path | BinaryIO | None = None, tempo_
     total = round(onset_q * TICKS_PER_BEAT)
     track.append(mido.MetaMessage("end_of_track", time=max(0, total - last)))
     conductor.append(mido.MetaMessage("end_of_track", time=total))
-    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT, tracks=[conductor, track])
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT, tracks=[conductor, track], charset="utf-8")
     buffer = io.BytesIO()
     midi.save(file=buffer)
     data = buffer.getvalue()
@@ -144,6 +144,19 @@ def write_midi(melody: Melody, path: str | Path | BinaryIO | None = None, tempo_
     elif path is not None:
         path.write(data)
     return data
+
+
+def midi_title(path: str | Path) -> str:
+    """The name a MIDI file gives itself (its first track's name; zoo's samples carry their prompt), or ""
+    for none, an instrument's name or zoo's default."""
+    mido = _mido()
+    try:
+        midi = mido.MidiFile(str(path), charset="utf-8")
+    except Exception:  # unreadable files are reported by melody_from_midi
+        return ""
+    names = [m.name for m in (midi.tracks[0] if midi.tracks else []) if m.type == "track_name"]
+    name = names[0].strip() if names else ""
+    return "" if name in ("zoo melody", *GM_PROGRAMS) else name
 
 
 def melody_from_midi(path: str | Path | bytes) -> Melody:

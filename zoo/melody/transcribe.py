@@ -28,7 +28,6 @@ default sampling path.
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 import warnings
 from dataclasses import dataclass
@@ -85,7 +84,6 @@ def _note_name(pitch: int) -> str:
 
 def load_audio(path: str | pathlib.Path) -> np.ndarray:
     """float32 mono samples at SAMPLE_RATE (UsageError: unreadable, empty, silent or too long)."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache()))  # numba's compiled kernels, kept across runs
     import librosa
 
     try:
@@ -100,12 +98,6 @@ def load_audio(path: str | pathlib.Path) -> np.ndarray:
     if len(audio) < SAMPLE_RATE // 4 or float(np.abs(audio).max(initial=0.0)) < 1e-3:
         raise UsageError(f"{path} is silent (or shorter than a quarter of a second): nothing to transcribe")
     return audio
-
-
-def _numba_cache() -> pathlib.Path:
-    from zoo.data.sources import data_dir
-
-    return data_dir() / "cache" / "numba"
 
 
 def transcribe(path: str | pathlib.Path, tempo: float | None = None, meter: str | None = None) -> Transcription:

@@ -167,6 +167,10 @@ class ImageSampler:
         temperature = self.default_temperature if temperature is None else float(temperature)
         if num < 2:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
+        from zoo.picture import names_a_picture
+
+        if names_a_picture(start) or names_a_picture(end):
+            raise UsageError(f"--interpolate between pictures needs a model that encodes them (vae), not {self.family}")
         a, b = self.read_prompt(start), self.read_prompt(end)
         log.info("interpolating from %s to %s in %d steps", a.describe(), b.describe(), num)
         t = np.linspace(0.0, 1.0, num)
@@ -200,9 +204,9 @@ class VAESampler(ImageSampler):
 
     def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
                interpolate: tuple[str, str] | None = None, init: str | None = None) -> list[np.ndarray]:
-        from zoo.picture import looks_like_image
+        from zoo.picture import names_a_picture
 
-        if interpolate is not None and all(looks_like_image(p) for p in interpolate):
+        if interpolate is not None and any(names_a_picture(p) for p in interpolate):
             return self.interpolate_images(*interpolate, num=num)
         if init is not None:
             return self.variations(init, prompt, num, seed, temperature)
@@ -227,8 +231,10 @@ class VAESampler(ImageSampler):
         best = int(np.argmax(np.asarray(evidence)))
         if prompt is None:
             order = np.argsort(-np.asarray(evidence))
-            log.info("read %s as %s (evidence bound %.1f nats; next: %s %.1f)", path, self.class_names[best],
-                     float(evidence[best]), self.class_names[order[1]], float(evidence[order[1]]))
+            runner_up = (f"; next: {self.class_names[order[1]]} {float(evidence[order[1]]):.1f}"
+                         if len(order) > 1 else "")
+            log.info("read %s as %s (evidence bound %.1f nats%s)", path, self.class_names[best],
+                     float(evidence[best]), runner_up)
         return np.asarray(mu[best]), conds[best], classes[best]
 
     def variations(self, path: str, prompt: str | None, num: int, seed: int,
@@ -243,13 +249,16 @@ class VAESampler(ImageSampler):
         """`num` images decoded from latents drawn around `mu` (see `variations`)."""
         temperature = INIT_TEMPERATURE if temperature is None else float(temperature)
         images = _variations_jit(self.graphdef, self.params, mu, np.tile(cond[None], (num, 1)),
-                                 jax.random.PRNGKey(seed), temperature)
+                                 jax.random.PRNGKey(seed), np.float32(temperature))
         return _to_uint8(images)
 
     def interpolate_images(self, start: str, end: str, num: int) -> list[np.ndarray]:
         """`num` (at least 2) images from one picture's latent and class to the other's, in a straight line."""
         if num < 2:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
+        for path in (start, end):  # one picture and one prompt, or a mistyped path: say so
+            if not pathlib.Path(path).is_file():
+                raise UsageError(f"--interpolate between pictures needs two picture files; {path} is not one")
         (a, ca, _), (b, cb, _) = self.encode_image(start), self.encode_image(end)
         t = np.linspace(0.0, 1.0, num)
         z = ((1.0 - t[:, None]) * a + t[:, None] * b).astype(np.float32)
@@ -313,9 +322,9 @@ def _encode_jit(graphdef: nnx.GraphDef, params: Any, x: jax.Array, cond: jax.Arr
     return mu, loglik + model.prior_log_prob(mu, cond) + 0.5 * jnp.sum(logvar, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "temperature"))
+@functools.partial(jax.jit, static_argnames=("graphdef",))
 def _variations_jit(graphdef: nnx.GraphDef, params: Any, mu: jax.Array, cond: jax.Array, key: jax.Array,
-                    temperature: float) -> jax.Array:
+                    temperature: jax.Array) -> jax.Array:
     model = nnx.merge(graphdef, params)
     _, _, prior_logvar = model.prior(cond)
     noise = jax.random.normal(key, (cond.shape[0], mu.shape[-1]), jnp.float32)

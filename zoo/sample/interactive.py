@@ -42,7 +42,8 @@ class Session:
     model's text back (identity for English; OpenCC for a Chinese model, see sample.py)."""
 
     def __init__(self, sampler: LineWriter, *, proposals: int = 3, seed: int = 0, options: dict | None = None,
-                 out: str | None = None, read: Callable[[str], str] = str, show: Callable[[str], str] = str):
+                 out: str | None = None, read: Callable[[str], str] = str, show: Callable[[str], str] = str,
+                 overwrite: bool = False):
         if not 1 <= proposals <= 9:
             raise UsageError(f"--num sets the proposals per line in --interactive: 1-9, got {proposals}")
         self.sampler, self.proposals, self.seed = sampler, proposals, seed
@@ -51,12 +52,15 @@ class Session:
         self.offered: list[str] = []
         self.round = 0
         self.written: set[pathlib.Path] = set()  # files this session saved: only these may be saved over
+        if overwrite and out is not None:  # --overwrite: the person allowed replacing --out
+            self.written.add(pathlib.Path(out).expanduser().resolve())
 
     @property
     def poem(self) -> str:
         return self.show("\n".join(self.lines))
 
     def propose(self) -> list[str]:
+        """The next `proposals` lines after the poem so far (round r drawn with seed + r)."""
         self.offered = self.sampler.next_lines(self.lines, self.proposals, self.seed + self.round, **self.options)
         self.round += 1
         return self.offered
@@ -81,7 +85,7 @@ class Session:
             return (self._offer() if self.lines else "type a first line first"), False
         if text.startswith("/"):
             return f"unknown command {text.split()[0]}; commands: {', '.join(COMMANDS)}", False
-        if not text or (text.isdigit() and self.offered):
+        if not text or (len(text) == 1 and text in "123456789" and self.offered):  # "1984" is a line
             choice = int(text or "1")
             if not self.offered:
                 return "type a line to begin", False
@@ -92,7 +96,11 @@ class Session:
             self.lines.append(self.offered[choice - 1])
         else:
             self.lines.append(self.read(text))
-        return self._offer(), False
+        try:
+            return self._offer(), False
+        except UsageError as e:  # e.g. a pasted line longer than the model's context: take it back
+            self.lines.pop()
+            return f"{e} (the line was not added)", False
 
     def _offer(self) -> str:
         proposals = self.propose()
@@ -103,7 +111,9 @@ class Session:
     def _save(self, target: str | None) -> str:
         if target is None:
             return "/save needs a file name (or start with --out FILE)"
-        path = pathlib.Path(target)
+        path = pathlib.Path(target).expanduser()
+        if path.is_dir():
+            return f"{path} is a directory: /save FILE"
         if path.exists() and path.resolve() not in self.written:
             return f"{path} exists; not replaced: /save ANOTHER_NAME"
         try:
@@ -125,16 +135,19 @@ class Session:
         print("Write a poem with the model, line by line; /help lists the commands.", file=sink)
         if first:
             print(self.handle(first)[0], file=sink)
-        while True:
-            print(PROMPT, end="", file=sink, flush=True)
-            typed = source.readline()
-            if not typed:  # end of input
-                print("", file=sink)
-                print(self.handle("/quit")[0], file=sink)
-                return
-            if echo:
-                print(typed.rstrip("\n"), file=sink)
-            reply, done = self.handle(typed)
-            print(reply, file=sink, flush=True)
-            if done:
-                return
+        try:
+            while True:
+                print(PROMPT, end="", file=sink, flush=True)
+                typed = source.readline()
+                if not typed:  # end of input
+                    break
+                if echo:
+                    print(typed.rstrip("\n"), file=sink)
+                reply, done = self.handle(typed)
+                print(reply, file=sink, flush=True)
+                if done:
+                    return
+        except KeyboardInterrupt:  # Ctrl-C ends the session as /quit does: the poem is kept
+            pass
+        print("", file=sink)
+        print(self.handle("/quit")[0], file=sink)

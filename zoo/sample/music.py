@@ -34,7 +34,7 @@ import functools
 import json
 import logging
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -142,7 +142,7 @@ class MelodySampler:
         out = np.asarray(out)
         if not (out == encoding.EOS).any(axis=1).all():
             log.warning("some melodies filled the %d-event buffer before their last bar; they end early", length)
-        melodies = [encoding.decode(np.concatenate([prefix, row])) for row in out]
+        melodies = [replace(encoding.decode(np.concatenate([prefix, row])), title=prompt) for row in out]
         for i, melody in enumerate(melodies):
             log.info("melody %d: %s, %s, %d bars", i, melody.meter, melody.key_name,
                      round(melody.quarter_length * encoding.TICKS_PER_QUARTER / encoding.bar_ticks(melody.meter)))

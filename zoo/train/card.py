@@ -87,7 +87,9 @@ def render(config: ml_collections.ConfigDict, info: dict[str, Any], params: Any)
     evals = {k: v for k, v in sorted(info.items()) if k.startswith("eval/")}
     notes = {**METRIC_NOTES, **FAMILY_NOTES.get(family, {})}
     if evals:
-        lines += ["## Final metrics", "", "On the held-out split at the last step:", "",
+        when = (f"at step {info['step']}, the best held-out loss (early stopping)" if info.get("early_stop")
+                else "at the last step")
+        lines += ["## Final metrics", "", f"On the held-out split {when}:", "",
                   "| metric | value | meaning |", "|---|---|---|",
                   *(f"| `{k}` | {v:.4f} | {notes.get(k, '')} |" for k, v in evals.items()), ""]
     if config.get("used_by"):  # a critic's model: it writes nothing, a sampler's critic reads it

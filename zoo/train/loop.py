@@ -271,11 +271,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
                 "family": task.family, "command": command, "steps_per_sec": _finite(logged.get("steps_per_sec")),
                 "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"}
         if patience:
-            info["early_stop"] = {"patience": patience, "best_step": best_step, "stopped_at": step if stopped_early
-                                  else None}
+            info["early_stop"] = {"patience": patience, "best_step": best_step}
         export_lib.save_export(workdir / "export", task.export_params(state["task"]), config, info, task.save_assets)
 
-    stopped_early = False
+    stopped_early, warned = False, False
     step = start
     profiler = StepProfiler(config.get("profile_steps", ""), workdir)
     mark = time.perf_counter()
@@ -300,6 +299,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
             if is_eval:
                 record.update(run_eval())
             improved = False
+            if is_eval and patience and "eval/loss" not in record and not warned:
+                warned = True
+                writer.message(f"early_stop: {task.family}'s evaluation has no eval/loss; the run takes its steps")
             if is_eval and patience and "eval/loss" in record:
                 if best_loss is None or record["eval/loss"] < best_loss:
                     best_loss, best_step, improved = record["eval/loss"], step, True
@@ -328,8 +330,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
                 break
             mark = time.perf_counter()
         checkpointer.wait()
-        if step == total and not stopped_early and not (patience and best_step is not None):
-            export_now(step)  # with early stopping the export already holds the best step
+        if step == total or stopped_early:
+            if patience and best_step is not None and export.is_export(workdir / "export"):
+                writer.message(f"the export holds step {best_step}, the best held-out loss ({best_loss:.4f})")
+            else:  # no early stopping, or its export was lost: the last step
+                export_now(step)
     finally:
         profiler.close()
         preemption.restore()

@@ -3,7 +3,8 @@
 A config is written for its corpus: thousands of poems, tunes or pictures and thousands of steps. On a
 folder of 30 kept samples those steps are hundreds of epochs, the model learns the folder by heart and
 forgets the rest. So when `config.data` is a person's folder (`text:`, `midi:`, `images:`) and the command
-line does not set them itself, `adapt` sets:
+line does not set them itself, `adapt` sets (for up to `MAX_ITEMS` items; more is a corpus of one's own,
+trained with the config's settings):
 
 - `train_steps`: `EPOCHS` passes over the training items (at least `MIN_STEPS`, at most the config's own);
 - `eval_every` and `checkpoint_every`: one pass;
@@ -32,6 +33,7 @@ USER_PREFIXES = ("text:", "midi:", "images:")
 EPOCHS = 30
 MIN_STEPS = 60
 PATIENCE = 4
+MAX_ITEMS = 500  # more than this is a corpus, trained with the config's own settings
 FINETUNE_LR = 0.1
 
 
@@ -41,15 +43,10 @@ def count_items(spec: str) -> int | None:
         from zoo.data.sources import load_documents
 
         return len(load_documents(spec))
-    if spec.startswith("midi:"):
-        from zoo.data.kept import MIDI_SUFFIXES, _folder
+    if spec.startswith(("midi:", "images:")):
+        from zoo.data.kept import list_files
 
-        return sum(p.suffix.lower() in MIDI_SUFFIXES for p in _folder(spec, "midi:").rglob("*"))
-    if spec.startswith("images:"):
-        from zoo.data.kept import _folder
-        from zoo.picture import IMAGE_SUFFIXES
-
-        return sum(p.suffix.lower() in IMAGE_SUFFIXES for p in _folder(spec, "images:").rglob("*"))
+        return len(list_files(spec))
     return None
 
 
@@ -61,6 +58,8 @@ def adapt(config: ml_collections.ConfigDict, overridden: set[str]) -> list[str]:
     items = count_items(spec)
     if not items:
         raise UsageError(f"{spec} is empty: nothing to fine-tune on")
+    if items > MAX_ITEMS:  # a corpus of one's own, not a handful of kept samples: the config's settings
+        return []
     if spec.startswith("text:"):  # an LM reads windows of tokens: count a document as one row
         per_epoch = max(1, math.ceil(items / config.batch_size))
     else:
