@@ -81,3 +81,19 @@ def test_a_poem_written_in_a_terminal(tmp_path: pathlib.Path) -> None:
     os.close(primary)
     lines = (tmp_path / "sea.txt").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "The sea" and len(lines) == 2 and lines[1].strip()
+
+
+def test_a_line_the_model_cannot_take_is_refused_and_the_poem_kept() -> None:
+    from zoo import registry
+    from zoo.sample.interactive import Session
+
+    entry = registry.get("poem-zh")
+    session = Session(registry.load_sampler(entry)(entry.pretrained_dir), proposals=2)
+    reply, done = session.handle("明月照高樓")
+    assert not done and len(session.offered) == 2
+    reply, done = session.handle("春" * 400)  # longer than the model's context
+    assert not done and "too long" in reply and "the line was not added" in reply
+    assert session.lines == ["明月照高樓"]
+    reply, _ = session.handle("²")  # not a proposal's number: a line of its own, not a crash
+    assert session.lines[-1] == "²"
+    assert session.handle("/quit") == ("明月照高樓\n²", True)

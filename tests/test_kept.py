@@ -103,7 +103,8 @@ def test_an_image_folder_names_its_classes_and_fine_tunes_the_vae(tmp_path: path
     assert "as \"a teapot\" (teapot" in sampled.stdout
 
 
-def test_early_stop_needs_evaluations() -> None:
-    result = subprocess.run(train_cmd("/tmp/never", "--config.early_stop=2", "--config.eval_every=0"), env=env(1),
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+def test_early_stop_needs_evaluations(tmp_path: pathlib.Path) -> None:
+    result = subprocess.run(train_cmd(tmp_path / "run", "--config.early_stop=2", "--config.eval_every=0"),
+                            env=env(1), capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert_usage_error(result, "--config.early_stop needs evaluations")
+    assert not (tmp_path / "run").exists()

@@ -16,7 +16,7 @@ and the sampler conditions on one of:
   benchmarks/music_eval.py (zoo/pretrained/music/README.md has the table for all three).
 
 The encoder reads English: a Chinese prompt is first glossed into English word by word
-(zoo.text.encoder.english_reading: 夏天的海边 -> "summer seaside"); a prompt in another language is read
+(zoo.text.encoder.english_reading: 夏天的海边 -> "summer coast"); a prompt in another language is read
 close to chance (its nearest captions' low cosines, typically < 0.5, say so). Whatever the conditioning,
 the sampler reports how it read the prompt: the nearest training captions, and the meter and key each
 melody committed to in its header tokens.

