@@ -102,10 +102,10 @@ def start_and_wait(workdir: pathlib.Path | str, progressed: Callable[[], bool], 
     raise AssertionError("run made no progress")
 
 
-def assert_same_losses(resumed: dict[int, float], reference: dict[int, float]) -> None:
+def assert_same_losses(resumed: dict[int, float], reference: dict[int, float], tolerance: float = 1e-6) -> None:
     assert sorted(resumed) == sorted(reference)
     for step, loss in reference.items():
-        assert abs(resumed[step] - loss) < 1e-6, (step, resumed[step], loss)
+        assert abs(resumed[step] - loss) < tolerance, (step, resumed[step], loss)
 
 
 # A run that is still running whenever a test looks: for the "a second run is refused" scenarios.
