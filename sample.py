@@ -173,7 +173,8 @@ def main(argv: list[str]) -> int:
     if extras and entry.output != "mid":
         raise UsageError(f"--{extras[0]} applies to music models, not to --model {args.model}")
 
-    if (args.tempo is not None or args.meter is not None or args.primer_only) and not _is_audio(args.primer):
+    audio_primer = _is_audio(args.primer)  # a recording, not MIDI: transcribed below
+    if (args.tempo is not None or args.meter is not None or args.primer_only) and not audio_primer:
         raise UsageError("--tempo, --meter and --primer_only apply to --primer AUDIO (a recording, not MIDI)")
     sampler_factory = registry.load_sampler(entry)
     options = {}
@@ -200,7 +201,7 @@ def main(argv: list[str]) -> int:
     if entry.output != "txt":  # stdout is free: say how the prompt was read and what was made
         cli.setup_logging()
     _use_compilation_cache()
-    if args.primer is not None and _is_audio(args.primer):
+    if audio_primer:
         import os
 
         from zoo.data.sources import data_dir
