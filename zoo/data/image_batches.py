@@ -26,6 +26,7 @@ class ImageBatches:
     - `label` int32 [B_local]: the class.
     - `caption_id` int32 [B_local]: an index into `caption_table(captions_per_class)[0]`, a caption of the
       example's class, uniformly at random (eval: cycling through the class's captions).
+    - `style` int32 [B_local], only given `styles` [N]: each image's artwork style.
 
     Examples are drawn epoch by epoch: epoch e visits every image once, in the order of a permutation from
     `default_rng([seed, 1, e])`; per-step randomness (caption choice, binarisation) comes from
@@ -34,7 +35,8 @@ class ImageBatches:
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, captions_per_class: Sequence[Sequence[str]],
-                 global_batch: int, seed: int, scale: Scale = "tanh", pad_to: int | None = None):
+                 global_batch: int, seed: int, scale: Scale = "tanh", pad_to: int | None = None,
+                 styles: np.ndarray | None = None):
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[..., None]
@@ -55,7 +57,10 @@ class ImageBatches:
             raise ValueError(f"pad_to={pad_to} is smaller than the {h}x{w} images")
         if global_batch < 1:
             raise ValueError(f"global batch must be positive, got {global_batch}")
+        if styles is not None and len(styles) != len(labels):
+            raise ValueError(f"{len(styles)} styles for {len(labels)} images")
         self.images, self.labels = images, labels.astype(np.int32)
+        self.styles = None if styles is None else np.asarray(styles, np.int32)
         self.caption_counts = counts
         self.caption_offsets = (np.cumsum(counts) - counts).astype(np.int32)
         self.global_batch, self.seed, self.scale, self.pad_to = global_batch, seed, scale, pad_to
@@ -107,7 +112,10 @@ class ImageBatches:
             images = self._pixels(self.images[idx], rng)[rows]
         else:
             images = self._pixels(self.images[idx[rows]], None)
-        return {"image": images, "label": labels[rows], "caption_id": caption_id[rows].astype(np.int32)}
+        out = {"image": images, "label": labels[rows], "caption_id": caption_id[rows].astype(np.int32)}
+        if self.styles is not None:
+            out["style"] = self.styles[idx[rows]]
+        return out
 
     def eval_batches(self, max_batches: int, process_index: int = 0,
                      process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
@@ -128,9 +136,12 @@ class ImageBatches:
                 images = self._pixels(self._eval_binary()[idx], None)
             else:
                 images = self._pixels(self.images[idx], None)
-            yield {
+            out = {
                 "image": images[rows],
                 "label": labels[rows],
                 "caption_id": caption_id[rows].astype(np.int32),
                 "mask": (pos < n)[rows].astype(np.float32),
             }
+            if self.styles is not None:
+                out["style"] = self.styles[idx[rows]]
+            yield out

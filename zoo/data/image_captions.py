@@ -55,7 +55,10 @@ def captions_for(class_name: str) -> tuple[str, ...]:
 
 
 def class_captions(dataset: ImageDataset | Sequence[str]) -> list[list[str]]:
-    """For each class (of a dataset, or a list of class names), its captions."""
+    """For each class (of a dataset, or a list of class names), its captions: the dataset's own if it has
+    words for its pictures, else `captions_for` each name."""
+    if isinstance(dataset, ImageDataset) and dataset.captions is not None:
+        return [list(c) for c in dataset.captions]
     names = dataset.class_names if isinstance(dataset, ImageDataset) else dataset
     return [list(captions_for(n)) for n in names]
 

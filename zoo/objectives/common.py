@@ -15,6 +15,7 @@ import optax
 from flax import nnx
 
 from zoo import export
+from zoo.text.captions import with_style
 
 PyTree = Any
 
@@ -71,15 +72,19 @@ class SingleModelTask:
 
 class WithCaptionEmbeddings:
     """Batches (anything with `batch(step, pi, pc)` and `eval_batches(n, pi, pc)` whose batches carry
-    `caption_id`) that also carry `cond` float32 [B, dim], the rows of a caption-embedding table. Gathered
-    on the host: a table of tens of thousands of captions would be a needlessly large constant in a jitted
-    step."""
+    `caption_id`) that also carry `cond` float32 [B, dim], the rows of a caption-embedding table, followed by
+    a one-hot of the batch's `style` when the data has `num_styles` > 0 (zoo.text.captions.with_style).
+    Gathered on the host: a table of tens of thousands of captions would be a needlessly large constant in
+    a jitted step."""
 
-    def __init__(self, batches: Any, table: np.ndarray):
-        self.batches, self.table = batches, table
+    def __init__(self, batches: Any, table: np.ndarray, num_styles: int = 0):
+        self.batches, self.table, self.num_styles = batches, table, num_styles
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
     def _add(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        batch["cond"] = self.table[batch["caption_id"]].astype(np.float32)
+        batch["cond"] = with_style(self.table[batch["caption_id"]], batch.get("style"), self.num_styles)
         return batch
 
     def batch(self, step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
@@ -87,6 +92,16 @@ class WithCaptionEmbeddings:
 
     def eval_batches(self, n: int, process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
         return (self._add(b) for b in self.batches.eval_batches(n, process_index, process_count))
+
+
+def image_reading(dataset: Any) -> dict[str, Any]:
+    """How a sampler reads a prompt for a model of `dataset` (zoo.data.images.ImageDataset): for a dataset with
+    words of its own (thousands of concepts), the prompt's own embedding conditions the model ("embedding"),
+    and the model's artwork styles are named; for one of a few named classes, the prompt picks the nearest
+    class ("class")."""
+    if dataset.captions is None:
+        return {"prompt_reading": "class"}
+    return {"prompt_reading": "embedding", "styles": list(dataset.style_names)}
 
 
 def save_image_assets(directory: str | os.PathLike, *, data: str, class_names: Sequence[str],

@@ -15,6 +15,10 @@ PyTorch reference code): its output, detached, is D's fake batch; after D's upda
 with respect to those images (through the NEW D) is pulled back through G's saved forward pass (`jax.vjp`).
 G's BatchNorm statistics are those of that one pass.
 
+Augmentation (`config.augment`, e.g. ("color", "translation", "cutout"); none by default): D sees real and
+generated images through DiffAugment (zoo.objectives.augment), drawn afresh for D's real batch, its fake batch
+and G's update; evaluation sees them as they are. It keeps D from memorising a small dataset (the emoji set).
+
 Loss (`config.loss`): "nonsaturating" (default; Goodfellow et al.'s -log D(G(z)) form that DCGAN used):
     L_D = softplus(-D(x)) + softplus(D(G(z))),   L_G = softplus(-D(G(z)))
 or "hinge" (Miyato & Koyama's, with the projection discriminator):
@@ -48,7 +52,9 @@ from zoo.data import images as image_data
 from zoo.errors import UsageError
 from zoo.models import build
 from zoo.models.dcgan import DCGAN
-from zoo.objectives.common import save_image_assets
+from zoo.objectives.augment import augment
+from zoo.objectives.augment import check as check_augment
+from zoo.objectives.common import WithCaptionEmbeddings, image_reading, save_image_assets
 from zoo.text.captions import embed_captions
 from zoo.train.optim import make_optimizer
 from zoo.train.task import EVAL_WEIGHT
@@ -58,6 +64,7 @@ log = logging.getLogger(__name__)
 PyTree = Any
 LOSSES = ("nonsaturating", "hinge")
 EVAL_NOISE_SEED = 7  # eval draws the same z every time, so eval/g_loss of two checkpoints compare
+HOST_GATHER_CAPTIONS = 1024  # a larger caption table is gathered on the host, not held as a jitted constant
 
 
 def adversarial_losses(kind: str, real: jax.Array, fake: jax.Array, weights: jax.Array | None = None
@@ -94,6 +101,10 @@ class GANTask:
         self.loss_kind = config.get("loss", "nonsaturating")
         if self.loss_kind not in LOSSES:
             raise UsageError(f"unknown GAN loss {self.loss_kind!r}: use {' or '.join(LOSSES)}")
+        try:  # DiffAugment (zoo.objectives.augment): what D sees of real and generated images in training
+            self.augment = check_augment(config.get("augment", ()))
+        except ValueError as e:
+            raise UsageError(f"--config.augment: {e}") from None
         self.dataset = image_data.load_images(config.data)
         h, w, c = self.dataset.image_shape
         self.image_size = int(config.get("image_size", 32))
@@ -105,15 +116,20 @@ class GANTask:
         self.table = np.asarray(self.embeddings, np.float32)  # a numpy constant of the jitted steps
         # For d_cond_accuracy: each example is also scored with the first caption of another class.
         self.first_caption = np.searchsorted(self.caption_classes, np.arange(self.dataset.num_classes))
+        d = self.dataset
+        self.num_styles = len(d.style_names)
         try:
             self.train_data = image_batches.ImageBatches(
-                self.dataset.train_images, self.dataset.train_labels, captions_per_class, config.batch_size,
-                config.seed, scale="tanh", pad_to=self.image_size)
+                d.train_images, d.train_labels, captions_per_class, config.batch_size, config.seed, scale="tanh",
+                pad_to=self.image_size, styles=d.train_styles)
             self.val_data = image_batches.ImageBatches(
-                self.dataset.test_images, self.dataset.test_labels, captions_per_class, config.batch_size,
-                config.seed, scale="tanh", pad_to=self.image_size)
+                d.test_images, d.test_labels, captions_per_class, config.batch_size, config.seed, scale="tanh",
+                pad_to=self.image_size, styles=d.test_styles)
         except ValueError as e:
             raise UsageError(f"image data {config.data!r}: {e}") from None
+        if self.num_styles or len(self.captions) > HOST_GATHER_CAPTIONS:  # batches bring their `cond` rows
+            self.train_data = WithCaptionEmbeddings(self.train_data, self.embeddings, self.num_styles)
+            self.val_data = WithCaptionEmbeddings(self.val_data, self.embeddings, self.num_styles)
         self.eval_batch_count = config.get("eval_batches", 8)
         self.tx = make_optimizer(config)  # one (stateless) transformation, two optimizer states
         abstract = nnx.eval_shape(lambda: self._build(nnx.Rngs(0)))
@@ -128,7 +144,7 @@ class GANTask:
     def model_dims(self) -> dict:
         """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
         return {"channels": int(self.dataset.image_shape[2]), "image_size": int(self.image_size),
-                "cond_dim": int(self.embeddings.shape[1])}
+                "cond_dim": int(self.embeddings.shape[1]) + self.num_styles}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
         return build(DCGAN, self.config, rngs, **self.model_dims)
@@ -158,16 +174,18 @@ class GANTask:
     def train_step(self, state: dict[str, PyTree], batch: dict[str, jax.Array], key: jax.Array
                    ) -> tuple[dict[str, PyTree], dict[str, jax.Array]]:
         real = batch["image"]
-        cond = jnp.asarray(self.table)[batch["caption_id"]]
+        cond = self._cond(batch)
+        key, real_key, fake_key, g_key = jax.random.split(key, 4)
         z = jax.random.normal(key, (real.shape[0], self.z_dim), jnp.float32)
+        seen = lambda images, k: augment(images, k, self.augment) if self.augment else images  # noqa: E731
 
         # G forward once; its pullback is kept for G's update below.
         fake, g_pullback, g_stats = jax.vjp(lambda p: self._generate(p, state["g_stats"], z, cond, True),
                                             state["g_params"], has_aux=True)
 
         def d_loss_fn(d_params: PyTree) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-            real_logits = self._discriminate(d_params, real, cond)
-            fake_logits = self._discriminate(d_params, jax.lax.stop_gradient(fake), cond)
+            real_logits = self._discriminate(d_params, seen(real, real_key), cond)
+            fake_logits = self._discriminate(d_params, seen(jax.lax.stop_gradient(fake), fake_key), cond)
             return adversarial_losses(self.loss_kind, real_logits, fake_logits)[0], (real_logits, fake_logits)
 
         (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
@@ -176,7 +194,7 @@ class GANTask:
         d_params = optax.apply_updates(state["d_params"], d_updates)
 
         def g_loss_fn(images: jax.Array) -> jax.Array:  # G's loss as a function of its images, through new D
-            logits = self._discriminate(d_params, images, cond)
+            logits = self._discriminate(d_params, seen(images, g_key), cond)
             return adversarial_losses(self.loss_kind, logits, logits)[1]
 
         g_loss, image_grads = jax.value_and_grad(g_loss_fn)(fake)
@@ -193,21 +211,31 @@ class GANTask:
 
     def eval_step(self, state: dict[str, PyTree], batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         real, mask = batch["image"], batch["mask"].astype(jnp.float32)
-        cond = jnp.asarray(self.table)[batch["caption_id"]]
+        cond = self._cond(batch)
         z = jax.random.normal(jax.random.PRNGKey(EVAL_NOISE_SEED), (real.shape[0], self.z_dim), jnp.float32)
         fake, _ = self._generate(state["g_params"], state["g_stats"], z, cond, False)  # as sampling draws
         real_logits = self._discriminate(state["d_params"], real, cond, mask)
         fake_logits = self._discriminate(state["d_params"], fake, cond, mask)
         d_loss, g_loss = adversarial_losses(self.loss_kind, real_logits, fake_logits, mask)
-        # The same real images under a caption of another class (class + 1 + row mod (K - 1): never its own).
-        k = self.dataset.num_classes
-        other = (batch["label"] + 1 + jnp.arange(real.shape[0]) % max(k - 1, 1)) % k
-        wrong_cond = jnp.asarray(self.table)[jnp.asarray(self.first_caption)[other]]
+        # The same real images under a caption of another class: with a constant table, class + 1 + row mod
+        # (K - 1), never its own; with host-gathered conditions, the next row's (pairs of one class left out).
+        if "cond" in batch:
+            wrong_cond = jnp.roll(cond, 1, axis=0)
+            pair = mask * (batch["label"] != jnp.roll(batch["label"], 1)).astype(jnp.float32)
+        else:
+            k = self.dataset.num_classes
+            other = (batch["label"] + 1 + jnp.arange(real.shape[0]) % max(k - 1, 1)) % k
+            wrong_cond = jnp.asarray(self.table)[jnp.asarray(self.first_caption)[other]]
+            pair = mask
         wrong_logits = self._discriminate(state["d_params"], real, wrong_cond, mask)
-        mean = lambda v: (v * mask).sum() / jnp.maximum(mask.sum(), 1.0)  # noqa: E731
+        mean = lambda v, w=mask: (v * w).sum() / jnp.maximum(w.sum(), 1.0)  # noqa: E731
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": mean(real_logits), "d_fake": mean(fake_logits),
                 "d_accuracy": 0.5 * (mean(real_logits > 0) + mean(fake_logits < 0)),
-                "d_cond_accuracy": mean(real_logits > wrong_logits), EVAL_WEIGHT: mask.sum()}
+                "d_cond_accuracy": mean(real_logits > wrong_logits, pair), EVAL_WEIGHT: mask.sum()}
+
+    def _cond(self, batch: dict[str, jax.Array]) -> jax.Array:
+        """The batch's conditions: gathered on the host (`cond`), else rows of the constant caption table."""
+        return batch["cond"] if "cond" in batch else jnp.asarray(self.table)[batch["caption_id"]]
 
     # ------------------------------------------------------------------------------------ data, export
 
@@ -234,7 +262,7 @@ class GANTask:
             caption_classes=self.caption_classes, embeddings=self.embeddings,
             image_shape=(self.image_size, self.image_size, self.dataset.image_shape[2]),
             source_shape=self.dataset.image_shape, scale="tanh", model_dims=self.model_dims,
-            exported_module="generator", z_dim=self.z_dim)
+            exported_module="generator", z_dim=self.z_dim, **image_reading(self.dataset))
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> GANTask:

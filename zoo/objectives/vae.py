@@ -47,7 +47,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 
 from zoo import export
@@ -55,11 +54,20 @@ from zoo.data import image_batches, image_captions
 from zoo.data import images as image_data
 from zoo.errors import UsageError
 from zoo.models import build, vae_mixture
-from zoo.models.vae import LIKELIHOODS, LOG_2PI, LOG_SCALE_MIN, ConvVAE
+from zoo.models.vae import (  # noqa: F401  (the likelihoods are part of this objective's interface)
+    GREY_LEVELS,
+    LIKELIHOODS,
+    LOG_2PI,
+    ConvVAE,
+    bernoulli_nll,
+    discretised_logistic_nll,
+    pixel_nll,
+)
 from zoo.objectives.common import (
     SingleModelTask,
     WithCaptionEmbeddings,
     gradient_step,
+    image_reading,
     init_model_state,
     save_image_assets,
 )
@@ -70,7 +78,6 @@ from zoo.train.task import EVAL_WEIGHT
 log = logging.getLogger(__name__)
 
 SCALES = {"bernoulli": "binary", "logistic": "unit"}  # the pixels each likelihood is a likelihood of
-GREY_LEVELS = 255  # 8-bit images: the logistic's bins are 1/255 wide in the unit scale
 EVAL_KEY = 20240611  # eval's reparameterisation noise: the same in every eval of every run
 
 
@@ -80,42 +87,6 @@ def kl_beta(step: jax.Array | int, warmup_steps: int) -> jax.Array:
     if warmup_steps <= 0:
         return jnp.ones((), jnp.float32)
     return jnp.minimum(jnp.asarray(step, jnp.float32) / float(warmup_steps), 1.0)
-
-
-def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
-    """-log p(x) of binary images x under independent Bernoulli(sigmoid(logits)) pixels, summed over the
-    last three (H, W, C) axes: nats per image, float32 [...]."""
-    nll = optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32), x.astype(jnp.float32))
-    return nll.sum(axis=(-3, -2, -1))
-
-
-def discretised_logistic_nll(params: jax.Array, x: jax.Array) -> jax.Array:
-    """-log p(x) of 8-bit images x (unit scale: level / 255, C channels) under a per-pixel logistic with
-    location params[..., :C] and log-scale params[..., C:] (floored at LOG_SCALE_MIN), discretised to the 256
-    levels: P(x) = CDF(x + 1/510) - CDF(x - 1/510), the edge bins taking the tails (PixelCNN++). Summed over
-    (H, W, C): nats per image, float32 [...]."""
-    channels = x.shape[-1]
-    loc = params[..., :channels].astype(jnp.float32)
-    log_scale = jnp.maximum(params[..., channels:].astype(jnp.float32), LOG_SCALE_MIN)
-    x = x.astype(jnp.float32)
-    inv_scale = jnp.exp(-log_scale)
-    half_bin = 0.5 / GREY_LEVELS
-    upper = inv_scale * (x - loc + half_bin)
-    lower = inv_scale * (x - loc - half_bin)
-    log_cdf_upper = jax.nn.log_sigmoid(upper)  # the bottom bin, level 0: log CDF(x + half_bin)
-    log_sf_lower = -jax.nn.softplus(lower)  # the top bin, level 255: log (1 - CDF(x - half_bin))
-    # Inner bins: sigmoid(u) - sigmoid(l) = sigmoid(u) sigmoid(-l) (1 - exp(l - u)), in logs (stable in the tails).
-    log_inner = (log_cdf_upper + jax.nn.log_sigmoid(-lower)
-                 + jnp.log(-jnp.expm1(jnp.minimum(lower - upper, -1e-12))))
-    log_p = jnp.where(x < half_bin, log_cdf_upper, jnp.where(x > 1.0 - half_bin, log_sf_lower, log_inner))
-    return -log_p.sum(axis=(-3, -2, -1))
-
-
-def pixel_nll(likelihood: str, params: jax.Array, x: jax.Array) -> jax.Array:
-    """-log p(x | z, c) in nats per image [...] for the decoder's output `params` (ConvVAE.decode)."""
-    if likelihood == "bernoulli":
-        return bernoulli_nll(params, x)
-    return discretised_logistic_nll(params, x)
 
 
 def gaussian_kl(mu: jax.Array, logvar: jax.Array, prior_mu: jax.Array | float = 0.0,
@@ -252,10 +223,10 @@ class VAETask(SingleModelTask):
         try:
             self.train_data = WithCaptionEmbeddings(image_batches.ImageBatches(
                 d.train_images, d.train_labels, self.captions_per_class, config.batch_size, config.seed,
-                scale=self.scale), self.embeddings)
+                scale=self.scale, styles=d.train_styles), self.embeddings, len(d.style_names))
             self.val_data = WithCaptionEmbeddings(image_batches.ImageBatches(
                 d.test_images, d.test_labels, self.captions_per_class, config.batch_size, config.seed,
-                scale=self.scale), self.embeddings)
+                scale=self.scale, styles=d.test_styles), self.embeddings, len(d.style_names))
         except ValueError as e:
             raise UsageError(f"image data {config.data!r}: {e}") from None
         self.eval_batch_count = config.get("eval_batches", 8)
@@ -267,7 +238,8 @@ class VAETask(SingleModelTask):
     @property
     def model_dims(self) -> dict:
         """The data-dependent constructor arguments (what `zoo.models.build` takes as **dims)."""
-        return {"image_shape": list(self.dataset.image_shape), "cond_dim": int(self.embeddings.shape[1])}
+        return {"image_shape": list(self.dataset.image_shape),
+                "cond_dim": int(self.embeddings.shape[1]) + len(self.dataset.style_names)}
 
     def _build(self, rngs: nnx.Rngs) -> nnx.Module:
         return build(ConvVAE, self.config, rngs, **self.model_dims)
@@ -311,7 +283,8 @@ class VAETask(SingleModelTask):
             caption_classes=self.caption_classes, embeddings=self.embeddings, image_shape=self.dataset.image_shape,
             source_shape=self.dataset.image_shape, scale=self.scale, model_dims=self.model_dims, exported_module=None,
             likelihood=self.likelihood, latent_dim=int(self.config.model.get("latent_dim", 32)),
-            sample_temperature=float(self.config.get("sample_temperature", 1.0)), **extra)
+            sample_temperature=float(self.config.get("sample_temperature", 1.0)), **image_reading(self.dataset),
+            **extra)
 
     def fit_latent_mixtures(self, params: dict, batch_size: int = 500) -> dict[str, np.ndarray]:
         """One `latent_mixture_components`-Gaussian mixture per class (zoo.models.vae_mixture) fit to the
@@ -319,14 +292,15 @@ class VAETask(SingleModelTask):
         on its class's captions in turn -> the stacked mixture {"log_weights" [C, K], "means" [C, K, D],
         "chol" [C, K, D, D]}. `params` must be addressable from this process (__init__ refuses fsdp)."""
         d = self.dataset
-        batches = image_batches.ImageBatches(d.train_images, d.train_labels, self.captions_per_class, batch_size,
-                                          self.config.seed, scale=self.scale)
+        batches = WithCaptionEmbeddings(image_batches.ImageBatches(
+            d.train_images, d.train_labels, self.captions_per_class, batch_size, self.config.seed, scale=self.scale,
+            styles=d.train_styles), self.embeddings, len(d.style_names))
         encode = jax.jit(lambda p, x, c: nnx.merge(self.graphdef, p).encode(x, c)[0])
         params = jax.device_get(params)
         means, labels = [], []
-        for batch in batches.eval_batches(-(-len(d.train_labels) // batch_size)):
+        for batch in batches.eval_batches(-(-len(d.train_labels) // batch_size), 0, 1):
             keep = batch["mask"] > 0
-            means.append(np.asarray(encode(params, batch["image"], self.embeddings[batch["caption_id"]]))[keep])
+            means.append(np.asarray(encode(params, batch["image"], batch["cond"]))[keep])
             labels.append(batch["label"][keep])
         means, labels = np.concatenate(means), np.concatenate(labels)
         fits = []

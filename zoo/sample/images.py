@@ -39,7 +39,7 @@ from zoo import export
 from zoo.errors import UsageError
 from zoo.models import vae_mixture
 from zoo.models.dcgan import DCGAN
-from zoo.models.vae import ConvVAE
+from zoo.models.vae import ConvVAE, pixel_nll
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImageReading:
-    """How the sampler read a prompt: the class it chose, the caption it conditions on, and class scores."""
+    """How the sampler read a prompt: the class it chose, the caption it conditions on, and class scores;
+    or (`direct`) the prompt's own embedding, with the training captions nearest to it."""
 
-    class_index: int
-    caption: str
-    cond: np.ndarray  # float32 [cond_dim]
-    scores: tuple[tuple[str, float], ...]  # (class name, best caption cosine), best first
+    class_index: int  # the chosen class; direct: the class of the nearest caption
+    caption: str  # the caption conditioned on; direct: the prompt as the encoder read it
+    cond: np.ndarray  # float32 [384]: the caption's embedding, or the prompt's
+    scores: tuple[tuple[str, float], ...]  # (class name, best caption cosine), best first; direct: (caption, cosine)
+    direct: bool = False
 
     def describe(self) -> str:
+        if self.direct:
+            nearest = ", ".join(f'"{caption}" {score:.2f}' for caption, score in self.scores[:3])
+            return f'"{self.caption}" as it is; nearest training captions: {nearest}'
         others = ", ".join(f"{name} {score:.2f}" for name, score in self.scores[1:3])
         return f'"{self.caption}" ({self.scores[0][0]}, {self.scores[0][1]:.2f}; next: {others})'
 
@@ -64,7 +69,7 @@ class ImageSampler:
     names the model class its exports hold."""
 
     extension = "png"
-    options = ("temperature", "interpolate")
+    options = ("temperature", "interpolate", "style")
     model_class: type
     family: str
 
@@ -78,6 +83,10 @@ class ImageSampler:
         except (OSError, ValueError, KeyError) as e:
             raise UsageError(f"{export_dir} lacks its image assets ({export.IMAGES} and embeddings): {e}") from None
         self.class_names = list(self.info["class_names"])
+        # "embedding": a model of thousands of concepts is conditioned on the prompt's own embedding; "class":
+        # one of a few named classes is conditioned on the caption of the class the prompt names.
+        self.direct = self.info.get("prompt_reading", "class") == "embedding"
+        self.styles = list(self.info.get("styles", []))  # artwork styles, a one-hot after the embedding
         self.captions = list(self.info["captions"])
         self.caption_classes = np.asarray(self.info["caption_classes"], np.int32)
         if len(self.captions) != len(self.table) or len(self.caption_classes) != len(self.captions):
@@ -105,10 +114,22 @@ class ImageSampler:
         return self._encoder or shared_encoder()
 
     def read_prompt(self, prompt: str) -> ImageReading:
-        """The class whose captions are nearest to `prompt`, and the nearest caption of that class."""
+        """The class whose captions are nearest to `prompt`, and the nearest caption of that class; or, for a
+        model conditioned on free embeddings, the prompt's own embedding and the captions nearest to it."""
         from zoo.text.encoder import english_reading
 
-        similarity = self.table @ self.encoder.embed([english_reading(prompt, self.encoder, self.table)])[0]
+        english = english_reading(prompt, self.encoder, self.table)
+        embedding = self.encoder.embed([english])[0]
+        similarity = self.table @ embedding
+        if self.direct:
+            nearest: dict[str, int] = {}  # caption -> row, the first (best) of repeated captions
+            for i in np.argsort(-similarity, kind="stable"):
+                nearest.setdefault(self.captions[i], int(i))
+                if len(nearest) == NEAREST_CAPTIONS:
+                    break
+            rows = list(nearest.values())
+            return ImageReading(int(self.caption_classes[rows[0]]), english, embedding,
+                                tuple((self.captions[i], float(similarity[i])) for i in rows), direct=True)
         best = {}
         for i in np.argsort(-similarity, kind="stable"):
             best.setdefault(int(self.caption_classes[i]), int(i))
@@ -117,23 +138,46 @@ class ImageSampler:
         scores = tuple((self.class_names[c], float(similarity[best[c]])) for c in ranked)
         return ImageReading(ranked[0], self.captions[chosen], self.table[chosen], scores)
 
-    def class_condition(self, class_index: int) -> np.ndarray:
-        """The embedding of the first caption of a class: what benchmarks condition on for a class."""
+    def class_condition(self, class_index: int, style: int = 0) -> np.ndarray:
+        """The condition of the first caption of a class (in artwork style `style`, for a model of several):
+        what benchmarks condition on for a class."""
         rows = np.flatnonzero(self.caption_classes == class_index)
         if not len(rows):
             raise UsageError(f"class {class_index} has no captions")
-        return self.table[rows[0]]
+        return self.condition(self.table[rows[0]][None], [style])[0]
+
+    def condition(self, embeddings: np.ndarray, styles: np.ndarray | list[int]) -> np.ndarray:
+        """The model's conditions for embeddings [N, 384] and style indices [N] (ignored by a model of one style)."""
+        from zoo.text.captions import with_style
+
+        return with_style(embeddings, styles, len(self.styles))
+
+    def style_indices(self, num: int, style: str | None, seed: int = 0) -> np.ndarray:
+        """Each of `num` images' artwork style: `style` for all of them, else (several styles) every style in
+        turn, from one picked by `seed`. UsageError for a style the model does not draw."""
+        if style is None:
+            return (seed + np.arange(num)) % max(len(self.styles), 1)
+        if not self.styles:
+            raise UsageError(f"--style applies to models drawn in several artwork styles (dcgan-emoji, vae-emoji); "
+                             f"this {self.family} has one")
+        if style not in self.styles:
+            raise UsageError(f"unknown --style {style!r}; this model draws {', '.join(self.styles)}")
+        return np.full(num, self.styles.index(style))
 
     def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
-               interpolate: tuple[str, str] | None = None) -> list[np.ndarray]:
+               interpolate: tuple[str, str] | None = None, style: str | None = None) -> list[np.ndarray]:
         """`num` uint8 images [H, W, C] for `prompt`, or an interpolation between two prompts (temperature
-        None: the export's default, resolved by sample_cond / interpolate)."""
+        None: the export's default, resolved by sample_cond / interpolate); `style`: see `style_indices`."""
+        styles = self.style_indices(num, style, seed)
         if interpolate is not None:
-            return self.interpolate(*interpolate, num=num, seed=seed, temperature=temperature)
+            return self.interpolate(*interpolate, num=num, seed=seed, temperature=temperature,
+                                    style=int(styles[0]))
         reading = self.read_prompt(prompt)
         log.info("read the prompt %r as %s", prompt, reading.describe())
-        return self.sample_cond(np.tile(reading.cond[None], (num, 1)), seed, temperature,
-                                classes=np.full(num, reading.class_index))
+        if self.styles:
+            log.info("styles: %s", ", ".join(self.styles[s] for s in styles))
+        return self.sample_cond(self.condition(np.tile(reading.cond[None], (num, 1)), styles), seed, temperature,
+                                classes=None if reading.direct else np.full(num, reading.class_index))
 
     def sample_cond(self, cond: np.ndarray, seed: int, temperature: float | None = None, same_latent: bool = False,
                     classes: np.ndarray | None = None) -> list[np.ndarray]:
@@ -162,7 +206,7 @@ class ImageSampler:
         return _mixture_sample_jit(self.mixture, rows, key, temperature)
 
     def interpolate(self, start: str, end: str, num: int, seed: int,
-                    temperature: float | None = None) -> list[np.ndarray]:
+                    temperature: float | None = None, style: int = 0) -> list[np.ndarray]:
         """`num` (at least 2) images from `start`'s reading to `end`'s, the noise fixed."""
         temperature = self.default_temperature if temperature is None else float(temperature)
         if num < 2:
@@ -174,7 +218,7 @@ class ImageSampler:
         a, b = self.read_prompt(start), self.read_prompt(end)
         log.info("interpolating from %s to %s in %d steps", a.describe(), b.describe(), num)
         t = np.linspace(0.0, 1.0, num)
-        cond = slerp(a.cond, b.cond, t)
+        cond = self.condition(slerp(a.cond, b.cond, t), np.full(num, style))
         if self.mixture is None:
             return self.sample_cond(cond, seed, temperature, same_latent=True)
         # One draw (the same noise) from each end's class mixture, the latent moving in a straight line.
@@ -200,33 +244,37 @@ class VAESampler(ImageSampler):
     `--interpolate A.png B.png` morphs between two pictures' latents."""
 
     model_class, family = ConvVAE, "vae"
-    options = ("temperature", "interpolate", "init")
+    options = ("temperature", "interpolate", "init", "style")
 
     def sample(self, prompt: str | None, num: int, seed: int, *, temperature: float | None = None,
-               interpolate: tuple[str, str] | None = None, init: str | None = None) -> list[np.ndarray]:
+               interpolate: tuple[str, str] | None = None, init: str | None = None,
+               style: str | None = None) -> list[np.ndarray]:
         from zoo.picture import names_a_picture
 
         if interpolate is not None and any(names_a_picture(p) for p in interpolate):
-            return self.interpolate_images(*interpolate, num=num)
+            return self.interpolate_images(*interpolate, num=num, style=style)
         if init is not None:
-            return self.variations(init, prompt, num, seed, temperature)
-        return super().sample(prompt, num, seed, temperature=temperature, interpolate=interpolate)
+            return self.variations(init, prompt, num, seed, temperature, style=style)
+        return super().sample(prompt, num, seed, temperature=temperature, interpolate=interpolate, style=style)
 
-    def encode_image(self, path: str, prompt: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    def encode_image(self, path: str, prompt: str | None = None,
+                     style: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(latent mean [latent_dim], condition [cond_dim], class) of the picture at `path`. The class is the
         prompt's reading if one is given, else the one under which the model explains the picture best (the
-        highest evidence bound, estimated at the posterior mean)."""
+        highest evidence bound, estimated at the posterior mean); a model of several artwork styles reads it
+        in `style` (default: its first)."""
         from zoo.picture import load_image
 
         pixels, notes = load_image(path, tuple(self.info["image_shape"]))
         log.info("%s", "; ".join(notes))
+        style_index = int(self.style_indices(1, style)[0])
         if prompt is not None:
             reading = self.read_prompt(prompt)
             classes = [reading.class_index]
-            conds = reading.cond[None]
+            conds = self.condition(reading.cond[None], [style_index])
         else:
             classes = list(range(len(self.class_names)))
-            conds = np.stack([self.class_condition(c) for c in classes])
+            conds = np.stack([self.class_condition(c, style_index) for c in classes])
         mu, evidence = _encode_jit(self.graphdef, self.params, np.repeat(pixels[None], len(classes), axis=0), conds)
         best = int(np.argmax(np.asarray(evidence)))
         if prompt is None:
@@ -238,10 +286,10 @@ class VAESampler(ImageSampler):
         return np.asarray(mu[best]), conds[best], classes[best]
 
     def variations(self, path: str, prompt: str | None, num: int, seed: int,
-                   temperature: float | None = None) -> list[np.ndarray]:
+                   temperature: float | None = None, style: str | None = None) -> list[np.ndarray]:
         """`num` images around the picture's latent: z = mean + temperature x (the prior's spread) x noise;
         temperature 0 gives the model's reconstruction, 1 strays as far as a fresh draw from the prior."""
-        mu, cond, _ = self.encode_image(path, prompt)
+        mu, cond, _ = self.encode_image(path, prompt, style)
         return self.around(mu, cond, num, seed, temperature)
 
     def around(self, mu: np.ndarray, cond: np.ndarray, num: int, seed: int,
@@ -252,20 +300,29 @@ class VAESampler(ImageSampler):
                                  jax.random.PRNGKey(seed), np.float32(temperature))
         return _to_uint8(images)
 
-    def interpolate_images(self, start: str, end: str, num: int) -> list[np.ndarray]:
+    def interpolate_images(self, start: str, end: str, num: int, style: str | None = None) -> list[np.ndarray]:
         """`num` (at least 2) images from one picture's latent and class to the other's, in a straight line."""
         if num < 2:
             raise UsageError("--interpolate needs --num >= 2 (the number of steps, ends included)")
         for path in (start, end):  # one picture and one prompt, or a mistyped path: say so
             if not pathlib.Path(path).is_file():
                 raise UsageError(f"--interpolate between pictures needs two picture files; {path} is not one")
-        (a, ca, _), (b, cb, _) = self.encode_image(start), self.encode_image(end)
+        (a, ca, _), (b, cb, _) = self.encode_image(start, style=style), self.encode_image(end, style=style)
         t = np.linspace(0.0, 1.0, num)
         z = ((1.0 - t[:, None]) * a + t[:, None] * b).astype(np.float32)
-        return _to_uint8(_decode_jit(self.graphdef, self.params, slerp(ca, cb, t), z))
+        d = self.table.shape[1]  # the caption embeddings move on the sphere; a style one-hot stays as it is
+        cond = np.concatenate([slerp(ca[:d], cb[:d], t), np.tile(ca[None, d:], (num, 1))], axis=1)
+        return _to_uint8(_decode_jit(self.graphdef, self.params, cond, z))
 
 
 INIT_TEMPERATURE = 0.5  # --init's default: variations that keep the picture's class most of the time
+NEAREST_CAPTIONS = 3  # a directly embedded prompt is reported with this many nearest training captions
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """A uint8 image [H, W, C] `factor` times larger, each pixel a factor x factor block (nearest neighbour:
+    what the model drew, without the blur of a smooth resize)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -313,12 +370,11 @@ def _mixture_sample_jit(mixture: dict, rows: jax.Array, key: jax.Array, temperat
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _encode_jit(graphdef: nnx.GraphDef, params: Any, x: jax.Array, cond: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(posterior means [B, D], evidence bound estimates [B]): the log-likelihood of x at the posterior mean
-    (pixel means scored as Bernoulli probabilities, the models' binary scale) plus log p(mean | c) plus the
-    posterior's entropy up to a constant."""
+    (the model's own pixel likelihood; a Bernoulli model scores grey levels as probabilities) plus
+    log p(mean | c) plus the posterior's entropy up to a constant."""
     model = nnx.merge(graphdef, params)
     mu, logvar = model.encode(x, cond)
-    p = jnp.clip(model.mean(model.decode(mu, cond)), 1e-4, 1 - 1e-4)
-    loglik = jnp.sum(x * jnp.log(p) + (1 - x) * jnp.log1p(-p), axis=(1, 2, 3))
+    loglik = -pixel_nll(model.likelihood, model.decode(mu, cond), x)
     return mu, loglik + model.prior_log_prob(mu, cond) + 0.5 * jnp.sum(logvar, axis=-1)
 
 
