@@ -58,12 +58,13 @@ def read_phrasings(path: Path = PHRASINGS) -> list[tuple[str, list[str]]]:
 
 def draw(sampler: Any, cond: np.ndarray, seed: int) -> np.ndarray:
     """uint8 samples for condition rows [N, cond_dim], CHUNK at a time (the last padded), call i seeded
-    by (seed, i)."""
+    by (seed, i), at the sampler's `temperature` (what sample.py uses unless --temperature says otherwise)."""
     out = []
     for i, start in enumerate(range(0, len(cond), CHUNK)):
         part = cond[start:start + CHUNK]
         padded = np.concatenate([part, np.repeat(part[-1:], CHUNK - len(part), axis=0)])
-        out.append(np.stack(sampler.sample_cond(padded, (seed * 1_000_003 + i) % 2**31))[:len(part)])
+        out.append(np.stack(sampler.sample_cond(padded, (seed * 1_000_003 + i) % 2**31,
+                                                sampler.default_temperature))[:len(part)])
     return np.concatenate(out)
 
 
@@ -189,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--phrasing-samples", type=int, default=10, help="samples per unseen phrasing")
     parser.add_argument("--diversity-concepts", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="the latent noise's spread (default: the export's sample_temperature)")
     parser.add_argument("--json", type=Path, nargs="?", const=True,
                         help="also write every figure here (no PATH: benchmarks/results/emoji_eval_FAMILY_DEVICE.json)")
     args = parser.parse_args(argv)
@@ -202,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sampler = registry.load_sampler(registry.get(export.load_config(args.checkpoint).model_name))(args.checkpoint)
         if not sampler.direct:
             raise UsageError(f"{args.checkpoint} is not an emoji model (its prompts pick one of a few classes)")
+        if args.temperature is not None:
+            sampler.default_temperature = args.temperature
         out = evaluate(sampler, load_images(sampler.info["data"]), args.per_picture, args.phrasing_samples,
                        args.diversity_concepts, args.seed)
     except UsageError as e:
@@ -209,10 +214,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     out["command"] = (f"python -m benchmarks.emoji_eval --checkpoint {args.checkpoint} --per-picture "
                       f"{args.per_picture} --phrasing-samples {args.phrasing_samples} --diversity-concepts "
-                      f"{args.diversity_concepts} --seed {args.seed}")
+                      f"{args.diversity_concepts} --seed {args.seed}"
+                      + (f" --temperature {args.temperature}" if args.temperature is not None else ""))
+    out["temperature"] = sampler.default_temperature
     print(report(out))
     if args.json is True:
-        args.json = Path(__file__).resolve().parent / "results" / f"emoji_eval_{out['family']}_{out['device']}.json"
+        variant = "" if args.temperature is None else f"-t{args.temperature:g}"
+        args.json = (Path(__file__).resolve().parent / "results"
+                     / f"emoji_eval_{out['family']}{variant}_{out['device']}.json")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
 

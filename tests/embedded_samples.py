@@ -31,6 +31,9 @@ CASES: dict[str, list[str]] = {
     "dcgan": ["--model", "dcgan", "--prompt", "ankle boot", "--num", "4", "--seed", "2"],
     "vae": ["--model", "vae", "--prompt", "sneaker", "--num", "4", "--seed", "2"],
     "vae-interpolate": ["--model", "vae", "--interpolate", "sneaker", "sandal", "--num", "4"],
+    "dcgan-emoji": ["--model", "dcgan-emoji", "--prompt", "夏天的海边", "--num", "5"],
+    "vae-emoji": ["--model", "vae-emoji", "--prompt", "a red apple", "--num", "2", "--style", "twitter",
+                  "--scale", "2", "--seed", "1"],
 }
 
 

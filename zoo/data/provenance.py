@@ -43,10 +43,30 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+def _emoji(spec: str) -> tuple[str, str]:
+    """The emoji corpus's packages and artwork licences, for the styles a spec keeps."""
+    from zoo.data import emoji
+
+    styles = [emoji.STYLES[s] for s in emoji.parse_styles(spec)]
+    packages = ", ".join(dict.fromkeys(f"`{s.package}`" for s in styles))
+    where = (f"emoji artwork in the styles {', '.join(s.name for s in styles)} from the npm packages {packages}; "
+             "each emoji's name and keywords from the Unicode CLDR annotations in `emojibase-data`")
+    names = [s.name for s in styles]
+    notes = [f"artwork: {'; '.join(dict.fromkeys(s.licence for s in styles))}"]
+    if "twitter" in names:
+        notes.append("credit Twemoji (Twitter, Inc. and other contributors)")
+    if "openmoji" in names:
+        notes.append("credit OpenMoji; where the model or its pictures count as adaptations of the artwork, "
+                     "CC-BY-SA-4.0's share-alike term applies to them")
+    return where, "; ".join([*notes, "emoji-datasource and emojibase-data: MIT; CLDR data: the Unicode licence"])
+
+
 def describe(spec: str) -> tuple[str, str]:
     """(where the data `spec` comes from, its licence) for a config's `data`."""
     if spec in SOURCES:
         return SOURCES[spec]
+    if spec == "emoji" or spec.startswith("emoji:"):
+        return _emoji(spec)
     for prefix, what in (("text:", "text"), ("midi:", "MIDI files"), ("images:", "pictures")):
         if spec.startswith(prefix):
             return f"the user's own {what} at {spec[len(prefix):]}", "the user's: check it before sharing the model"
