@@ -103,7 +103,7 @@ def build_parser() -> cli.ArgumentParser:
     parser.add_argument("--style", default=None, metavar="NAME", help="dcgan-emoji, vae-emoji: the artwork "
                         "style of every image (google, twitter, openmoji, fluent-flat, fluent-modern; default: the "
                         "images go through them in turn)")
-    parser.add_argument("--scale", type=int, default=None, metavar="K", help="images: enlarge K times (2-16), "
+    parser.add_argument("--scale", type=int, default=None, metavar="K", help="images: enlarge K times (1-16), "
                         "each pixel a KxK block, for viewing")
     parser.add_argument("--candidates", type=int, default=None, metavar="N", help="draw N samples, score each "
                         "with the critics and keep the best --num, different from each other (a table of their "

@@ -11,10 +11,13 @@ Figures (every draw seeded from `--seed`: the same command gives the same figure
 * Seen concepts: for each of the ~950 held-out real pictures (concept c in style s), `--per-picture` samples
   conditioned on c's first caption (its CLDR name) in style s. Their top-1/top-5 retrieval, per style and
   overall, next to the judge's rate on the held-out real pictures themselves; ratio = samples / real.
+* Two softer measures of the same samples, for models far from the judge's top five: the median rank of the
+  concept among all (chance: about 970), and the share whose top-ranked concept is in the target's emoji
+  group (smileys, people, animals, food, travel, activities, objects, symbols, flags).
 * Frechet distance in the judge's 256-d features between those samples and the held-out real pictures, with
   a floor: the same distance from the held-out pictures to as many real TRAINING pictures.
-* Diversity: for `--diversity-concepts` held-out concepts, the mean pairwise feature distance of five samples
-  of the concept's name, one per style (what sample.py draws by default), next to the same among the
+* Diversity: for `--diversity-concepts` held-out concepts (a seeded draw), the mean pairwise feature distance
+  of five samples of the concept's name, one per style (what sample.py draws by default), next to the same among the
   concept's real pictures (its styles); and of five samples in one style (only the noise differs), which
   has no real counterpart (one picture per style) and says whether the noise matters at all.
 * Unseen phrasings (benchmarks/emoji_phrasings.tsv, written before any sample was drawn): each phrase read
@@ -39,6 +42,7 @@ import numpy as np
 from benchmarks.emoji_judge import concept_table, held_out_table, load_judge, ranks
 from benchmarks.image_eval import features_frechet, mean_pairwise_distance
 from zoo import allocator
+from zoo.data import emoji
 from zoo.data.images import ImageDataset, load_images
 from zoo.errors import UsageError
 
@@ -68,8 +72,18 @@ def draw(sampler: Any, cond: np.ndarray, seed: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def rates(r: np.ndarray) -> dict[str, float]:
-    return {"top1": float((r < 1).mean()), "top5": float((r < 5).mean())}
+def rates(r: np.ndarray, group_hits: np.ndarray | None = None) -> dict[str, float]:
+    """top-1 and top-5 rates and the median rank (1 = first; chance: half the concepts) of 0-based ranks `r`; with
+    `group_hits`, the share whose top-ranked concept is in the target's emoji group (smileys, food, ...)."""
+    out = {"top1": float((r < 1).mean()), "top5": float((r < 5).mean()), "median_rank": float(np.median(r)) + 1}
+    if group_hits is not None:
+        out["group"] = float(group_hits.mean())
+    return out
+
+
+def group_hits(embeddings: np.ndarray, table: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Whether each picture's top-ranked concept shares the emoji group of its target concept."""
+    return groups[(embeddings @ table.T).argmax(axis=1)] == groups[np.asarray(targets)]
 
 
 def evaluate(sampler: Any, ds: ImageDataset, per_picture: int, phrasing_samples: int, diversity_concepts: int,
@@ -80,6 +94,11 @@ def evaluate(sampler: Any, ds: ImageDataset, per_picture: int, phrasing_samples:
     embed_fn, features_fn = load_judge()
     table = concept_table(ds)
     real = held_out_table(embed_fn, ds, table)
+    groups = np.asarray([c.group for c in emoji.load(ds.style_names).concepts])
+    real_embeddings = embed_fn(ds.test_images)
+    real.update({k: v for k, v in rates(ranks(real_embeddings, table, ds.test_labels),
+                                        group_hits(real_embeddings, table, ds.test_labels, groups)).items()
+                 if k in ("median_rank", "group")})
 
     # Seen concepts: every held-out picture's concept and style, per_picture samples each.
     concepts = np.repeat(ds.test_labels, per_picture)
@@ -88,8 +107,10 @@ def evaluate(sampler: Any, ds: ImageDataset, per_picture: int, phrasing_samples:
     t0 = time.perf_counter()
     samples = draw(sampler, cond, seed)
     sample_seconds = time.perf_counter() - t0
-    r = ranks(embed_fn(samples), table, concepts)
-    seen = {"samples": len(samples), **rates(r), "per_style": {}}
+    sample_embeddings = embed_fn(samples)
+    r = ranks(sample_embeddings, table, concepts)
+    seen = {"samples": len(samples), **rates(r, group_hits(sample_embeddings, table, concepts, groups)),
+            "per_style": {}}
     for s, name in enumerate(ds.style_names):
         row = rates(r[styles == s])
         row["ratio_top5"] = row["top5"] / max(real["per_style"][name]["top5"], 1e-9)
@@ -105,7 +126,9 @@ def evaluate(sampler: Any, ds: ImageDataset, per_picture: int, phrasing_samples:
                "floor_train_vs_held_out": features_frechet(features_fn(ds.train_images[floor_rows]), real_features)}
 
     # Diversity: five samples of one name through the styles, five in one style, and the real pictures.
-    chosen = np.unique(ds.test_labels)[:diversity_concepts]
+    held_out = np.unique(ds.test_labels)  # a seeded draw: the first ones by index would all be smileys
+    chosen = np.sort(np.random.default_rng([seed, 8]).choice(held_out, min(diversity_concepts, len(held_out)),
+                                                             replace=False))
     n_styles = len(ds.style_names)
     across_cond = np.stack([sampler.class_condition(int(c), s) for c in chosen for s in range(n_styles)])
     within_cond = np.stack([sampler.class_condition(int(c), 0) for c in chosen for _ in range(n_styles)])
@@ -131,15 +154,18 @@ def evaluate(sampler: Any, ds: ImageDataset, per_picture: int, phrasing_samples:
                     seed + 100 + p)
         named = draw(sampler, np.stack([sampler.class_condition(wanted[0], int(s)) for s in style_rows]),
                      seed + 200 + p)
-        r_free = ranks(embed_fn(free), table, [wanted] * len(free))
-        r_named = ranks(embed_fn(named), table, [wanted] * len(named))
+        e_free, e_named = embed_fn(free), embed_fn(named)
+        targets = np.full(len(free), wanted[0])
+        r_free = ranks(e_free, table, [wanted] * len(free))
+        r_named = ranks(e_named, table, [wanted] * len(named))
         phrasings.append({"phrase": phrase, "concepts": names, "read_as": reading.caption,
                           "nearest_caption": reading.scores[0][0], "nearest_cosine": reading.scores[0][1],
-                          "free": rates(r_free), "named": rates(r_named)})
-    mean = lambda key, k: float(np.mean([row[key][k] for row in phrasings]))  # noqa: E731
-    unseen = {"phrasings": len(phrasings), "samples_each": phrasing_samples,
-              "free": {"top1": mean("free", "top1"), "top5": mean("free", "top5")},
-              "named": {"top1": mean("named", "top1"), "top5": mean("named", "top5")}, "rows": phrasings}
+                          "free": rates(r_free, group_hits(e_free, table, targets, groups)),
+                          "named": rates(r_named, group_hits(e_named, table, targets[:len(named)], groups))})
+    mean = lambda key: {k: float(np.mean([row[key][k] for row in phrasings]))  # noqa: E731
+                        for k in ("top1", "top5", "median_rank", "group")}
+    unseen = {"phrasings": len(phrasings), "samples_each": phrasing_samples, "free": mean("free"),
+              "named": mean("named"), "rows": phrasings}
     unseen["ratio_top5"] = unseen["free"]["top5"] / max(unseen["named"]["top5"], 1e-9)
     return {"family": sampler.family, "data": sampler.info["data"], "concepts": ds.num_classes,
             "styles": list(ds.style_names), "real_held_out": real, "seen": seen, "frechet": frechet,
@@ -164,6 +190,9 @@ def report(out: dict) -> str:
                      f"| {row['ratio_top5']:.2f} |")
     lines.append(f"| **all** ({real['pictures']} real, {seen['samples']} samples) | {_pct(real['top1'])} | "
                  f"{_pct(real['top5'])} | {_pct(seen['top1'])} | {_pct(seen['top5'])} | {seen['ratio_top5']:.2f} |")
+    lines += ["", f"Median rank of the concept among {out['concepts']} (chance ~{out['concepts'] // 2}): real "
+              f"{real['median_rank']:.0f}, samples {seen['median_rank']:.0f}. The top-ranked concept in the right "
+              f"emoji group (smileys, animals, food, ...): real {_pct(real['group'])}, samples {_pct(seen['group'])}."]
     f, d, u = out["frechet"], out["diversity"], out["unseen"]
     lines += ["", f"Frechet distance in the judge's features: samples {f['samples_vs_held_out']:.2f}, floor (real "
               f"training pictures) {f['floor_train_vs_held_out']:.2f}.",
@@ -173,11 +202,15 @@ def report(out: dict) -> str:
               f"Unseen phrasings ({u['phrasings']}, {u['samples_each']} samples each): "
               f"top-1 {_pct(u['free']['top1'])}, "
               f"top-5 {_pct(u['free']['top5'])}; the same concepts from their names: top-1 {_pct(u['named']['top1'])}, "
-              f"top-5 {_pct(u['named']['top5'])} (ratio {u['ratio_top5']:.2f}).", "",
-              "| phrase | concept | nearest caption | top-5 (phrase) | top-5 (name) |", "|---|---|---|---|---|"]
+              f"top-5 {_pct(u['named']['top5'])} (ratio {u['ratio_top5']:.2f}); median rank "
+              f"{u['free']['median_rank']:.0f} and {u['named']['median_rank']:.0f}; right group "
+              f"{_pct(u['free']['group'])} and {_pct(u['named']['group'])}.", "",
+              "| phrase | concept | nearest caption | top-5 (phrase) | top-5 (name) | median rank (phrase) |",
+              "|---|---|---|---|---|---|"]
     for row in u["rows"]:
         lines.append(f"| {row['phrase']} | {' / '.join(row['concepts'])} | {row['nearest_caption']} "
-                     f"({row['nearest_cosine']:.2f}) | {_pct(row['free']['top5'])} | {_pct(row['named']['top5'])} |")
+                     f"({row['nearest_cosine']:.2f}) | {_pct(row['free']['top5'])} | {_pct(row['named']['top5'])} "
+                     f"| {row['free']['median_rank']:.0f} |")
     lines += ["", f"Sampling {out['sampling_images_per_s']:.0f} images/s on {out['device']}; {out['seconds']:.0f} s "
               "in all."]
     return "\n".join(lines)

@@ -29,8 +29,9 @@ def gallery(sampler: object, prompts: Sequence[str], seed: int) -> tuple[np.ndar
     n = len(sampler.styles)
     rows, lines = [], []
     for prompt in prompts:
-        rows += sampler.sample(prompt, n, seed)  # seed 0: the styles in their order, left to right
         reading = sampler.read_prompt(prompt)
+        cond = sampler.condition(np.tile(reading.cond[None], (n, 1)), np.arange(n))  # the styles, left to right
+        rows += sampler.sample_cond(cond, seed)
         nearest = ", ".join(f"{caption} ({score:.2f})" for caption, score in reading.scores)
         lines.append(f"| {prompt} | {nearest} |")
     h, w, c = rows[0].shape

@@ -90,16 +90,18 @@ def test_the_judge_retrieves_held_out_real_pictures_at_its_recorded_rate():
     assert features_fn(ds.test_images[:3]).shape == (3, 256)
 
 
-def test_the_evaluation_scores_seen_concepts_and_phrasings(sampler):
+def test_the_evaluation_scores_seen_concepts_and_phrasings():
     from benchmarks.emoji_eval import evaluate, read_phrasings
     from zoo.data.images import load_images
 
+    entry = registry.get("dcgan-emoji")  # the VAE's figures come from the same code
+    sampler = registry.load_sampler(entry)(entry.pretrained_dir)
     phrasings = read_phrasings()
     assert len(phrasings) == 30 and phrasings[0] == ("summer beach", ["beach with umbrella"])
     out = evaluate(sampler, load_images("emoji"), per_picture=1, phrasing_samples=2, diversity_concepts=5, seed=0)
     assert out["seen"]["samples"] == out["real_held_out"]["pictures"]
-    for block in (out["seen"], out["unseen"]["free"], out["unseen"]["named"]):
-        assert 0.0 <= block["top1"] <= block["top5"] <= 1.0
+    assert out["real_held_out"]["top5"] > 0.3 and out["real_held_out"]["median_rank"] <= 5
+    assert out["seen"]["median_rank"] < 970  # samples of a concept rank it above chance
     assert out["frechet"]["floor_train_vs_held_out"] < out["frechet"]["samples_vs_held_out"]
-    assert out["diversity"]["concepts"] == 5 and out["diversity"]["samples_one_style"] >= 0
+    assert out["diversity"]["concepts"] == 5 and out["diversity"]["samples_one_style"] > 0  # the noise matters
     assert [row["phrase"] for row in out["unseen"]["rows"]] == [p for p, _ in phrasings]

@@ -1,10 +1,12 @@
 """A person's own picture as an image model's input: any file Pillow opens, at any size, in any colour.
 
-The image models were trained on Fashion-MNIST: 28x28 grey, a light object on a black background, centred
-and filling the frame. A photo or a drawing is brought there in steps, each reported:
+The Fashion-MNIST models were trained on 28x28 grey pictures, a light object on a black background, centred
+and filling the frame; the emoji models on 64x64 colour pictures on white (`light_background`). A photo or
+a drawing is brought there in steps, each reported:
 
-1. converted to grey (colour, transparency over white, palette, 16-bit: Pillow's conversions);
-2. inverted when its border is mostly light (a dark object on a light background, as photos usually are);
+1. converted to the model's grey or RGB (transparency over white, palette, 16-bit: Pillow's conversions);
+2. inverted when its border is the opposite of the model's background (light for Fashion-MNIST, as photos
+   usually are; dark for the emoji models);
 3. cropped to its content (pixels clearly off the background) and padded to a square, so the object fills
    the frame as the training images do (an image already at the model's size is left as it is);
 4. resized with Lanczos filtering to the model's size.
@@ -28,8 +30,10 @@ def names_a_picture(text: str) -> bool:
     return pathlib.Path(text).suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_image(path: str | pathlib.Path, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
-    """(float32 [H, W, C] in [0, 1] as the model sees images, what was done to it) for the file at `path`."""
+def load_image(path: str | pathlib.Path, shape: tuple[int, int, int],
+               light_background: bool = False) -> tuple[np.ndarray, list[str]]:
+    """(float32 [H, W, C] in [0, 1] as the model sees images, what was done to it) for the file at `path`.
+    The model's pictures are drawn on black (Fashion-MNIST), or on white with `light_background` (emoji)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     height, width, channels = shape
@@ -58,12 +62,14 @@ def load_image(path: str | pathlib.Path, shape: tuple[int, int, int]) -> tuple[n
         notes.append(f"converted to {'grey' if channels == 1 else 'RGB'}")
     pixels = np.asarray(image, np.float32) / 255.0
     pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    if light_background:  # worked on as its negative, on black, and turned back at the end
+        pixels = 1.0 - pixels
     grey = pixels.mean(axis=-1)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if border.mean() > 0.5:
         pixels = 1.0 - pixels
         grey = 1.0 - grey
-        notes.append("inverted (a light background)")
+        notes.append(f"inverted (a {'dark' if light_background else 'light'} background)")
     if pixels.shape[:2] != (height, width):
         content = np.argwhere(np.abs(grey - np.median(np.concatenate(
             [grey[0], grey[-1], grey[:, 0], grey[:, -1]]))) > CONTENT_LEVEL)
@@ -80,4 +86,6 @@ def load_image(path: str | pathlib.Path, shape: tuple[int, int, int]) -> tuple[n
         pixels = np.asarray(resized, np.float32) / 255.0
         pixels = pixels[..., None] if pixels.ndim == 2 else pixels
         notes.append(f"cropped to its content and resized to {width}x{height}")
+    if light_background:
+        pixels = 1.0 - pixels
     return pixels.astype(np.float32), [f"read {path} ({original})"] + notes

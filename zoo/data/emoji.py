@@ -15,8 +15,9 @@ umbrella), without skin-tone variants and without the "component" group (bare ha
 swatches are not pictures of anything). Pictures are matched to concepts by code point sequence (variation
 selectors ignored), Fluent's by its file name, the CLDR name as a slug (its default skin tone for people and
 hands). SVGs are rendered at 64x64 with
-resvg; every picture is composited on white and stored as uint8 RGB. The parse takes about a minute and
-is cached as one .npz under `data_dir()/cache`, keyed by the packages' files and this module.
+resvg; every picture is composited on white and stored as uint8 RGB. The parse takes about 20 s and is
+cached as one .npz under `data_dir()/cache`, keyed by the packages' files and this module. The package
+versions are pinned (VERSIONS): another would change the concepts, the pictures and the split.
 
 Captions (what the models are conditioned on): each concept's name, and its name with its keywords,
 "beach with umbrella: beach, umbrella, sand", the form a person's free prompt lands near.
@@ -24,8 +25,9 @@ Captions (what the models are conditioned on): each concept's name, and its name
 Split: in every other concept (by a hash of its name) that has pictures in at least three styles, the
 picture of one style (also by hash) is held out as a test picture: about 950 pictures that neither the
 generators nor the benchmarks' judge ever train on, in all styles, of concepts that are also seen in training
-in their other styles. A spec names styles to keep: `emoji` (all five) or `emoji:google,twitter` (the same
-rule within those styles).
+in their other styles. A spec names styles to keep: `emoji` (all five) or `emoji:google,twitter`; with fewer
+than three styles a concept needs a picture in each of them to lend one, and with one style the held-out
+concepts are not seen in training at all.
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ import importlib.util
 import io
 import json
 import logging
+import os
 import re
 import tarfile
+import tempfile
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from zoo.data.sources import data_dir, newest
+from zoo.data.sources import data_dir
 from zoo.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +78,10 @@ STYLES: dict[str, Style] = {s.name: s for s in (
     Style("fluent-modern", "fluentui-emoji", "Fluent Emoji: MIT", r"package/icons/modern/([a-z0-9-]+)\.svg", "slug"),
 )}
 EMOJIBASE = "emojibase-data"
-PACKAGES = tuple(dict.fromkeys([EMOJIBASE, *(s.package for s in STYLES.values())]))
+# The versions scripts/fetch_data.sh packs: another version would silently change the pictures, the concepts
+# and so the held-out split that the judge's and the models' figures are measured on.
+VERSIONS = {EMOJIBASE: "17.0.0", "emoji-datasource-google": "16.0.0", "emoji-datasource-twitter": "16.0.0",
+            "openmoji": "17.0.0", "fluentui-emoji": "1.3.0"}
 
 
 @dataclass(frozen=True)
@@ -125,11 +133,11 @@ def codepoints(key: str) -> str:
 
 
 def tarball(package: str) -> Path:
-    """The newest `{package}-*.tgz` in data_dir(), else UsageError naming the command that fetches it."""
-    found = newest(f"{package}-[0-9]*.tgz")
-    if found is None:
-        raise UsageError(f"the emoji corpus needs the npm package {package} in {data_dir()}: "
-                         f"(cd {data_dir()} && npm pack {package}), or run scripts/fetch_data.sh")
+    """`{package}-{VERSIONS[package]}.tgz` in data_dir(), else UsageError naming the command that fetches it."""
+    found = data_dir() / f"{package}-{VERSIONS[package]}.tgz"
+    if not found.is_file():
+        raise UsageError(f"the emoji corpus needs the npm package {package}@{VERSIONS[package]} in {data_dir()}: "
+                         f"(cd {data_dir()} && npm pack {package}@{VERSIONS[package]}), or run scripts/fetch_data.sh")
     return found
 
 
@@ -162,7 +170,7 @@ def load_concepts(emojibase: Path) -> tuple[Concept, ...]:
         if e.get("group") == COMPONENT_GROUP or "label" not in e or "hexcode" not in e:
             continue
         concepts.append(Concept(e["label"], tuple(e.get("tags") or ()), codepoints(e["hexcode"]),
-                                str(groups.get(str(e.get("group")), e.get("group")))))
+                                str(groups.get(str(e.get("group")), "other"))))  # regional indicators: none
     return tuple(concepts)
 
 
@@ -220,7 +228,7 @@ def _test_mask(concept: np.ndarray, style: np.ndarray, concepts: tuple[Concept, 
         rows = np.flatnonzero(concept == c)
         h = _hash(concepts[c].label)
         if len(rows) >= needed and h % 2 == 0:
-            test[rows[np.argsort(style[rows])][(h >> 1) % len(rows)]] = True
+            test[rows[np.argsort(style[rows], kind="stable")][(h >> 1) % len(rows)]] = True  # by style, not row order
     return test
 
 
@@ -268,17 +276,17 @@ def load(styles: Iterable[str] = tuple(STYLES)) -> EmojiCorpus:
                 corpus = EmojiCorpus(concepts, tuple(meta["styles"]), f["images"], f["concept"], f["style"], f["test"])
             logger.info("emoji: %s (cached %s)", corpus.counts(), path.name)
             return corpus
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             logger.warning("emoji: rebuilding the unreadable cache %s (%s)", path, err)
     corpus = parse(styles)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"styles": list(corpus.styles),
             "concepts": [{"label": c.label, "tags": list(c.tags), "hexcode": c.hexcode, "group": c.group}
                          for c in corpus.concepts]}
-    partial = path.with_suffix(".partial.npz")
-    np.savez(partial, images=corpus.images, concept=corpus.concept, style=corpus.style, test=corpus.test,
-             meta=np.asarray(json.dumps(meta)))
-    partial.replace(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", suffix=".npz", delete=False) as f:
+        np.savez(f, images=corpus.images, concept=corpus.concept, style=corpus.style, test=corpus.test,
+                 meta=np.asarray(json.dumps(meta)))
+    os.replace(f.name, path)  # atomic: a concurrent reader sees the old file or the new one, never half
     for stale in path.parent.glob(f"{stem}-*.npz"):  # ~100 MB each: earlier parses of the same styles go
         if stale != path:
             stale.unlink(missing_ok=True)

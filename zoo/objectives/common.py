@@ -15,7 +15,7 @@ import optax
 from flax import nnx
 
 from zoo import export
-from zoo.text.captions import with_style
+from zoo.text.conditions import with_style
 
 PyTree = Any
 
@@ -73,7 +73,7 @@ class SingleModelTask:
 class WithCaptionEmbeddings:
     """Batches (anything with `batch(step, pi, pc)` and `eval_batches(n, pi, pc)` whose batches carry
     `caption_id`) that also carry `cond` float32 [B, dim], the rows of a caption-embedding table, followed by
-    a one-hot of the batch's `style` when the data has `num_styles` > 0 (zoo.text.captions.with_style).
+    a one-hot of the batch's `style` when the data has `num_styles` > 0 (zoo.text.conditions.with_style).
     Gathered on the host: a table of tens of thousands of captions would be a needlessly large constant in
     a jitted step."""
 

@@ -5,7 +5,9 @@ Data: an image dataset of zoo.data.images (`config.data`, Fashion-MNIST by defau
 "a pair of ankle boots", ...); every caption is embedded once with the pretrained text encoder (cached on
 disk) and each example is conditioned on the embedding of a caption of its class drawn at random per step
 (the batch's `caption_id`). The table is tiny (61 x 384 for Fashion-MNIST), so the step gathers its rows
-itself from a constant, and batches stay {"image", "label", "caption_id"}.
+itself from a constant, and batches stay {"image", "label", "caption_id"}; a larger table, or data in several
+artwork styles (emoji), is gathered on the host instead, and batches bring `cond` (caption embedding and
+style one-hot).
 
 State: {"g_params", "g_stats" (G's BatchNorm running averages), "d_params", "g_opt_state", "d_opt_state"},
 two optimizers built by zoo.train.optim from the shared config keys (Radford: Adam, lr 2e-4, b1 0.5).
@@ -175,7 +177,8 @@ class GANTask:
                    ) -> tuple[dict[str, PyTree], dict[str, jax.Array]]:
         real = batch["image"]
         cond = self._cond(batch)
-        key, real_key, fake_key, g_key = jax.random.split(key, 4)
+        if self.augment:  # keys for the augmentations; without them z is drawn as it always was
+            key, real_key, fake_key, g_key = jax.random.split(key, 4)
         z = jax.random.normal(key, (real.shape[0], self.z_dim), jnp.float32)
         seen = lambda images, k: augment(images, k, self.augment) if self.augment else images  # noqa: E731
 

@@ -1,12 +1,15 @@
-"""Images from a text prompt: prompt -> the class caption it resembles -> generator (or decoder) -> PNG.
+"""Images from a text prompt: prompt -> a condition -> generator (or decoder) -> PNG.
 
-The `dcgan` and `vae` models were trained on sentence embeddings of class captions ("an ankle boot", "a
-pair of trousers", ...; zoo.data.images). A free prompt is embedded by the same encoder and compared with
-every caption: each class scores the cosine similarity of its best caption, the best class wins, and the
-model is conditioned on that caption's embedding (the exact conditioning it was trained on, so a prompt
-cannot push it off the caption manifold). The sampler reports how it read the prompt: the winning caption
-and the runner-up classes with their scores. A prompt that names no class still lands on the class whose
-captions it resembles most: "summer beach" is read as sandals (the only beach-wear among the ten classes).
+Two readings of a prompt, as the export's images.json says (`prompt_reading`):
+
+- "class" (`dcgan`, `vae`: Fashion-MNIST's ten named classes): the models were trained on sentence
+  embeddings of class captions ("an ankle boot", "a pair of trousers", ...). A free prompt is embedded by the
+  same encoder and compared with every caption; the class with the best caption wins, and the model is
+  conditioned on that caption's embedding, so a prompt cannot push it off the caption manifold. A prompt
+  that names no class lands on the class it resembles most: "summer beach" is read as sandals.
+- "embedding" (`dcgan-emoji`, `vae-emoji`: 1,940 concepts with words of their own): the prompt's own
+  embedding is the condition, followed by a one-hot of the artwork style (`--style`, or each in turn), and
+  the sampler reports the training captions nearest to it.
 
 Both families expose `sample(cond, key, temperature) -> images in [0, 1]`; one jitted call draws the whole
 batch from `jax.random.PRNGKey(seed)`, so the same seed gives byte-identical PNGs. `--interpolate A B`
@@ -118,7 +121,7 @@ class ImageSampler:
         model conditioned on free embeddings, the prompt's own embedding and the captions nearest to it."""
         from zoo.text.encoder import english_reading
 
-        english = english_reading(prompt, self.encoder, self.table)
+        english = english_reading(prompt, self.encoder, self.table, by_nearest_caption=self.direct)
         embedding = self.encoder.embed([english])[0]
         similarity = self.table @ embedding
         if self.direct:
@@ -148,7 +151,7 @@ class ImageSampler:
 
     def condition(self, embeddings: np.ndarray, styles: np.ndarray | list[int]) -> np.ndarray:
         """The model's conditions for embeddings [N, 384] and style indices [N] (ignored by a model of one style)."""
-        from zoo.text.captions import with_style
+        from zoo.text.conditions import with_style
 
         return with_style(embeddings, styles, len(self.styles))
 
@@ -265,7 +268,7 @@ class VAESampler(ImageSampler):
         in `style` (default: its first)."""
         from zoo.picture import load_image
 
-        pixels, notes = load_image(path, tuple(self.info["image_shape"]))
+        pixels, notes = load_image(path, tuple(self.info["image_shape"]), light_background=bool(self.styles))
         log.info("%s", "; ".join(notes))
         style_index = int(self.style_indices(1, style)[0])
         if prompt is not None:
@@ -374,7 +377,11 @@ def _encode_jit(graphdef: nnx.GraphDef, params: Any, x: jax.Array, cond: jax.Arr
     log p(mean | c) plus the posterior's entropy up to a constant."""
     model = nnx.merge(graphdef, params)
     mu, logvar = model.encode(x, cond)
-    loglik = -pixel_nll(model.likelihood, model.decode(mu, cond), x)
+    if model.likelihood == "bernoulli":  # grey levels as probabilities, clipped: what the Fashion figures used
+        p = jnp.clip(model.mean(model.decode(mu, cond)), 1e-4, 1 - 1e-4)
+        loglik = jnp.sum(x * jnp.log(p) + (1 - x) * jnp.log1p(-p), axis=(1, 2, 3))
+    else:
+        loglik = -pixel_nll(model.likelihood, model.decode(mu, cond), x)
     return mu, loglik + model.prior_log_prob(mu, cond) + 0.5 * jnp.sum(logvar, axis=-1)
 
 

@@ -364,14 +364,12 @@ def shared_encoder() -> TextEncoder:
     return TextEncoder.load()
 
 
-MANY_CAPTIONS = 1000  # a caption table this large (the emoji models') reads a Chinese word by its nearest caption
-
-
-def english_reading(prompt: str, encoder: TextEncoder, table: np.ndarray) -> str:
+def english_reading(prompt: str, encoder: TextEncoder, table: np.ndarray, by_nearest_caption: bool = False) -> str:
     """`prompt` as the English encoder should read it: a prompt with Chinese characters glossed word by word
     (zoo.text.chinese), each word in the sense nearest to the mean of `table`, the caption embeddings of
-    the model that will be conditioned (小调 in a music model: "minor key", not the folk-song genre), or, for a
-    table of thousands of concepts, nearest to any one caption (海边 to an emoji model: "beach"). Says how it read
+    the model that will be conditioned (小调 in a music model: "minor key", not the folk-song genre), or, with
+    `by_nearest_caption` (a model of thousands of concepts), nearest to any one caption (海边 to an emoji
+    model: "beach"). Says how it read
     a Chinese prompt; returns any other prompt unchanged."""
     from zoo.text import chinese
 
@@ -382,7 +380,7 @@ def english_reading(prompt: str, encoder: TextEncoder, table: np.ndarray) -> str
     centre = table.mean(axis=0)  # the model's domain: what its captions share
 
     def nearness(senses: Sequence[str]) -> np.ndarray:
-        if len(table) > MANY_CAPTIONS:  # thousands of concepts share little: the sense nearest to any one of them
+        if by_nearest_caption:  # thousands of concepts share little: the sense nearest to any one of them
             return (encoder.embed(list(senses)) @ table.T).max(axis=1)
         return encoder.embed(list(senses)) @ centre
 
