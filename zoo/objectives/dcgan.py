@@ -177,7 +177,8 @@ class GANTask:
                    ) -> tuple[dict[str, PyTree], dict[str, jax.Array]]:
         real = batch["image"]
         cond = self._cond(batch)
-        if self.augment:  # keys for the augmentations; without them z is drawn as it always was
+        real_key = fake_key = g_key = None  # keys for the augmentations; without them z is drawn as it always was
+        if self.augment:
             key, real_key, fake_key, g_key = jax.random.split(key, 4)
         z = jax.random.normal(key, (real.shape[0], self.z_dim), jnp.float32)
         seen = lambda images, k: augment(images, k, self.augment) if self.augment else images  # noqa: E731
