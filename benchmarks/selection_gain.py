@@ -60,7 +60,7 @@ PICK = {  # the picking critics' weights: the judged property's own critic is le
 }
 
 
-def _dictionary() -> set[str]:
+def dictionary_words() -> set[str]:
     """Whole English words of MiniLM's WordPiece vocabulary (no "##" pieces, letters only)."""
     import json
 
@@ -123,7 +123,7 @@ def run(name: str, trials: int) -> dict:
     sampler = registry.load_sampler(entry)(export.find_export(entry.pretrained_dir))
     critic = critic_for(entry.output, sampler, name)
     weights = PICK[entry.output]
-    dictionary = _dictionary() if name == "poem" else None
+    dictionary = dictionary_words() if name == "poem" else None
     judge_image = image_judge(sampler) if entry.output == "png" else None
     judged: dict[int, list[dict]] = {n: [] for n in NS}
     ranked_by: set[str] = set()  # the picking critics that could score these samples

