@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from benchmarks.image_classifier import CLASSIFIER_DIR, _flat, _nest
+from benchmarks.image_classifier import BATCH, CLASSIFIER_DIR, LEARNING_RATE, _flat, _nest, fit, shifted
 from zoo import allocator
 from zoo.data.image_captions import caption_table, class_captions
 from zoo.data.images import ImageDataset, load_images
@@ -45,7 +45,7 @@ from zoo.text.captions import embed_captions
 WEIGHTS = CLASSIFIER_DIR / "emoji_judge.npz"
 DATA = "emoji"
 FEATURES, EMBED = 256, 384
-BATCH, LEARNING_RATE, DEFAULT_STEPS, MAX_SHIFT = 128, 1e-3, 3000, 4
+DEFAULT_STEPS, MAX_SHIFT = 3000, 4  # batch and learning rate: image_classifier.fit's
 CHUNK = 256
 
 
@@ -82,50 +82,17 @@ def concept_table(ds: ImageDataset) -> np.ndarray:
     return table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-6)
 
 
-def shifted(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
-    """Each picture moved by up to `max_shift` pixels each way, the gap white (the corpus's background)."""
-    n, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift,) * 2, (max_shift,) * 2, (0, 0)), constant_values=255)
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    rows = dy[:, None] + np.arange(h)[None]
-    cols = dx[:, None] + np.arange(w)[None]
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
 def train(ds: ImageDataset, table: np.ndarray, steps: int, seed: int = 0, log_every: int = 250) -> Judge:
-    model = Judge(rngs=nnx.Rngs(seed))
-    graphdef, params = nnx.split(model)
-    tx = optax.adam(optax.cosine_decay_schedule(LEARNING_RATE, steps))
-    opt_state = tx.init(params)
     concepts = jnp.asarray(table)
 
-    def loss_fn(params, x, y):
-        judge = nnx.merge(graphdef, params)
+    def loss_fn(judge: Judge, x: jax.Array, y: jax.Array) -> jax.Array:
         logits = jnp.exp(jnp.minimum(judge.log_scale[...], np.log(100.0))) * judge(x) @ concepts.T
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return shifted(x, rng, MAX_SHIFT, fill=255)  # the corpus's white background
 
-    rng = np.random.default_rng([seed, 1])
-    n = len(ds.train_labels)
-    order, pos, losses, start = rng.permutation(n), 0, [], time.perf_counter()
-    for i in range(steps):
-        if pos + BATCH > n:
-            order, pos = rng.permutation(n), 0
-        idx = order[pos:pos + BATCH]
-        pos += BATCH
-        params, opt_state, loss = step(params, opt_state, shifted(ds.train_images[idx], rng, MAX_SHIFT),
-                                       ds.train_labels[idx])
-        losses.append(loss)
-        if (i + 1) % log_every == 0 or i + 1 == steps:
-            print(f"step {i + 1}/{steps}: train loss {float(np.mean(jax.device_get(losses))):.4f} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
-            losses = []
-    return nnx.merge(graphdef, params)
+    return fit(Judge(rngs=nnx.Rngs(seed)), loss_fn, ds, steps, seed, augment, log_every)
 
 
 def save(model: Judge, path: Path) -> None:

@@ -85,10 +85,10 @@ def to_unit(images: np.ndarray | jax.Array) -> jax.Array:
     return jnp.asarray(images, jnp.float32) / 255.0
 
 
-def shifted(images: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
-    """Each image moved by a random (dy, dx) in [-max_shift, max_shift], zero-filled (the background)."""
+def shifted(images: np.ndarray, rng: np.random.Generator, max_shift: int = 2, fill: int = 0) -> np.ndarray:
+    """Each image moved by a random (dy, dx) in [-max_shift, max_shift], the gap `fill` (the background)."""
     n, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)), constant_values=fill)
     dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
     rows = dy[:, None] + np.arange(h)[None]  # [n, h]
     cols = dx[:, None] + np.arange(w)[None]  # [n, w]
@@ -99,18 +99,27 @@ def train(ds: ImageDataset, steps: int, seed: int = 0, max_shift: int = 0, log_e
     """The classifier after `steps` Adam steps on the training split (epoch-wise permutations by `seed`)."""
     if tuple(ds.image_shape) != IMAGE_SHAPE:
         raise UsageError(f"the classifier takes 28x28x1 images; {ds.name} has {ds.image_shape}")
-    model = SmallCNN(ds.num_classes, rngs=nnx.Rngs(seed))
+
+    def loss_fn(model: SmallCNN, x: jax.Array, y: jax.Array) -> jax.Array:
+        return optax.softmax_cross_entropy_with_integer_labels(model(to_unit(x)), y).mean()
+
+    augment = (lambda x, rng: shifted(x, rng, max_shift)) if max_shift else None
+    return fit(SmallCNN(ds.num_classes, rngs=nnx.Rngs(seed)), loss_fn, ds, steps, seed, augment, log_every)
+
+
+def fit(model: nnx.Module, loss_fn: Callable[[nnx.Module, jax.Array, jax.Array], jax.Array], ds: ImageDataset,
+        steps: int, seed: int, augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        log_every: int = 250) -> nnx.Module:
+    """`model` after `steps` Adam steps (LEARNING_RATE, cosine decay to 0) of `loss_fn(model, images, labels)`
+    on batches of BATCH training images, each pass over them in a new order from `seed` and each batch
+    through `augment(images, rng)` if given: the benchmarks' judges share this loop, not their models."""
     graphdef, params = nnx.split(model)
     tx = optax.adam(optax.cosine_decay_schedule(LEARNING_RATE, steps))
     opt_state = tx.init(params)
 
-    def loss_fn(params, x, y):
-        logits = nnx.merge(graphdef, params)(to_unit(x))
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
     @jax.jit
     def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(nnx.merge(graphdef, p), x, y))(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -122,7 +131,7 @@ def train(ds: ImageDataset, steps: int, seed: int = 0, max_shift: int = 0, log_e
             order, pos = rng.permutation(n), 0
         idx = order[pos:pos + BATCH]
         pos += BATCH
-        x = shifted(ds.train_images[idx], rng, max_shift) if max_shift else ds.train_images[idx]
+        x = augment(ds.train_images[idx], rng) if augment else ds.train_images[idx]
         params, opt_state, loss = step(params, opt_state, x, ds.train_labels[idx])
         losses.append(loss)
         if (i + 1) % log_every == 0 or i + 1 == steps:

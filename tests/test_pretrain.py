@@ -91,3 +91,12 @@ def test_pretrain_then_finetune_on_verse(tmp_path) -> None:
         assert a["words"] > 0 and 0 < a["dictionary_share_scowl"] <= 1 and math.isfinite(a["words_per_line_mean"])
     assert 0.9 < out["verse_reference"]["dictionary_share_scowl"] < 1  # real verse, old spellings and all
     assert "| fine-tuned |" in pretrain_gain.report(out)
+
+
+def test_bigger_vocabularies_pack_more_characters_per_token() -> None:
+    from benchmarks import bpe_vocab
+
+    small, big = bpe_vocab.measure([512, 2048])
+    assert (small["vocab"], big["vocab"]) == (512, 2048)
+    for spec in ("english", "verse-en"):
+        assert 1.5 < small[spec] < big[spec] < 4.5
