@@ -1,9 +1,13 @@
-"""English verse with a GPT over byte-level BPE tokens: the embedded `poem` model (zoo/pretrained/poem).
+"""English verse with a GPT over byte-level BPE tokens, trained on verse alone.
 
-Train (about 25 min on 2 CPU cores):
-    python train.py --config configs/poem.py --workdir runs/poem
-Result (zoo/pretrained/poem/info.json, step 1200): validation loss 3.812 nats/token, 2.24 bits/char;
-next-token accuracy 22.6%.
+The embedded `poem` is no longer made this way: it is pretrained on general English and then fine-tuned on
+this verse (configs/poem_pretrain.py, configs/poem_finetune.py), which writes real words where this recipe
+invents them. This config stays the from-scratch recipe: the verse-only side of that comparison (with
+the pretraining's size, on the command line in zoo/pretrained/poem/README.md), the template the tests and
+the PyTorch twin (benchmarks/compare.py) train, and a starting point for your own corpus:
+    python train.py --config configs/poem.py --workdir runs/poem-verse
+Result (1200 steps, about 25 min on 2 CPU cores): validation 2.24 bits/char on held-out verse, 88% of the
+samples' words in the dictionary (the previous embedded `poem`).
 """
 
 import ml_collections

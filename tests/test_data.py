@@ -218,7 +218,7 @@ def test_tfds_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: path
 
 @pytest.mark.parametrize("spec", ["", "verse", "shakespeare", "file:/tmp/x.txt", "TANG"])
 def test_unknown_spec(spec: str) -> None:
-    with pytest.raises(UsageError, match="valid forms: verse-en, tang, text:PATH.*tfds:NAME"):
+    with pytest.raises(UsageError, match="valid forms: verse-en, english, tang, text:PATH.*tfds:NAME"):
         sources.load_documents(spec)
 
 
