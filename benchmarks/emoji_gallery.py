@@ -26,6 +26,8 @@ PROMPTS = ("summer beach", "夏天的海边", "a rainy day", "birthday party", "
 
 def gallery(sampler: object, prompts: Sequence[str], seed: int) -> tuple[np.ndarray, list[str]]:
     """(the grid as uint8 [H, W, 3], a Markdown row per prompt)."""
+    from zoo.sample.images import grid
+
     n = len(sampler.styles)
     rows, lines = [], []
     for prompt in prompts:
@@ -34,13 +36,7 @@ def gallery(sampler: object, prompts: Sequence[str], seed: int) -> tuple[np.ndar
         rows += sampler.sample_cond(cond, seed)
         nearest = ", ".join(f"{caption} ({score:.2f})" for caption, score in reading.scores)
         lines.append(f"| {prompt} | {nearest} |")
-    h, w, c = rows[0].shape
-    pad = 2
-    out = np.full((len(prompts) * (h + pad) + pad, n * (w + pad) + pad, c), 255, np.uint8)
-    for i, image in enumerate(rows):
-        r, q = divmod(i, n)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = image
-    return out, lines
+    return grid(rows, cols=n), lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -69,6 +69,8 @@ def test_slerp_and_grid():
     g = S.grid(tiles, pad=1)
     assert g.shape == (2 * 4 + 1, 3 * 3 + 1, 1)  # 5 tiles on 2 rows x 3 columns
     assert g[1, 1, 0] == 0 and g[1, 4, 0] == 10 and g[5, 1, 0] == 30 and g[5, 7, 0] == 255  # last cell empty
+    wide = S.grid(tiles, pad=1, cols=5)  # one row, as the emoji gallery lays out its styles
+    assert wide.shape == (3 + 2, 5 * 3 + 1, 1) and wide[1, 13, 0] == 40
 
 
 def test_cli_grid_directory_and_same_seed(tmp_path: pathlib.Path):

@@ -338,10 +338,10 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)).astype(np.float32)
 
 
-def grid(images: list[np.ndarray], pad: int = 2) -> np.ndarray:
-    """Images [H, W, C] tiled on a near-square grid with `pad` white pixels between them."""
+def grid(images: list[np.ndarray], pad: int = 2, cols: int | None = None) -> np.ndarray:
+    """Images [H, W, C] tiled row by row, `cols` a row (default: a near-square grid), `pad` white pixels apart."""
     n = len(images)
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     h, w, c = images[0].shape
     out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
