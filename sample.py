@@ -50,7 +50,8 @@ def build_parser() -> cli.ArgumentParser:
     registry, so a new family shows up here by its entry alone."""
     from zoo import registry
 
-    models = "\n".join(f"  {name:<9} {entry.summary} [.{entry.output}]" for name, entry in registry.MODELS.items())
+    width = max(map(len, registry.MODELS))
+    models = "\n".join(f"  {name:<{width}} {e.summary} [.{e.output}]" for name, e in registry.MODELS.items())
     parser = cli.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"models:\n{models}\n\nWithout --checkpoint the model embedded in zoo/pretrained/MODEL is used; "

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from benchmarks.pretrain_gain import split
 from zoo import cli
-from zoo.data import sources
 from zoo.errors import UsageError
 from zoo.text import tokenizer as tokenizer_lib
-
-VAL_FRACTION = {"english": 0.02, "verse-en": 0.05}  # the configs' own splits
 
 
 def chars_per_token(tok: tokenizer_lib.PreTrainedTokenizerFast, docs: Sequence[str]) -> float:
@@ -26,7 +24,8 @@ def chars_per_token(tok: tokenizer_lib.PreTrainedTokenizerFast, docs: Sequence[s
 
 
 def measure(sizes: Sequence[int]) -> list[dict[str, float]]:
-    splits = {spec: sources.split_documents(sources.load_documents(spec), f) for spec, f in VAL_FRACTION.items()}
+    """For each vocabulary size: the tokenizer's size and its chars/token on held-out English and verse."""
+    splits = {spec: split(spec) for spec in ("english", "verse-en")}
     rows = []
     for size in sizes:
         tok = tokenizer_lib.train_tokenizer(splits["english"][0], "bpe", size)

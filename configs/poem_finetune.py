@@ -3,8 +3,9 @@
 Train (pretraining first; the fine-tune reads runs/poem-pretrain, its tokenizer included):
     python train.py --config configs/poem_pretrain.py --workdir runs/poem-pretrain
     python train.py --config configs/poem_finetune.py --workdir runs/poem
-Result: zoo/pretrained/poem/README.md (held-out verse bits/char, the samples' dictionary words and lines, and
-the verse-only run of equal compute, from python -m benchmarks.pretrain_gain).
+Result (600 steps, 5 min): 2.057 bits/char on held-out verse, against 2.220 for the best verse-only run of
+the same model and budget; 92% of the samples' words in the dictionary. zoo/pretrained/poem/README.md has the
+comparison (python -m benchmarks.pretrain_gain) and its commands.
 """
 
 import ml_collections
@@ -23,5 +24,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.warmup_steps = 50
     c.eval_every = 100
     c.checkpoint_every = 100
-    c.early_stop = 3  # 1 MB of verse is a few hundred steps an epoch; the export keeps the best step
+    c.early_stop = 3  # 1 MB of verse is ~75 steps an epoch: stop when it overfits; the export keeps the best step
     return c

